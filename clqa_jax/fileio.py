@@ -1,0 +1,352 @@
+"""The one file-I/O layer: every artifact the project reads or writes goes through here.
+
+Paths are strings (or ``os.PathLike``) naming a local file or a ``gs://bucket/...`` object; both
+behave the same (``etils.epath`` underneath). Remote paths use the fsspec backend (``gcsfs``)
+rather than TensorFlow's gfile, so reading a file never imports TensorFlow and orbax, which
+also speaks epath, shares the same client; set ``EPATH_USE_TF=true`` before the first remote
+access to use gfile instead.
+
+Writers never leave a half-written artifact under its final name:
+
+    atomic_write(path, text_or_bytes)          # temporary name in the same directory, renamed
+    with atomic_open(path, "w") as f: ...      # same, streaming
+    with publish_dir(final_dir) as tmp: ...    # build a directory, then move it into place
+
+On GCS a single object is already atomic; a directory has no atomic rename, so
+``publish_dir`` moves its files one by one and writes ``commit_marker`` (when given) last:
+readers that require the marker never see a partial directory.
+
+Libraries that only take local filenames (SentencePiece, ScaNN, ``np.load(mmap_mode=...)``)
+read remote files through ``local_copy`` and write them through ``staged_local_dir``.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import posixpath
+import shutil
+import tempfile
+import uuid
+from typing import IO, Any, Iterator, Union
+
+# Before epath chooses a backend for the first remote path: fsspec (gcsfs), not TensorFlow.
+os.environ.setdefault("EPATH_USE_TF", "false")
+
+from etils import epath  # pylint: disable=g-import-not-at-top
+
+PathLike = Union[str, os.PathLike]
+
+_REMOTE_SCHEMES = ("gs://",)
+_TMP_TAG = ".tmp-"
+
+
+def as_str(path: PathLike) -> str:
+  return os.fspath(path)
+
+
+def is_remote(path: PathLike) -> bool:
+  """Whether ``path`` names an object store (``gs://``) rather than the local disk."""
+  return as_str(path).startswith(_REMOTE_SCHEMES)
+
+
+def as_path(path: PathLike) -> epath.Path:
+  return epath.Path(as_str(path))
+
+
+def join(base: PathLike, *parts: str) -> str:
+  """``os.path.join`` that keeps ``gs://`` intact."""
+  base = as_str(base)
+  if is_remote(base):
+    return posixpath.join(base, *parts)
+  return os.path.join(base, *parts)
+
+
+def dirname(path: PathLike) -> str:
+  path = as_str(path).rstrip("/") if is_remote(path) else as_str(path)
+  return posixpath.dirname(path) if is_remote(path) else os.path.dirname(path)
+
+
+def basename(path: PathLike) -> str:
+  path = as_str(path)
+  return posixpath.basename(path.rstrip("/")) if is_remote(path) else os.path.basename(path)
+
+
+def abspath(path: PathLike) -> str:
+  """Absolute local paths; remote paths unchanged."""
+  return as_str(path) if is_remote(path) else os.path.abspath(as_str(path))
+
+
+# ---------------------------------------------------------------------------------------------
+# Queries
+
+
+def exists(path: PathLike) -> bool:
+  return as_path(path).exists()
+
+
+def isdir(path: PathLike) -> bool:
+  return as_path(path).is_dir()
+
+
+def isfile(path: PathLike) -> bool:
+  p = as_path(path)
+  return p.exists() and not p.is_dir()
+
+
+def listdir(path: PathLike) -> list[str]:
+  """The sorted entry names of a directory (raises FileNotFoundError when it is missing)."""
+  p = as_path(path)
+  if not p.is_dir():
+    raise FileNotFoundError(f"{as_str(path)}: no such directory")
+  return sorted(child.name for child in p.iterdir())
+
+
+def glob(pattern: PathLike) -> list[str]:
+  """Sorted paths matching a shell pattern (``*``, ``?``, ``[...]``) in its last components."""
+  pattern = as_str(pattern)
+  if is_remote(pattern):
+    head, tail = _split_pattern(pattern)
+    return sorted(as_str(p) for p in epath.Path(head).glob(tail)) if exists(head) else []
+  import glob as glob_lib  # pylint: disable=g-import-not-at-top
+
+  return sorted(glob_lib.glob(pattern))
+
+
+def _split_pattern(pattern: str) -> tuple[str, str]:
+  parts = pattern.split("/")
+  for i, part in enumerate(parts):
+    if any(c in part for c in "*?["):
+      return "/".join(parts[:i]), "/".join(parts[i:])
+  return posixpath.dirname(pattern), posixpath.basename(pattern)
+
+
+def size(path: PathLike) -> int:
+  """The size of a file in bytes."""
+  if is_remote(path):
+    return int(as_path(path).stat().length)
+  return os.path.getsize(as_str(path))
+
+
+def walk_files(root: PathLike) -> list[str]:
+  """Every file below ``root``, as paths relative to it (``/``-separated), sorted."""
+  root = as_str(root)
+  out = []
+  for dirpath, _, files in as_path(root).walk():
+    rel = os.path.relpath(as_str(dirpath), root) if not is_remote(root) else \
+        as_str(dirpath)[len(root.rstrip("/")) + 1:]
+    for name in files:
+      out.append(name if rel in (".", "") else f"{rel.replace(os.sep, '/')}/{name}")
+  return sorted(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+def open(path: PathLike, mode: str = "r", encoding: str | None = "utf-8") -> IO[Any]:  # pylint: disable=redefined-builtin
+  """Opens a local or remote file; text modes decode as ``encoding`` (UTF-8 by default).
+
+  Use ``atomic_open`` to write an artifact: a plain ``open(path, "w")`` exposes partial files.
+  """
+  if "b" in mode or not is_remote(path):
+    import builtins  # pylint: disable=g-import-not-at-top
+
+    if is_remote(path):
+      return as_path(path).open(mode)
+    return builtins.open(as_str(path), mode, encoding=None if "b" in mode else encoding)
+  return as_path(path).open(mode, encoding=encoding)
+
+
+def read_text(path: PathLike, encoding: str = "utf-8") -> str:
+  with open(path, "r", encoding=encoding) as f:
+    return f.read()
+
+
+def read_bytes(path: PathLike) -> bytes:
+  with open(path, "rb") as f:
+    return f.read()
+
+
+def read_json(path: PathLike) -> Any:
+  """Parses a JSON file; a malformed one raises ``json.JSONDecodeError`` (with line/column)."""
+  return json.loads(read_text(path))
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def makedirs(path: PathLike) -> None:
+  """Creates a directory and its parents (a no-op on GCS, which has no directories)."""
+  if not is_remote(path):
+    os.makedirs(as_str(path), exist_ok=True)
+
+
+def _tmp_name(path: str) -> str:
+  return join(dirname(path), f".{basename(path)}{_TMP_TAG}{uuid.uuid4().hex[:12]}")
+
+
+def is_tmp_name(name: str) -> bool:
+  """Whether an entry name is one of this module's temporary names (to skip in listings)."""
+  return name.startswith(".") and _TMP_TAG in name
+
+
+@contextlib.contextmanager
+def atomic_open(path: PathLike, mode: str = "w", encoding: str | None = "utf-8",
+                *, overwrite: bool = True) -> Iterator[IO[Any]]:
+  """Writes ``path`` under a temporary name and renames it into place when the block succeeds.
+
+  On failure the temporary file is removed and ``path`` keeps its old content (if any). With
+  ``overwrite=False`` an existing ``path`` raises ``FileExistsError`` before anything is written.
+  """
+  if mode not in ("w", "wb"):
+    raise ValueError(f"atomic_open writes whole files: mode must be 'w' or 'wb', got {mode!r}")
+  path = as_str(path)
+  if not overwrite and exists(path):
+    raise FileExistsError(f"{path} already exists (refusing to overwrite it)")
+  parent = dirname(path)
+  if parent:
+    makedirs(parent)
+  tmp = _tmp_name(path)
+  try:
+    with open(tmp, mode, encoding=None if "b" in mode else encoding) as f:
+      yield f
+    replace(tmp, path)
+  except BaseException:
+    remove(tmp, missing_ok=True)
+    raise
+
+
+def atomic_write(path: PathLike, data: str | bytes, *, overwrite: bool = True) -> None:
+  """Writes a whole file atomically (text is UTF-8)."""
+  with atomic_open(path, "wb" if isinstance(data, bytes) else "w", overwrite=overwrite) as f:
+    f.write(data)
+
+
+def write_json(path: PathLike, obj: Any, *, indent: int | None = 2, overwrite: bool = True,
+               sort_keys: bool = False) -> None:
+  """Writes ``obj`` as JSON (UTF-8, non-ASCII kept, trailing newline) atomically."""
+  text = json.dumps(obj, indent=indent, ensure_ascii=False, sort_keys=sort_keys)
+  atomic_write(path, text + "\n", overwrite=overwrite)
+
+
+def replace(src: PathLike, dst: PathLike) -> None:
+  """Renames a file over ``dst`` (replacing it)."""
+  if is_remote(src) or is_remote(dst):
+    as_path(src).replace(as_str(dst))
+  else:
+    os.replace(as_str(src), as_str(dst))
+
+
+def remove(path: PathLike, missing_ok: bool = False) -> None:
+  try:
+    as_path(path).unlink()
+  except FileNotFoundError:
+    if not missing_ok:
+      raise
+
+
+def rmtree(path: PathLike, missing_ok: bool = True) -> None:
+  if not exists(path):
+    if missing_ok:
+      return
+    raise FileNotFoundError(f"{as_str(path)}: no such directory")
+  if is_remote(path):
+    as_path(path).rmtree()
+  else:
+    shutil.rmtree(as_str(path))
+
+
+def copy(src: PathLike, dst: PathLike, *, overwrite: bool = True) -> None:
+  """Copies one file (any mix of local and remote), atomically at ``dst``."""
+  if not overwrite and exists(dst):
+    raise FileExistsError(f"{as_str(dst)} already exists (refusing to overwrite it)")
+  with open(src, "rb") as fin, atomic_open(dst, "wb") as fout:
+    shutil.copyfileobj(fin, fout, length=8 << 20)
+
+
+def copytree(src: PathLike, dst: PathLike) -> None:
+  """Copies every file below ``src`` to the same relative path below ``dst``."""
+  for rel in walk_files(src):
+    copy(join(src, *rel.split("/")), join(dst, *rel.split("/")))
+
+
+@contextlib.contextmanager
+def publish_dir(final: PathLike, *, overwrite: bool = False,
+                commit_marker: str | None = None) -> Iterator[str]:
+  """Builds a directory under a temporary sibling name and moves it to ``final`` on success.
+
+  Yields the temporary directory's path. Locally the move is one rename (an existing ``final``
+  is replaced only with ``overwrite=True``, and only after the new one is complete). On GCS the
+  files are moved one by one and ``commit_marker`` (a file name inside the directory), when
+  given, moves last. On failure the temporary directory is deleted and ``final`` is untouched.
+  """
+  final = as_str(final).rstrip("/") if is_remote(final) else as_str(final)
+  if exists(final) and not overwrite:
+    raise FileExistsError(f"{final} already exists (pass overwrite to replace it)")
+  tmp = _tmp_name(final)
+  makedirs(tmp)
+  try:
+    yield tmp
+    _move_dir_into_place(tmp, final, commit_marker)
+  except BaseException:
+    rmtree(tmp)
+    raise
+
+
+def _move_dir_into_place(tmp: str, final: str, commit_marker: str | None) -> None:
+  if not is_remote(final):
+    if os.path.exists(final):
+      old = _tmp_name(final)
+      os.replace(final, old)
+      os.replace(tmp, final)
+      shutil.rmtree(old, ignore_errors=True)
+    else:
+      os.replace(tmp, final)
+    return
+  rmtree(final)
+  files = walk_files(tmp)
+  ordered = [f for f in files if f != commit_marker] + [f for f in files if f == commit_marker]
+  for rel in ordered:
+    replace(join(tmp, rel), join(final, rel))
+  rmtree(tmp)
+
+
+# ---------------------------------------------------------------------------------------------
+# Local staging for libraries that only take local filenames
+
+
+@contextlib.contextmanager
+def local_copy(path: PathLike) -> Iterator[str]:
+  """A local filename with ``path``'s content: ``path`` itself when local, else a temporary
+  download (a file or a whole directory) removed when the block ends."""
+  path = as_str(path)
+  if not is_remote(path):
+    yield path
+    return
+  with tempfile.TemporaryDirectory(prefix="clqa-") as tmp:
+    local = os.path.join(tmp, basename(path))
+    if isdir(path):
+      copytree(path, local)
+    else:
+      copy(path, local)
+    yield local
+
+
+@contextlib.contextmanager
+def staged_local_dir(final: PathLike, *, overwrite: bool = False,
+                     commit_marker: str | None = None) -> Iterator[str]:
+  """Like ``publish_dir``, for writers that need a local directory: a remote ``final`` is
+  staged in a local temporary directory and uploaded on success."""
+  final = as_str(final)
+  if not is_remote(final):
+    with publish_dir(final, overwrite=overwrite, commit_marker=commit_marker) as tmp:
+      yield tmp
+    return
+  if exists(final) and not overwrite:
+    raise FileExistsError(f"{final} already exists (pass overwrite to replace it)")
+  with tempfile.TemporaryDirectory(prefix="clqa-") as local:
+    yield local
+    with publish_dir(final, overwrite=True, commit_marker=commit_marker) as tmp:
+      copytree(local, tmp)
