@@ -15,6 +15,7 @@ from clqa_jax.cli import gin_flags
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("clqa_jax.cli.demo_cmd", "run the whole pipeline on the embedded mini corpus"),
     "train": ("clqa_jax.cli.train_cmd", "train a model (gin-configured: stage 1, stage 2, fine-tuning)"),
+    "aot": ("clqa_jax.cli.aot_cmd", "compile a run's train step for a TPU topology: does it fit?"),
     "eval": ("clqa_jax.cli.eval_cmd", "evaluate an exported checkpoint on XOR-Retrieve / XOR-Full / MKQA"),
     "infer": ("clqa_jax.cli.infer_cmd", "answer questions with an exported checkpoint"),
     "index": ("clqa_jax.cli.index_cmd", "encode a passage corpus and build a search index"),
