@@ -42,10 +42,10 @@ def run(args: argparse.Namespace) -> int:
   logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
   logging.getLogger("apache_beam").setLevel(logging.WARNING)
   if args.stage == "generate":
-    from clqa_jax.synth import corpus_gen
+    from clqa_jax.miniwiki import generate
     if not args.out:
       raise SystemExit("clqa synth generate: --out is required")
-    counts = corpus_gen.generate_corpus(args.out, args.synthetic_entities, args.seed)
+    counts = generate.generate_corpus(args.out, args.synthetic_entities, args.seed)
     for k, v in counts.items():
       print(f"{k}\t{v}")
     return 0

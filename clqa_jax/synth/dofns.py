@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from typing import Any, Iterator
 
 import apache_beam as beam
 
+from clqa_jax import fileio
 from clqa_jax.data import wikipedia
 from clqa_jax.synth import cloze
 from clqa_jax.synth import config as config_lib
@@ -160,7 +160,7 @@ def make_backend(cfg: config_lib.SynthConfig) -> rewrite.RewriteBackend:
     from clqa_jax.synth import http_backend
     h = cfg.http
     return http_backend.HttpBackend(
-        h.base_url, h.model, cache_dir=h.cache_dir or os.path.join(cfg.output_dir, "rewrite_cache"),
+        h.base_url, h.model, cache_dir=h.cache_dir or fileio.join(cfg.output_dir, "rewrite_cache"),
         api=h.api, batch_size=h.batch_size, max_retries=h.max_retries, backoff_s=h.backoff_s,
         timeout_s=h.timeout_s, max_tokens=h.max_tokens, api_key_env=h.api_key_env)
   model_config, params, vocab = _load_checkpoint(cfg)
@@ -213,7 +213,7 @@ class DedupDoFn(beam.DoFn):
 
 def validate_xor_file(path: str) -> Iterator[str]:
   """Checks XOR-TyDi JSONL lines (id, lang, question, answers); yields each line's language."""
-  with open(path, encoding="utf-8") as f:
+  with fileio.open(path, "r") as f:
     for lineno, line in enumerate(f, 1):
       if not line.strip():
         continue

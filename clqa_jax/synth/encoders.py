@@ -18,6 +18,7 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
+from clqa_jax import fileio
 from clqa_jax.synth import scripts
 
 _NUMBER = re.compile(r"\d{2,}")
@@ -78,7 +79,7 @@ class CheckpointQueryEncoder:
     from clqa_jax.models import UnifiedRetrieverReader  # the model API (DESIGN.md §4)
 
     model = UnifiedRetrieverReader(config)
-    sp = spm.SentencePieceProcessor(model_file=vocab_path)
+    sp = spm.SentencePieceProcessor(model_proto=fileio.read_bytes(vocab_path))  # local or gs://
 
     @jax.jit
     def encode_fn(tokens):

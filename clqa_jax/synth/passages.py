@@ -10,6 +10,7 @@ import csv
 import io
 from typing import Any
 
+from clqa_jax import fileio
 from clqa_jax.data import wikipedia
 from clqa_jax.synth import scripts
 from clqa_jax.synth import textseg
@@ -47,7 +48,7 @@ def tsv_row(passage: dict[str, str]) -> str:
 
 def read_tsv(path: str) -> list[tuple[str, str, str]]:
   """(pid, title, text) rows of a DPR passage TSV (header required)."""
-  with open(path, encoding="utf-8", newline="") as f:
+  with fileio.open(path, "rb") as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as f:
     reader = csv.reader(f, delimiter="\t")
     header = next(reader, None)
     if header != ["id", "text", "title"]:

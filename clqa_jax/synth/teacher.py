@@ -17,6 +17,8 @@ from typing import Callable, Protocol
 import numpy as np
 import scipy.sparse as sp
 
+from clqa_jax import fileio
+
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 MASK_TOKEN = "_X_"
 
@@ -103,7 +105,7 @@ class DenseRetriever:
     from clqa_jax.models import UnifiedRetrieverReader  # the model API (DESIGN.md §4)
 
     model = UnifiedRetrieverReader(config)
-    sp_model = spm.SentencePieceProcessor(model_file=vocab_path)
+    sp_model = spm.SentencePieceProcessor(model_proto=fileio.read_bytes(vocab_path))  # local or gs://
     enc_q = jax.jit(lambda t: model.apply({"params": params}, t, method=UnifiedRetrieverReader.encode_queries))
     enc_p = jax.jit(lambda t: model.apply({"params": params}, t, method=UnifiedRetrieverReader.encode_passages))
 
