@@ -20,12 +20,13 @@ import random
 import re
 import urllib.parse
 
+from clqa_jax.data import formats
 from clqa_jax.synth import kb
 from clqa_jax.synth import morphology
 from clqa_jax.synth import scripts
 from clqa_jax.synth import templates
 
-XOR_LANGS = ("ar", "bn", "fi", "ja", "ko", "ru", "te")
+XOR_LANGS = formats.XOR_LANGUAGES
 _ARTICLES_PER_FILE = 1000
 _PLACEHOLDER = re.compile(r"\{(\w+)(?::(\w+))?\}|\[(\w+)(?::(\w+))?\]")
 
