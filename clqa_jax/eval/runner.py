@@ -20,7 +20,7 @@ import json
 import logging
 import os
 import time
-from typing import Any, Sequence
+from typing import Sequence
 
 import gin
 import numpy as np
@@ -145,11 +145,10 @@ def _reading_table(config: EvalConfig, qs, answers: dict[str, str]):
     return xor_full.evaluate_xor_full(gold, answers)
   if config.task == "xor-retrieve":
     return xor_engspan.evaluate_xor_engspan(gold, answers)
-  converted: dict[str, list[dict[str, Any]]] = {}
+  converted: dict[str, list[Question]] = {}
   predictions: dict[str, dict[str, str]] = {}
   for q in qs:
-    converted.setdefault(q.lang, []).append(
-        {"id": q.qid, "question": q.question, "answers": list(q.answers), "lang": q.lang})
+    converted.setdefault(q.lang, []).append(q)
     predictions.setdefault(q.lang, {})[q.qid] = answers[q.key]
   return mkqa.evaluate_mkqa(converted, predictions, config.mia_segmentation)
 
