@@ -17,9 +17,7 @@ integration tests build their data root with.
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
-import glob
 import json
 import logging
 import os
@@ -27,6 +25,9 @@ import sys
 import tempfile
 import time
 from typing import Any, Callable
+
+from clqa_jax.data import formats
+from clqa_jax.data import readers
 
 logger = logging.getLogger(__name__)
 
@@ -59,17 +60,13 @@ def vocabulary_text(root: str, out_path: str) -> int:
   lines = 0
   with open(out_path, "w", encoding="utf-8") as out:
     for name in ("passages/all_w100.tsv", "passages/psgs_w100.tsv"):
-      with open(os.path.join(root, name), encoding="utf-8", newline="") as f:
-        rows = csv.reader(f, delimiter="\t")
-        next(rows)  # header id, text, title
-        for row in rows:
-          out.write(f"{row[2]}\n{row[1]}\n")
-          lines += 2
-    for path in sorted(glob.glob(os.path.join(root, "stage*", "*.jsonl-*-of-*"))):
-      with open(path, encoding="utf-8") as f:
-        for line in f:
-          record = json.loads(line)
-          for text in (record["question"], record.get("question_en", ""), *record["answers"]):
+      for p in readers.read_passages_tsv(os.path.join(root, name)):
+        out.write(f"{p.title}\n{p.text}\n")
+        lines += 2
+    for stage, read in (("stage1", readers.read_stage1_jsonl), ("stage2", readers.read_stage2_jsonl)):
+      for path in readers.expand_shards(os.path.join(root, stage, "*.jsonl-*-of-*")):
+        for record in read(path):
+          for text in (record.question, getattr(record, "question_en", ""), *record.answers):
             if text:
               out.write(text + "\n")
               lines += 1
@@ -100,7 +97,7 @@ def prepare_data(root: str, vocab_size: int = VOCAB_SIZE) -> dict:
           "vocab": vocab}
 
 
-XOR_LANGUAGES = ("ar", "bn", "fi", "ja", "ko", "ru", "te")
+XOR_LANGUAGES = formats.XOR_LANGUAGES
 STEPS = ("synth", "vocab", "teacher", "stage1", "stage2", "export", "eval")
 
 

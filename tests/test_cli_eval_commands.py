@@ -111,5 +111,5 @@ def test_infer(exports, capsys, tmp_path):
   assert scores == sorted(scores, reverse=True)
   qfile.write_text('{"id": "x"}\n')
   assert cli_main.main(["infer", "--export", dirs[0], "--index", index, "--questions_file",
-                        str(qfile)]) == 1
-  assert "question" in capsys.readouterr().err
+                        str(qfile)]) == 2
+  assert f"clqa infer: error: {qfile}:1: question: missing" in capsys.readouterr().err

@@ -9,6 +9,7 @@ import pytest
 
 from clqa_jax.data import readers
 from clqa_jax.data import wikipedia
+from clqa_jax.data.errors import DataFormatError
 from clqa_jax.miniwiki import generate
 from clqa_jax.miniwiki import kb
 from clqa_jax.miniwiki import morphology
@@ -102,17 +103,17 @@ def test_reader_parses_links_and_reports_bad_input(tmp_path):
   assert links == [wikipedia.Link(0, 7, "Han River"), wikipedia.Link(10, 15, "Seoul")]
   bad = tmp_path / "wiki_00"
   bad.write_text(json.dumps({"id": "1", "title": "A", "text": "x"}) + "\n" + json.dumps({"id": "2", "text": "y"}) + "\n")
-  with pytest.raises(wikipedia.WikipediaFormatError, match=r"wiki_00:2: field 'title': missing"):
+  with pytest.raises(DataFormatError, match=r"wiki_00:2: title: missing"):
     list(wikipedia.read_articles(str(bad)))
   bad.write_text("{not json\n")
-  with pytest.raises(wikipedia.WikipediaFormatError, match=r"wiki_00:1: field '<json>'"):
+  with pytest.raises(DataFormatError, match=r"wiki_00:1: <json>: "):
     list(wikipedia.read_articles(str(bad)))
   ll = tmp_path / "langlinks.tsv"
   ll.write_text("en_title\tlang\ttitle\nFinland\tfi\tSuomi\nJapan\tja\n")
-  with pytest.raises(wikipedia.WikipediaFormatError, match=r"langlinks.tsv:3: field '<row>'"):
+  with pytest.raises(DataFormatError, match=r"langlinks.tsv:3: <row>: "):
     wikipedia.read_langlinks(str(ll))
   ll.write_text('{"en_title": "Finland", "lang": "fi", "title": "Suomi"}\n{"en_title": "Japan", "lang": "ja"}\n')
-  with pytest.raises(wikipedia.WikipediaFormatError, match=r"langlinks.tsv:2: field 'title'"):
+  with pytest.raises(DataFormatError, match=r"langlinks.tsv:2: title: "):
     wikipedia.read_langlinks(str(ll))
 
 

@@ -88,7 +88,6 @@ def run(args: argparse.Namespace) -> int:
   from clqa_jax.checkpoints import exported
   from clqa_jax.data.errors import DataFormatError, StoreMismatchError
   from clqa_jax.eval import corpus_index
-  from clqa_jax.eval import inputs
   from clqa_jax.eval import report
   from clqa_jax.eval import runner as runner_lib
   from clqa_jax.eval.inference import ModelRunner
@@ -110,9 +109,10 @@ def run(args: argparse.Namespace) -> int:
                                scann_config=scann_index.ScannConfig())
     result = runner_lib.evaluate(args.export, args.index, args.data_file, args.out, config,
                                  runner=runner, overwrite=args.overwrite)
+  except DataFormatError:
+    raise  # reported by cli.main like every input error
   except (FileNotFoundError, FileExistsError, ValueError, exported.ExportFormatError,
-          corpus_index.IndexMismatchError, inputs.EvalInputError, DataFormatError,
-          StoreMismatchError) as e:
+          corpus_index.IndexMismatchError, StoreMismatchError) as e:
     print(f"clqa eval: {e}", file=sys.stderr)
     return 1
   for table in result.tables:

@@ -70,8 +70,10 @@ def run(args: argparse.Namespace) -> int:
         batch_size=runner.query_batch_size, rows_per_shard=args.rows_per_shard,
         embedding_dtype=args.embedding_dtype, skip_errors=args.skip_errors,
         scann_config=scann_index.ScannConfig())
+  except DataFormatError:
+    raise  # reported by cli.main like every input error
   except (FileNotFoundError, exported.ExportFormatError, corpus_index.IndexMismatchError,
-          DataFormatError, StoreMismatchError, EncodingError, ValueError) as e:
+          StoreMismatchError, EncodingError, ValueError) as e:
     print(f"clqa index: {e}", file=sys.stderr)
     return 1
   print(json.dumps({k: manifest[k] for k in ("num_passages", "dim", "searcher")

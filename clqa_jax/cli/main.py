@@ -9,6 +9,7 @@ import argparse
 import importlib
 import sys
 
+from clqa_jax.cli import errors as cli_errors
 from clqa_jax.cli import gin_flags
 
 # name -> (module, one-line help). The order is the order --help lists them in.
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
   args = parser.parse_args(rest)
   if gin_bindings:
     args.gin_bindings = list(getattr(args, "gin_bindings", []) or []) + gin_bindings
-  return int(module.run(args) or 0)
+  return cli_errors.run_reporting_input_errors(name, module.run, args)
 
 
 if __name__ == "__main__":

@@ -20,13 +20,14 @@ import re
 import urllib.parse
 
 from clqa_jax import fileio
+from clqa_jax.data import formats
 from clqa_jax.miniwiki import kb
 from clqa_jax.miniwiki import morphology
 from clqa_jax.miniwiki import names as names_lib
 from clqa_jax.miniwiki import templates
 from clqa_jax.synth import scripts
 
-XOR_LANGS = ("ar", "bn", "fi", "ja", "ko", "ru", "te")
+XOR_LANGS = formats.XOR_LANGUAGES
 _ARTICLES_PER_FILE = 1000
 _PLACEHOLDER = re.compile(r"\{(\w+)(?::(\w+))?\}|\[(\w+)(?::(\w+))?\]")
 

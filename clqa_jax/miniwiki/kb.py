@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 
-LANGS = ("en", "ar", "bn", "fi", "ja", "ko", "ru", "te")
+from clqa_jax.data import formats
+
+LANGS = ("en",) + formats.XOR_LANGUAGES
 
 
 @dataclasses.dataclass(frozen=True)

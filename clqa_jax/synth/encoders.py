@@ -19,6 +19,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from clqa_jax import fileio
+from clqa_jax.data import formats
 from clqa_jax.synth import scripts
 
 _NUMBER = re.compile(r"\d{2,}")
@@ -88,7 +89,7 @@ class CheckpointQueryEncoder:
     def tokenize(texts: list[str]) -> np.ndarray:
       out = np.zeros((len(texts), max_len), np.int32)
       for i, t in enumerate(texts):
-        ids = sp.encode("question: " + t)[:max_len]
+        ids = sp.encode(formats.question_text(t))[:max_len]
         out[i, :len(ids)] = ids
       return out
 
