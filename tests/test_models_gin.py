@@ -5,7 +5,7 @@ import os
 import gin
 import pytest
 
-from clqa_jax.cli import gin_flags
+from clqa_jax import gin_utils
 from clqa_jax.models import PRESETS, MT5Config, UnifiedConfig
 
 GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "gin", "models")
@@ -15,7 +15,7 @@ GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "gin", "model
 def test_size_file_equals_preset(preset):
   gin.clear_config()
   try:
-    gin_flags.parse_gin([f"models/mt5_{preset}.gin", "models/unified.gin"],
+    gin_utils.parse_gin([f"models/mt5_{preset}.gin", "models/unified.gin"],
                         ["UnifiedConfig.retriever_layer = 1"])
     config = UnifiedConfig()
   finally:
