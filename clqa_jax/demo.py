@@ -36,22 +36,15 @@ VOCAB_SIZE = 1000  # fits the tiny model's 1024 embeddings (gin/experiments/mini
 
 def run_synth(root: str, gin_file: str = "synth/mini.gin") -> dict:
   """``clqa synth all --gin_file synth/mini.gin --out root`` in this process (gin restored)."""
-  import gin  # pylint: disable=g-import-not-at-top
-
-  from clqa_jax.cli import gin_flags  # pylint: disable=g-import-not-at-top
+  from clqa_jax import gin_utils  # pylint: disable=g-import-not-at-top
   from clqa_jax.synth import config as config_lib  # pylint: disable=g-import-not-at-top
   from clqa_jax.synth import stages  # pylint: disable=g-import-not-at-top
 
   logging.getLogger("apache_beam").setLevel(logging.WARNING)
-  saved = gin.config_str()
-  gin.clear_config()
-  try:
-    gin_flags.parse_gin([gin_file], [], finalize=False)
+  with gin_utils.scoped_config():
+    gin_utils.parse_gin([gin_file], [], finalize=False)
     cfg = config_lib.SynthConfig(output_dir=root)
     return stages.run_all(cfg)
-  finally:
-    gin.clear_config()
-    gin.parse_config(saved, skip_unknown=True)
 
 
 def vocabulary_text(root: str, out_path: str) -> int:
@@ -164,23 +157,18 @@ def _step(cfg: DemoConfig, name: str, fn: Callable[[], dict[str, Any]]) -> dict[
 
 def _train(cfg: DemoConfig, experiment: str, name: str, steps: int,
            bindings: list[str]) -> dict[str, Any]:
-  """One gin experiment run in this process (gin cleared before and after)."""
-  import gin  # pylint: disable=g-import-not-at-top
-
-  from clqa_jax.cli import gin_flags  # pylint: disable=g-import-not-at-top
+  """One gin experiment run in this process (on an empty gin config, restored after)."""
+  from clqa_jax import gin_utils  # pylint: disable=g-import-not-at-top
   from clqa_jax.trainer import loop  # pylint: disable=g-import-not-at-top
   from clqa_jax.trainer import register_configurables  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
 
   model_dir = cfg.run_dir(name)
-  gin.clear_config()
-  try:
-    gin_flags.parse_gin([experiment, *cfg.gin_files], [
+  with gin_utils.scoped_config():
+    gin_utils.parse_gin([experiment, *cfg.gin_files], [
         f"data_root.path = '{cfg.data}'", f"MODEL_DIR = '{model_dir}'", f"TRAIN_STEPS = {steps}",
         f"BATCH_SIZE = {cfg.batch_size}", f"NUM_PASSAGES = {cfg.num_passages}",
         f"SAVE_EVERY = {max(steps // 2, 1)}", *bindings, *cfg.gin_bindings])
     result = loop.train()
-  finally:
-    gin.clear_config()
   if result.status != "completed":
     raise RuntimeError(f"{name}: training ended {result.status} at step {result.step}")
   return {"model_dir": model_dir, "checkpoints": result.checkpoint_dir, "step": result.step,

@@ -5,7 +5,7 @@ import os
 import gin
 import pytest
 
-from clqa_jax.cli import gin_flags
+from clqa_jax import gin_utils
 from clqa_jax.models import PRESETS, MT5Config, UnifiedConfig
 
 GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "gin", "models")
@@ -15,7 +15,7 @@ GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "gin", "model
 def test_size_file_equals_preset(preset):
   gin.clear_config()
   try:
-    gin_flags.parse_gin([f"models/mt5_{preset}.gin", "models/unified.gin"],
+    gin_utils.parse_gin([f"models/mt5_{preset}.gin", "models/unified.gin"],
                         ["UnifiedConfig.retriever_layer = 1"])
     config = UnifiedConfig()
   finally:
@@ -32,7 +32,7 @@ def test_every_model_gin_file_is_covered():
 def test_gin_binding_overrides_one_preset_dimension():
   gin.clear_config()
   try:
-    gin_flags.parse_gin(["models/mt5_tiny.gin", "models/unified.gin"],
+    gin_utils.parse_gin(["models/mt5_tiny.gin", "models/unified.gin"],
                         ["MT5Config.vocab_size = 1024", "MT5Config.dtype = 'bfloat16'"])
     config = UnifiedConfig()
   finally:

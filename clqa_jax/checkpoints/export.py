@@ -145,6 +145,7 @@ def model_config_from_gin(gin_path: str):
   """``UnifiedConfig`` as a run's operative config binds it (gin state is restored after)."""
   import gin
 
+  from clqa_jax import gin_utils
   from clqa_jax.models.unified import UnifiedConfig
   from clqa_jax.trainer import register_configurables  # noqa: F401  (names the run files use)
 
@@ -154,14 +155,9 @@ def model_config_from_gin(gin_path: str):
      "UnifiedConfig()" not in text:
     raise ValueError(f"{gin_path}: the operative config does not bind UnifiedConfig (the run "
                      "did not build its model config with gin); pass --model_config JSON")
-  saved = gin.config_str()
-  gin.clear_config()
-  try:
+  with gin_utils.scoped_config():
     gin.parse_config(text, skip_unknown=True)
     return UnifiedConfig()
-  finally:
-    gin.clear_config()
-    gin.parse_config(saved, skip_unknown=True)
 
 
 def resolve_model_config(source: ExportSource, model_config: Any = None):

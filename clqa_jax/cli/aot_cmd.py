@@ -18,6 +18,7 @@ import os
 import re
 import sys
 
+from clqa_jax import gin_utils
 from clqa_jax.cli import gin_flags
 
 EXIT_DOES_NOT_FIT = 1
@@ -59,7 +60,7 @@ def _parse_with_placeholder_paths(gin_files: list[str], bindings: list[str]) -> 
   for _ in range(32):
     gin.clear_config()
     try:
-      gin_flags.parse_gin(gin_files, bindings + placeholders)
+      gin_utils.parse_gin(gin_files, bindings + placeholders)
       return
     except ValueError as e:
       missing = _REQUIRED_MACRO.match(str(e))

@@ -23,6 +23,7 @@ import logging
 import os
 import sys
 
+from clqa_jax import gin_utils
 from clqa_jax.cli import gin_flags
 
 # flag -> EvalConfig field; a flag left unset keeps the gin/default value.
@@ -95,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
   from clqa_jax.partitioning import partitioner as partitioner_lib
 
   try:
-    gin_flags.parse_gin(args.gin_file, args.gin_bindings or [], finalize=False)
+    gin_utils.parse_gin(args.gin_file, args.gin_bindings or [], finalize=False)
     config = eval_config(args)
     runner = ModelRunner.from_export(args.export, partitioner=partitioner_lib.make_partitioner(),
                                      query_batch_size=config.query_batch_size,

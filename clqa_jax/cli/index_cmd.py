@@ -22,6 +22,7 @@ import logging
 import sys
 import time
 
+from clqa_jax import gin_utils
 from clqa_jax.cli import gin_flags
 
 
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
   start = time.time()
   try:
-    gin_flags.parse_gin(args.gin_file, args.gin_bindings or [], finalize=False)
+    gin_utils.parse_gin(args.gin_file, args.gin_bindings or [], finalize=False)
     runner = ModelRunner.from_export(args.export, partitioner=partitioner_lib.make_partitioner(),
                                      query_batch_size=args.batch_size)
     manifest = corpus_index.build_index(

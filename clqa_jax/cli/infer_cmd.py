@@ -61,8 +61,8 @@ def run(args: argparse.Namespace) -> int:
   logging.basicConfig(level=logging.WARNING)
   import sentencepiece as spm
 
+  from clqa_jax import gin_utils
   from clqa_jax.checkpoints import exported
-  from clqa_jax.cli import gin_flags
   from clqa_jax.eval import corpus_index
   from clqa_jax.data.errors import DataFormatError
   from clqa_jax.eval import report
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
   from clqa_jax.partitioning import partitioner as partitioner_lib
 
   try:
-    gin_flags.parse_gin(args.gin_file, args.gin_bindings or [], finalize=False)
+    gin_utils.parse_gin(args.gin_file, args.gin_bindings or [], finalize=False)
     qs = _read_questions(args)
     index = corpus_index.CorpusIndex(args.index, args.export)
     runner = ModelRunner.from_export(args.export, partitioner=partitioner_lib.make_partitioner(),

@@ -18,6 +18,7 @@ import argparse
 import dataclasses
 import logging
 
+from clqa_jax import gin_utils
 from clqa_jax.cli import gin_flags
 
 _STAGE_CHOICES = ("all", "passages", "anchors", "parallel", "teacher", "qa", "questions", "generate")
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
   from clqa_jax.synth import config as config_lib
   from clqa_jax.synth import stages
   bindings = list(args.gin_bindings)
-  gin_flags.parse_gin(args.gin_file, bindings)
+  gin_utils.parse_gin(args.gin_file, bindings)
   overrides = {}
   if args.out:
     overrides["output_dir"] = args.out

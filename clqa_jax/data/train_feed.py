@@ -33,13 +33,13 @@ from typing import Any, Iterator, Mapping, Sequence
 import gin
 import numpy as np
 
+# Registers the tasks (and their gin configurables) before a run's config is locked.
+from clqa_jax import tasks
 from clqa_jax.data import fid_batch
 from clqa_jax.data import paths
 from clqa_jax.data import pipeline
 from clqa_jax.data.passage_store import MAX_PASSAGE_TOKENS, PassageStore
 from clqa_jax.data.retrieval_store import RetrievalStore, RetrievalVersion
-# Registers the tasks (and their gin configurables) before a run's config is locked.
-import tasks  # noqa: F401  pylint: disable=unused-import,g-bad-import-order
 
 logger = logging.getLogger(__name__)
 

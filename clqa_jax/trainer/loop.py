@@ -26,8 +26,8 @@ import gin
 import jax
 import numpy as np
 
+from clqa_jax import gin_utils
 from clqa_jax.checkpoints import unified_params
-from clqa_jax.cli import gin_flags
 from clqa_jax.losses.teacher import Teacher
 from clqa_jax.partitioning import distributed
 from clqa_jax.partitioning import partitioner as partitioner_lib
@@ -226,7 +226,7 @@ def train(*,
 
   if jax.process_index() == 0:
     # Every configurable the run uses has been called by now.
-    gin_flags.write_operative_config(model_dir)
+    gin_utils.write_operative_config(model_dir)
     _write_model_config(model_dir, model)
 
   step_fn = train_step_lib.make_train_step(
