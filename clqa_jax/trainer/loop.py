@@ -26,13 +26,13 @@ import gin
 import jax
 import numpy as np
 
+from clqa_jax.checkpoints import training as checkpointing
 from clqa_jax.checkpoints import unified_params
 from clqa_jax.cli import gin_flags
 from clqa_jax.losses.teacher import Teacher
 from clqa_jax.partitioning import distributed
 from clqa_jax.partitioning import partitioner as partitioner_lib
 from clqa_jax.partitioning.partitioner import Partitioner, PartitioningConfig
-from clqa_jax.trainer import checkpointing
 from clqa_jax.trainer import hooks as hooks_lib
 from clqa_jax.trainer import microbatch
 from clqa_jax.trainer import optimizer as optimizer_lib
@@ -127,7 +127,7 @@ def train(*,
     raise ValueError(f"objective {objective.name!r} needs a teacher: bind train.teacher "
                      "(and Teacher.checkpoint) in gin")
 
-  ckpt = checkpointing.Checkpointer(os.path.join(model_dir, "checkpoints"), checkpoint)
+  ckpt = checkpointing.Checkpointer(checkpointing.run_checkpoints_dir(model_dir), checkpoint)
   abstract_params, param_shardings = state_init.abstract_params_and_shardings(
       partitioner, model, init_shapes)
   shardings = state_init.state_shardings(partitioner, tx, abstract_params, param_shardings)
@@ -140,8 +140,8 @@ def train(*,
     if checkpoint.init_checkpoint:
       abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                               abstract_params, param_shardings)
-      params = unified_params.load_unified_params(checkpoint.init_checkpoint, model, abstract,
-                                                  "CheckpointConfig.init_checkpoint")
+      params = unified_params.load_unified_params(checkpoint.init_checkpoint, model.config,
+                                                  abstract, "CheckpointConfig.init_checkpoint")
       logger.info("initialised params from %s", checkpoint.init_checkpoint)
     state, _ = state_init.init_train_state(partitioner, model, tx, seed=seed,
                                            shapes=init_shapes, params=params)
@@ -161,7 +161,8 @@ def train(*,
         partitioner, teacher.model, init_shapes)
     t_abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                               t_abstract, teacher_shardings)
-    teacher_params = teacher.load_params(t_abstract)
+    teacher_params = unified_params.load_unified_params(teacher.checkpoint, teacher.model.config,
+                                                        t_abstract, "Teacher.checkpoint")
 
   source = batches(layout)
   if "data_position" in meta:
