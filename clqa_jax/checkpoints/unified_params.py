@@ -35,6 +35,8 @@ def _check_config(stored: Any, model_config: Any, where: str,
     raise CheckpointKindError(
         f"{where}: holds a plain {type(stored).__name__} (no retriever head); {model_name} "
         "needs a unified checkpoint (clqa import hf_mt5 --unified, or clqa import class)")
+  if model_config is None:
+    return
   diffs = []
   for name in _SEMANTIC_FIELDS:
     cfg, mdl = (stored, model_config) if name == "retriever_layer" else (stored.mt5,
@@ -66,7 +68,8 @@ def load_unified_params(path: str, model_config: Any, abstract_params: Any,
 
   Args:
     path: the checkpoint directory (local or gs://).
-    model_config: the UnifiedConfig of the model the params are for.
+    model_config: the UnifiedConfig of the model the params are for; None (a model without
+      a config) checks the shapes only.
     abstract_params: the params' shapes, dtypes and (optionally) shardings.
     role: what the path configures, for error messages (e.g. "Teacher.checkpoint").
 

@@ -140,8 +140,9 @@ def train(*,
     if checkpoint.init_checkpoint:
       abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                               abstract_params, param_shardings)
-      params = unified_params.load_unified_params(checkpoint.init_checkpoint, model.config,
-                                                  abstract, "CheckpointConfig.init_checkpoint")
+      params = unified_params.load_unified_params(
+          checkpoint.init_checkpoint, getattr(model, "config", None), abstract,
+          "CheckpointConfig.init_checkpoint")
       logger.info("initialised params from %s", checkpoint.init_checkpoint)
     state, _ = state_init.init_train_state(partitioner, model, tx, seed=seed,
                                            shapes=init_shapes, params=params)
@@ -161,8 +162,9 @@ def train(*,
         partitioner, teacher.model, init_shapes)
     t_abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                               t_abstract, teacher_shardings)
-    teacher_params = unified_params.load_unified_params(teacher.checkpoint, teacher.model.config,
-                                                        t_abstract, "Teacher.checkpoint")
+    teacher_params = unified_params.load_unified_params(
+        teacher.checkpoint, getattr(teacher.model, "config", None), t_abstract,
+        "Teacher.checkpoint")
 
   source = batches(layout)
   if "data_position" in meta:
