@@ -13,7 +13,7 @@ from clqa_jax import gin_utils
 from clqa_jax.cli import train_cmd
 from clqa_jax.partitioning.mesh import MeshConfig
 from clqa_jax.partitioning.partitioner import Partitioner, PartitioningConfig
-from clqa_jax.trainer import checkpointing
+from clqa_jax.checkpoints import training as checkpointing
 from clqa_jax.trainer import loop
 from clqa_jax.trainer import optimizer as opt_lib
 from clqa_jax.trainer import register_configurables  # noqa: F401

@@ -13,7 +13,7 @@ from clqa_jax import gin_utils
 from clqa_jax.data import train_feed
 from clqa_jax.data.retrieval_store import RetrievalStore
 from clqa_jax.partitioning.partitioner import DataLayout
-from clqa_jax.trainer import checkpointing
+from clqa_jax.checkpoints import training as checkpointing
 from clqa_jax.trainer import loop
 from clqa_jax.trainer import register_configurables  # noqa: F401
 from fixtures.integration import mini_data

@@ -27,12 +27,12 @@ import jax
 import numpy as np
 
 from clqa_jax import gin_utils
+from clqa_jax.checkpoints import training as checkpointing
 from clqa_jax.checkpoints import unified_params
 from clqa_jax.losses.teacher import Teacher
 from clqa_jax.partitioning import distributed
 from clqa_jax.partitioning import partitioner as partitioner_lib
 from clqa_jax.partitioning.partitioner import Partitioner, PartitioningConfig
-from clqa_jax.trainer import checkpointing
 from clqa_jax.trainer import hooks as hooks_lib
 from clqa_jax.trainer import microbatch
 from clqa_jax.trainer import optimizer as optimizer_lib
@@ -181,7 +181,7 @@ def train(*,
     raise ValueError(f"objective {objective.name!r} needs a teacher: bind train.teacher "
                      "(and Teacher.checkpoint) in gin")
 
-  ckpt = checkpointing.Checkpointer(os.path.join(model_dir, "checkpoints"), checkpoint)
+  ckpt = checkpointing.Checkpointer(checkpointing.run_checkpoints_dir(model_dir), checkpoint)
   abstract_params, param_shardings = state_init.abstract_params_and_shardings(
       partitioner, model, init_shapes)
   shardings = state_init.state_shardings(partitioner, tx, abstract_params, param_shardings)
@@ -194,8 +194,9 @@ def train(*,
     if checkpoint.init_checkpoint:
       abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                               abstract_params, param_shardings)
-      params = unified_params.load_unified_params(checkpoint.init_checkpoint, model, abstract,
-                                                  "CheckpointConfig.init_checkpoint")
+      params = unified_params.load_unified_params(
+          checkpoint.init_checkpoint, getattr(model, "config", None), abstract,
+          "CheckpointConfig.init_checkpoint")
       logger.info("initialised params from %s", checkpoint.init_checkpoint)
     state, _ = state_init.init_train_state(partitioner, model, tx, seed=seed,
                                            shapes=init_shapes, params=params)
@@ -215,7 +216,9 @@ def train(*,
         partitioner, teacher.model, init_shapes)
     t_abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                               t_abstract, teacher_shardings)
-    teacher_params = teacher.load_params(t_abstract)
+    teacher_params = unified_params.load_unified_params(
+        teacher.checkpoint, getattr(teacher.model, "config", None), t_abstract,
+        "Teacher.checkpoint")
 
   source = batches(layout)
   if "data_position" in meta:
