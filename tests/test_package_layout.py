@@ -1,6 +1,7 @@
-"""Package boundaries: library code never imports the CLI, nothing imports a top-level ``tasks``
-module, and an installed wheel has its gin files and registers its tasks without a checkout."""
-import ast
+"""Package boundaries: library code never imports the CLI, checkpoints never import the trainer
+nor losses the checkpoints, no module-level import cycles, nothing imports a top-level
+``tasks`` module, and an installed wheel has its gin files and registers its tasks without a
+checkout."""
 import os
 import shutil
 import subprocess
@@ -10,61 +11,57 @@ import zipfile
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PACKAGE = os.path.join(REPO, "clqa_jax")
-
-
-def _python_files(root: str) -> list[str]:
-  """Every .py file under ``root``, following the package's links (clqa_jax/tasks)."""
-  return sorted(os.path.join(d, f) for d, _, files in os.walk(root, followlinks=True)
-                for f in files if f.endswith(".py"))
-
-
-def _module_name(path: str) -> str:
-  parts = os.path.relpath(path, REPO)[:-len(".py")].split(os.sep)
-  return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def _imported_modules(path: str) -> list[tuple[int, str]]:
-  """(line, absolute module name) of every import in the file; ``from a import b`` counts as
-  both ``a`` and ``a.b`` (b may be a submodule)."""
-  with open(path, encoding="utf-8") as f:
-    tree = ast.parse(f.read(), path)
-  package = _module_name(path)
-  if not path.endswith("__init__.py"):
-    package = package.rpartition(".")[0]
-  found = []
-  for node in ast.walk(tree):
-    if isinstance(node, ast.Import):
-      found += [(node.lineno, alias.name) for alias in node.names]
-    elif isinstance(node, ast.ImportFrom):
-      base = node.module or ""
-      if node.level:
-        anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
-        base = ".".join(anchor + ([node.module] if node.module else []))
-      found.append((node.lineno, base))
-      found += [(node.lineno, f"{base}.{alias.name}") for alias in node.names]
-  return found
+from import_graph import PACKAGE, REPO, cycles, imported_modules, module_graph, python_files
 
 
 def test_library_modules_do_not_import_the_cli():
   cli = os.path.join(PACKAGE, "cli") + os.sep
-  library = [p for p in _python_files(PACKAGE) if not p.startswith(cli)]
+  library = [p for p in python_files(PACKAGE) if not p.startswith(cli)]
   assert any(p.endswith(os.path.join("trainer", "loop.py")) for p in library)
   assert any(p.endswith(os.path.join("tasks", "__init__.py")) for p in library)
   offending = [f"{os.path.relpath(p, REPO)}:{line}: imports {name}"
-               for p in library for line, name in _imported_modules(p)
+               for p in library for line, name in imported_modules(p)
                if name == "clqa_jax.cli" or name.startswith("clqa_jax.cli.")]
   assert not offending, "\n".join(offending)
 
 
 def test_nothing_imports_a_top_level_tasks_module():
   files = [p for d in ("clqa_jax", "tests", "benchmarks", "launch")
-           for p in _python_files(os.path.join(REPO, d))]
+           for p in python_files(os.path.join(REPO, d))]
   offending = [f"{os.path.relpath(p, REPO)}:{line}: imports {name} (use clqa_jax.tasks)"
-               for p in files for line, name in _imported_modules(p)
+               for p in files for line, name in imported_modules(p)
                if name == "tasks" or name.startswith("tasks.")]
   assert not offending, "\n".join(offending)
+
+
+def _imports_of(subpackage: str, forbidden: str) -> list[str]:
+  """Imports of ``forbidden`` anywhere in ``clqa_jax/<subpackage>`` (inside functions too)."""
+  return [f"{os.path.relpath(p, REPO)}:{line}: imports {name}"
+          for p in python_files(os.path.join(PACKAGE, subpackage))
+          for line, name in imported_modules(p)
+          if name == forbidden or name.startswith(forbidden + ".")]
+
+
+def test_checkpoints_import_nothing_from_trainer():
+  assert _imports_of("checkpoints", "clqa_jax.trainer") == []
+
+
+def test_losses_import_nothing_from_checkpoints():
+  assert _imports_of("losses", "clqa_jax.checkpoints") == []
+
+
+def test_no_import_cycles():
+  graph = module_graph()
+  assert len(graph) > 100 and graph["clqa_jax.trainer.loop"]
+  assert cycles(graph) == []
+
+
+def test_the_scanners_see_what_they_must(tmp_path):
+  path = tmp_path / "m.py"
+  path.write_text("import os\ndef f():\n  from clqa_jax.trainer import loop\n")
+  assert (3, "clqa_jax.trainer.loop") in imported_modules(str(path))
+  assert (3, "clqa_jax.trainer.loop") not in imported_modules(str(path), module_level_only=True)
+  assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
 # Runs with only the installed package on sys.path (argv: site directory).
