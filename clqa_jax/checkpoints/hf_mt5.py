@@ -236,11 +236,22 @@ def load_hf_mt5_as_unified(path: str, retriever_layer: int | None = None, seed: 
     (UnifiedConfig, params, initialised): ``initialised`` lists the parameter paths that did
     not come from the checkpoint.
   """
+  mt5, params = load_hf_mt5(path, **config_overrides)
+  return add_new_retriever_head(mt5, params, retriever_layer, seed)
+
+
+def add_new_retriever_head(mt5: MT5Config, params: dict[str, Any],
+                           retriever_layer: int | None, seed: int):
+  """Plain mT5 ``params`` plus a retriever head initialised with ``seed``: the start of a
+  ``UnifiedRetrieverReader`` (any mT5 source imported with ``--unified``).
+
+  Returns:
+    (UnifiedConfig, params, initialised): ``initialised`` lists the head's parameter paths.
+  """
   import jax
 
   from clqa_jax.models.unified import RetrieverHead, UnifiedConfig
 
-  mt5, params = load_hf_mt5(path, **config_overrides)
   config = UnifiedConfig(mt5=mt5, retriever_layer=retriever_layer)
   head = RetrieverHead(mt5.d_model, mt5.layer_norm_epsilon)
   dummy = jax.numpy.zeros((1, mt5.d_model), jax.numpy.float32)

@@ -106,8 +106,7 @@ def load_unified_params(path: str, model_config: Any, abstract_params: Any,
     params = _place(params, abstract_params)
   else:
     raise CheckpointKindError(
-        f"{role} {path!r} is {kinds.KINDS[kind]}; import it first (clqa import "
-        f"{'class' if kind == 'class' else 'hf_mt5 --unified'} --src {path} --out DIR) and "
-        "point at the output")
+        f"{role} {path!r} is {kinds.KINDS[kind]}; import it first "
+        f"({kinds.import_hint(kind, path)}) and point at the output")
   logger.info("%s params: %s checkpoint %s", role, kind, path)
   return params
