@@ -11,7 +11,7 @@ from clqa_jax.checkpoints import exported
 from clqa_jax.checkpoints.export import export_checkpoint
 from clqa_jax.checkpoints.hf_mt5 import write_imported_checkpoint
 from clqa_jax.losses.teacher import Teacher, TeacherCheckpointError, checkpoint_kind
-from clqa_jax.models import UnifiedConfig, UnifiedRetrieverReader
+from clqa_jax.models import UnifiedConfig, UnifiedModel
 from fixtures.data.tiny_vocab import tiny_vocab_path
 from fixtures.export.tiny_run import tiny_config, tiny_params, write_run
 
@@ -42,7 +42,7 @@ def _abstract(config, sharded=False):
 @pytest.mark.parametrize("kind", ["imported", "exported", "training"])
 def test_each_kind_loads_the_same_params(dirs, kind):
   assert checkpoint_kind(dirs[kind]) == kind
-  teacher = Teacher(model=UnifiedRetrieverReader(CONFIG), checkpoint=dirs[kind])
+  teacher = Teacher(model=UnifiedModel.from_config(CONFIG), checkpoint=dirs[kind])
   sharded = kind != "imported"
   got = teacher.load_params(_abstract(CONFIG, sharded))
   flat_got = jax.tree_util.tree_leaves_with_path(got)
@@ -57,11 +57,11 @@ def test_each_kind_loads_the_same_params(dirs, kind):
 @pytest.mark.parametrize("kind", ["imported", "exported"])
 def test_config_mismatch_is_named(dirs, kind):
   wider = tiny_config(d_ff=96)
-  teacher = Teacher(model=UnifiedRetrieverReader(wider), checkpoint=dirs[kind])
+  teacher = Teacher(model=UnifiedModel.from_config(wider), checkpoint=dirs[kind])
   with pytest.raises(TeacherCheckpointError, match="wrong shape.*wi"):
     teacher.load_params(_abstract(wider))
   other_layer = UnifiedConfig(mt5=CONFIG.mt5, retriever_layer=0)
-  teacher = Teacher(model=UnifiedRetrieverReader(other_layer), checkpoint=dirs[kind])
+  teacher = Teacher(model=UnifiedModel.from_config(other_layer), checkpoint=dirs[kind])
   with pytest.raises(TeacherCheckpointError, match="retriever_layer: checkpoint 1 != Teacher"):
     teacher.load_params(_abstract(other_layer))
 
@@ -69,7 +69,7 @@ def test_config_mismatch_is_named(dirs, kind):
 def test_plain_mt5_import_and_unknown_directories_are_rejected(dirs):
   plain = write_imported_checkpoint(str(dirs["root"] / "plain"), CONFIG.mt5,
                                     {k: v for k, v in dirs["params"].items() if k != "retriever"})
-  teacher = Teacher(model=UnifiedRetrieverReader(CONFIG), checkpoint=plain)
+  teacher = Teacher(model=UnifiedModel.from_config(CONFIG), checkpoint=plain)
   with pytest.raises(TeacherCheckpointError, match="plain MT5Config"):
     teacher.load_params(_abstract(CONFIG))
   odd = dirs["root"] / "odd"

@@ -28,7 +28,9 @@ import numpy as np
 
 from clqa_jax.checkpoints import unified_params
 from clqa_jax.cli import gin_flags
+from clqa_jax.losses.objective import Objective
 from clqa_jax.losses.teacher import Teacher
+from clqa_jax.models.model_api import UnifiedModel, check_model
 from clqa_jax.partitioning import distributed
 from clqa_jax.partitioning import partitioner as partitioner_lib
 from clqa_jax.partitioning.partitioner import Partitioner, PartitioningConfig
@@ -76,8 +78,8 @@ def _host_metrics(metrics: Any) -> dict[str, float]:
 @gin.configurable(denylist=["stream", "devices"])
 def train(*,
           model_dir: str = gin.REQUIRED,
-          model: Any = gin.REQUIRED,
-          objective: Any = gin.REQUIRED,
+          model: UnifiedModel = gin.REQUIRED,
+          objective: Objective = gin.REQUIRED,
           batches: Callable[..., hooks_lib.BatchSource] = gin.REQUIRED,
           batch_size: int = gin.REQUIRED,
           total_steps: int = gin.REQUIRED,
@@ -101,7 +103,7 @@ def train(*,
 
   Args:
     model_dir: run directory: checkpoints/, summaries (TensorBoard), config.gin, model-info.txt.
-    model: the UnifiedRetrieverReader (flax module) being trained.
+    model: the ``UnifiedModel`` being trained (gin: ``@refresh.unified_model()``).
     objective: ``ClrPtObjective`` or ``MlqaObjective`` (``objective_by_name``).
     batches: ``factory(DataLayout) -> BatchSource`` yielding this process's rows.
     batch_size: global questions per step (stage 1: parallel pairs).
@@ -113,6 +115,7 @@ def train(*,
     eval_hook, refresh_hook: see ``hooks`` (gin-bindable factories' results, or callables).
     devices: the devices of the mesh (default: all); for tests and single-host debugging.
   """
+  check_model(model, "train.model")
   distributed.maybe_initialize_distributed()
   if partitioning is None:
     partitioner = partitioner_lib.make_partitioner()   # gin/partitioning/*.gin
