@@ -71,7 +71,8 @@ def abstract_state(optimizer: optax.GradientTransformation, abstract_params: Any
 
 def init_train_state(partitioner: Partitioner, model: UnifiedModel,
                      optimizer: optax.GradientTransformation, *, seed: int = 42,
-                     shapes: InitShapes = InitShapes(), params: Any = None) -> tuple[TrainState, TrainState]:
+                     shapes: InitShapes = InitShapes(),
+                     params: Any = None) -> tuple[TrainState, TrainState]:
   """Fresh state (params from ``params`` if given, else the model's init), and its shardings.
 
   The init RNG is derived from ``seed``, so the same seed gives the same initial params on any
