@@ -29,7 +29,9 @@ import numpy as np
 from clqa_jax import gin_utils
 from clqa_jax.checkpoints import training as checkpointing
 from clqa_jax.checkpoints import unified_params
+from clqa_jax.losses.objective import Objective
 from clqa_jax.losses.teacher import Teacher
+from clqa_jax.models.model_api import UnifiedModel, check_model
 from clqa_jax.partitioning import distributed
 from clqa_jax.partitioning import partitioner as partitioner_lib
 from clqa_jax.partitioning.partitioner import Partitioner, PartitioningConfig
@@ -123,8 +125,8 @@ def _compile_only(topology: str, *, model, objective, batches, batch_size, learn
 @gin.configurable(denylist=["stream", "devices", "compile_only_on"])
 def train(*,
           model_dir: str = gin.REQUIRED,
-          model: Any = gin.REQUIRED,
-          objective: Any = gin.REQUIRED,
+          model: UnifiedModel = gin.REQUIRED,
+          objective: Objective = gin.REQUIRED,
           batches: Callable[..., hooks_lib.BatchSource] = gin.REQUIRED,
           batch_size: int = gin.REQUIRED,
           total_steps: int = gin.REQUIRED,
@@ -149,7 +151,7 @@ def train(*,
 
   Args:
     model_dir: run directory: checkpoints/, summaries (TensorBoard), config.gin, model-info.txt.
-    model: the UnifiedRetrieverReader (flax module) being trained.
+    model: the ``UnifiedModel`` being trained (gin: ``@refresh.unified_model()``).
     objective: ``ClrPtObjective`` or ``MlqaObjective`` (``objective_by_name``).
     batches: ``factory(DataLayout) -> BatchSource`` yielding this process's rows.
     batch_size: global questions per step (stage 1: parallel pairs).
@@ -164,6 +166,7 @@ def train(*,
       for training, compile it ahead of time for that topology's devices from abstract shapes
       (no data, no weights, nothing written) and return an ``aot.FitReport`` instead.
   """
+  check_model(model, "train.model")
   if compile_only_on is not None:
     return _compile_only(compile_only_on, model=model, objective=objective, batches=batches,
                          batch_size=batch_size, learning_rate=learning_rate, optimizer=optimizer,

@@ -36,6 +36,7 @@ from clqa_jax.index import device_search
 from clqa_jax.index import encode as encode_lib
 from clqa_jax.index import model_encoders
 from clqa_jax.index import shards as shards_lib
+from clqa_jax.models.model_api import UnifiedModel, check_model
 
 logger = logging.getLogger(__name__)
 
@@ -43,11 +44,10 @@ WINDOWS = ("next", "all")
 
 
 @gin.configurable
-def unified_model(config: Any = gin.REQUIRED) -> Any:
-  """``MODEL = @refresh.unified_model()``: the UnifiedRetrieverReader of a gin UnifiedConfig
+def unified_model(config: Any = gin.REQUIRED) -> UnifiedModel:
+  """``MODEL = @refresh.unified_model()``: the ``UnifiedModel`` of a gin UnifiedConfig
   (flax modules are not gin-configurable themselves)."""
-  from clqa_jax.models.unified import UnifiedRetrieverReader  # pylint: disable=g-import-not-at-top
-  return UnifiedRetrieverReader(config)
+  return UnifiedModel.from_config(config)
 
 
 def params_mesh(params: Any) -> Mesh:
@@ -124,7 +124,7 @@ class PassageRefresh:
   Attributes:
     feed: the run's ``train_feed.TrainFeed`` (the gin singleton also bound to train.batches);
       its ``retrieval`` is the RetrievalStore directory this hook writes.
-    model: the model being trained (its ``encode_passages`` / ``encode_queries``).
+    model: the ``UnifiedModel`` being trained (its ``embed_passages`` / ``embed_queries``).
     every: the loop's ``refresh_every_steps``: the window is the questions of that many steps.
     window: 'next' (the next window of the training stream: synthetic pre-training) or 'all'
       (every question of the split: fine-tuning sets).
@@ -139,7 +139,7 @@ class PassageRefresh:
     progress: progress bars while encoding.
   """
   feed: Any = gin.REQUIRED
-  model: Any = gin.REQUIRED
+  model: UnifiedModel = gin.REQUIRED
   every: int = gin.REQUIRED
   window: str = "next"
   work_dir: str | None = None
@@ -150,6 +150,7 @@ class PassageRefresh:
   progress: bool = True
 
   def __post_init__(self):
+    check_model(self.model, "PassageRefresh.model")
     if self.window not in WINDOWS:
       raise ValueError(f"PassageRefresh.window={self.window!r}; one of {WINDOWS}")
     if self.every < 1:
