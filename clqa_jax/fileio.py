@@ -132,9 +132,11 @@ def walk_files(root: PathLike) -> list[str]:
   """Every file below ``root``, as paths relative to it (``/``-separated), sorted."""
   root = as_str(root)
   out = []
+  # fsspec filesystems (gcsfs) walk with their own path form, ``bucket/key`` without the scheme.
+  remote_root = root.split("://", 1)[-1].rstrip("/")
   for dirpath, _, files in as_path(root).walk():
     rel = os.path.relpath(as_str(dirpath), root) if not is_remote(root) else \
-        as_str(dirpath)[len(root.rstrip("/")) + 1:]
+        as_str(dirpath).split("://", 1)[-1].rstrip("/")[len(remote_root) + 1:]
     for name in files:
       out.append(name if rel in (".", "") else f"{rel.replace(os.sep, '/')}/{name}")
   return sorted(out)
@@ -233,10 +235,15 @@ def write_json(path: PathLike, obj: Any, *, indent: int | None = 2, overwrite: b
 
 def replace(src: PathLike, dst: PathLike) -> None:
   """Renames a file over ``dst`` (replacing it)."""
-  if is_remote(src) or is_remote(dst):
-    as_path(src).replace(as_str(dst))
-  else:
+  if not is_remote(src) and not is_remote(dst):
     os.replace(as_str(src), as_str(dst))
+    return
+  # An object store has no rename and no directories (epath's replace insists that dst's
+  # "folder" exists, which a prefix with no object yet does not): copy the object, which
+  # appears whole when its write closes, then delete the source.
+  with open(src, "rb") as fin, open(dst, "wb") as fout:
+    shutil.copyfileobj(fin, fout, length=8 << 20)
+  remove(src)
 
 
 def remove(path: PathLike, missing_ok: bool = False) -> None:

@@ -3,6 +3,7 @@ emulator)."""
 import os
 
 import pytest
+from fake_gcs import fake_gcs, object_paths  # noqa: F401  (fake_gcs is a fixture)
 
 from clqa_jax import fileio
 
@@ -79,3 +80,24 @@ def test_local_copy_and_staged_dir_are_identity_locally(tmp_path):
   with fileio.staged_local_dir(str(tmp_path / "idx")) as local:
     fileio.atomic_write(os.path.join(local, "x"), "1")
   assert fileio.walk_files(str(tmp_path / "idx")) == ["x"]
+
+
+def test_remote_walk_publish_and_staging(fake_gcs):
+  """gcsfs-shaped paths: walk_files keeps subdirectories, publish_dir moves nested files into
+  a prefix with no object yet, and staged/local copies round-trip a directory."""
+  fileio.write_json("gs://b/run/sub/x.json", {"a": 1})
+  fileio.atomic_write("gs://b/run/a.txt", "hi")
+  assert fileio.walk_files("gs://b/run") == ["a.txt", "sub/x.json"]
+  assert fileio.listdir("gs://b/run") == ["a.txt", "sub"]
+  with fileio.publish_dir("gs://b/pub", commit_marker="DONE") as tmp:
+    fileio.atomic_write(fileio.join(tmp, "d", "y"), b"y")
+    fileio.atomic_write(fileio.join(tmp, "DONE"), "")
+  with fileio.staged_local_dir("gs://b/staged") as local:
+    with open(os.path.join(local, "q"), "w") as f:
+      f.write("q")
+  assert object_paths(fake_gcs) == ["gs://b/pub/DONE", "gs://b/pub/d/y", "gs://b/run/a.txt",
+                                     "gs://b/run/sub/x.json", "gs://b/staged/q"]
+  with fileio.local_copy("gs://b/pub") as local:
+    assert sorted(os.listdir(local)) == ["DONE", "d"]
+    with open(os.path.join(local, "d", "y"), "rb") as f:
+      assert f.read() == b"y"
