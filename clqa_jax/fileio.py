@@ -28,6 +28,7 @@ import posixpath
 import shutil
 import tempfile
 import uuid
+import weakref
 from typing import IO, Any, Iterator, Union
 
 # Before epath chooses a backend for the first remote path: fsspec (gcsfs), not TensorFlow.
@@ -357,3 +358,20 @@ def staged_local_dir(final: PathLike, *, overwrite: bool = False,
     yield local
     with publish_dir(final, overwrite=True, commit_marker=commit_marker) as tmp:
       copytree(local, tmp)
+
+
+def pinned_local_copy(path: PathLike, owner: object) -> str:
+  """``local_copy`` for readers that keep files open past one block (memory maps): a local
+  filename with ``path``'s content, valid while ``owner`` lives.
+
+  A local ``path`` comes back unchanged (no copy). A remote file or directory is downloaded
+  once to a temporary directory that is deleted when ``owner`` is garbage-collected or the
+  interpreter exits.
+  """
+  path = as_str(path)
+  if not is_remote(path):
+    return path
+  stack = contextlib.ExitStack()
+  local = stack.enter_context(local_copy(path))
+  weakref.finalize(owner, stack.close)
+  return local

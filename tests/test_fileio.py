@@ -101,3 +101,19 @@ def test_remote_walk_publish_and_staging(fake_gcs):
     assert sorted(os.listdir(local)) == ["DONE", "d"]
     with open(os.path.join(local, "d", "y"), "rb") as f:
       assert f.read() == b"y"
+
+
+def test_pinned_local_copy_lives_with_its_owner(tmp_path, fake_gcs):
+  class Owner:
+    pass
+
+  local_file = str(tmp_path / "a.npy")
+  assert fileio.pinned_local_copy(local_file, Owner()) == local_file  # local: no copy
+  fileio.atomic_write("gs://b/store/x.bin", b"xyz")
+  owner = Owner()
+  local = fileio.pinned_local_copy("gs://b/store", owner)
+  assert not fileio.is_remote(local)
+  with open(os.path.join(local, "x.bin"), "rb") as f:
+    assert f.read() == b"xyz"
+  del owner
+  assert not os.path.exists(local)
