@@ -375,3 +375,26 @@ def pinned_local_copy(path: PathLike, owner: object) -> str:
   local = stack.enter_context(local_copy(path))
   weakref.finalize(owner, stack.close)
   return local
+
+
+def mtime_ns(path: PathLike) -> int:
+  """A file's modification time in nanoseconds (object stores keep whole seconds)."""
+  if is_remote(path):
+    return int(as_path(path).stat().mtime) * 10**9
+  return os.stat(as_str(path)).st_mtime_ns
+
+
+def publish_built_dir(built: PathLike, final: PathLike, *, overwrite: bool = False,
+                      commit_marker: str | None = None) -> None:
+  """Moves a finished local directory ``built`` to ``final``, as ``publish_dir`` does on
+  success: one rename when ``final`` is local, an upload (``commit_marker`` last) and the
+  deletion of ``built`` when it is remote. For builders that must keep their own (e.g.
+  resumable) build directory rather than ``publish_dir``'s temporary one.
+  """
+  built = as_str(built)
+  final = as_str(final).rstrip("/") if is_remote(final) else as_str(final)
+  if is_remote(built):
+    raise ValueError(f"publish_built_dir moves a local directory, got {built}")
+  if exists(final) and not overwrite:
+    raise FileExistsError(f"{final} already exists (pass overwrite to replace it)")
+  _move_dir_into_place(built, final, commit_marker)

@@ -117,3 +117,31 @@ def test_pinned_local_copy_lives_with_its_owner(tmp_path, fake_gcs):
     assert f.read() == b"xyz"
   del owner
   assert not os.path.exists(local)
+
+
+@pytest.mark.parametrize("remote", [False, True])
+def test_publish_built_dir(tmp_path, fake_gcs, remote):
+  final = "gs://b/store" if remote else str(tmp_path / "store")
+  built = tmp_path / "store.build"
+  (built / "sub").mkdir(parents=True)
+  (built / "sub" / "a").write_bytes(b"a")
+  (built / "DONE").write_text("")
+  fileio.publish_built_dir(str(built), final, commit_marker="DONE")
+  assert not built.exists()
+  assert fileio.walk_files(final) == ["DONE", "sub/a"]
+  built.mkdir()
+  (built / "b").write_bytes(b"b")
+  with pytest.raises(FileExistsError):
+    fileio.publish_built_dir(str(built), final)
+  fileio.publish_built_dir(str(built), final, overwrite=True)
+  assert fileio.walk_files(final) == ["b"]
+  if not remote:
+    assert sorted(os.listdir(tmp_path)) == ["store"]  # the old directory is gone
+
+
+def test_mtime_ns(tmp_path, fake_gcs):
+  path = tmp_path / "a"
+  path.write_text("x")
+  assert fileio.mtime_ns(str(path)) == os.stat(path).st_mtime_ns
+  fileio.atomic_write("gs://b/a", "x")
+  assert fileio.mtime_ns("gs://b/a") % 10**9 == 0
