@@ -5,8 +5,6 @@ import argparse
 import hashlib
 import sys
 
-from clqa_jax import fileio
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   sub = parser.add_subparsers(dest="action", required=True)
@@ -24,6 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
   import sentencepiece as spm
 
+  from clqa_jax import fileio
   from clqa_jax.data import spm_train
 
   if fileio.exists(args.out) and not args.force:
