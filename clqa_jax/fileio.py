@@ -28,6 +28,7 @@ import posixpath
 import shutil
 import tempfile
 import uuid
+import weakref
 from typing import IO, Any, Iterator, Union
 
 # Before epath chooses a backend for the first remote path: fsspec (gcsfs), not TensorFlow.
@@ -132,9 +133,11 @@ def walk_files(root: PathLike) -> list[str]:
   """Every file below ``root``, as paths relative to it (``/``-separated), sorted."""
   root = as_str(root)
   out = []
+  # fsspec filesystems (gcsfs) walk with their own path form, ``bucket/key`` without the scheme.
+  remote_root = root.split("://", 1)[-1].rstrip("/")
   for dirpath, _, files in as_path(root).walk():
     rel = os.path.relpath(as_str(dirpath), root) if not is_remote(root) else \
-        as_str(dirpath)[len(root.rstrip("/")) + 1:]
+        as_str(dirpath).split("://", 1)[-1].rstrip("/")[len(remote_root) + 1:]
     for name in files:
       out.append(name if rel in (".", "") else f"{rel.replace(os.sep, '/')}/{name}")
   return sorted(out)
@@ -233,10 +236,15 @@ def write_json(path: PathLike, obj: Any, *, indent: int | None = 2, overwrite: b
 
 def replace(src: PathLike, dst: PathLike) -> None:
   """Renames a file over ``dst`` (replacing it)."""
-  if is_remote(src) or is_remote(dst):
-    as_path(src).replace(as_str(dst))
-  else:
+  if not is_remote(src) and not is_remote(dst):
     os.replace(as_str(src), as_str(dst))
+    return
+  # An object store has no rename and no directories (epath's replace insists that dst's
+  # "folder" exists, which a prefix with no object yet does not): copy the object, which
+  # appears whole when its write closes, then delete the source.
+  with open(src, "rb") as fin, open(dst, "wb") as fout:
+    shutil.copyfileobj(fin, fout, length=8 << 20)
+  remove(src)
 
 
 def remove(path: PathLike, missing_ok: bool = False) -> None:
@@ -352,9 +360,41 @@ def staged_local_dir(final: PathLike, *, overwrite: bool = False,
       copytree(local, tmp)
 
 
+def pinned_local_copy(path: PathLike, owner: object) -> str:
+  """``local_copy`` for readers that keep files open past one block (memory maps): a local
+  filename with ``path``'s content, valid while ``owner`` lives.
+
+  A local ``path`` comes back unchanged (no copy). A remote file or directory is downloaded
+  once to a temporary directory that is deleted when ``owner`` is garbage-collected or the
+  interpreter exits.
+  """
+  path = as_str(path)
+  if not is_remote(path):
+    return path
+  stack = contextlib.ExitStack()
+  local = stack.enter_context(local_copy(path))
+  weakref.finalize(owner, stack.close)
+  return local
+
+
 def mtime_ns(path: PathLike) -> int:
-  """A file's modification time in nanoseconds (whole seconds on GCS, where the object's
-  update time is what the store keeps)."""
+  """A file's modification time in nanoseconds (object stores keep whole seconds)."""
   if is_remote(path):
-    return int(as_path(path).stat().mtime) * 1_000_000_000
+    return int(as_path(path).stat().mtime) * 10**9
   return os.stat(as_str(path)).st_mtime_ns
+
+
+def publish_built_dir(built: PathLike, final: PathLike, *, overwrite: bool = False,
+                      commit_marker: str | None = None) -> None:
+  """Moves a finished local directory ``built`` to ``final``, as ``publish_dir`` does on
+  success: one rename when ``final`` is local, an upload (``commit_marker`` last) and the
+  deletion of ``built`` when it is remote. For builders that must keep their own (e.g.
+  resumable) build directory rather than ``publish_dir``'s temporary one.
+  """
+  built = as_str(built)
+  final = as_str(final).rstrip("/") if is_remote(final) else as_str(final)
+  if is_remote(built):
+    raise ValueError(f"publish_built_dir moves a local directory, got {built}")
+  if exists(final) and not overwrite:
+    raise FileExistsError(f"{final} already exists (pass overwrite to replace it)")
+  _move_dir_into_place(built, final, commit_marker)

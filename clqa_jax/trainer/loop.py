@@ -19,13 +19,13 @@ import dataclasses
 import json
 import logging
 import math
-import os
 from typing import Any, Callable
 
 import gin
 import jax
 import numpy as np
 
+from clqa_jax import fileio
 from clqa_jax import gin_utils
 from clqa_jax.checkpoints import training as checkpointing
 from clqa_jax.checkpoints import unified_params
@@ -64,11 +64,9 @@ def _write_model_config(model_dir: str, model: Any) -> None:
   config = getattr(model, "config", None)
   if config is None or not hasattr(config, "to_dict"):
     return
-  path = os.path.join(model_dir, "model_config.json")
-  tmp = path + ".tmp"
-  with open(tmp, "w", encoding="utf-8") as f:
-    json.dump({"kind": "unified", "config": config.to_dict()}, f, indent=2, sort_keys=True)
-  os.replace(tmp, path)
+  fileio.atomic_write(fileio.join(model_dir, "model_config.json"),
+                      json.dumps({"kind": "unified", "config": config.to_dict()}, indent=2,
+                                 sort_keys=True))
 
 
 def _host_metrics(metrics: Any) -> dict[str, float]:
@@ -207,7 +205,7 @@ def train(*,
     from clqa_jax.partitioning import model_info  # pylint: disable=g-import-not-at-top
     abstract, logical = partitioner.abstract_init(state_init.model_init_fn(model, init_shapes),
                                                   jax.random.PRNGKey(0))
-    model_info.write_model_info(os.path.join(model_dir, "model-info.txt"),
+    model_info.write_model_info(fileio.join(model_dir, "model-info.txt"),
                                 partitioner.layouts_for(abstract, logical), partitioner.mesh,
                                 partitioner.rule_set, partitioner.rules)
 
@@ -241,7 +239,7 @@ def train(*,
       enable_dropout=enable_dropout)
   compiled = state_init.compile_train_step(partitioner, step_fn, shardings, teacher_shardings)
 
-  writer = summaries.create_writer(os.path.join(model_dir, "summaries"))
+  writer = summaries.create_writer(fileio.join(model_dir, "summaries"))
   progress = summaries.ProgressLine(total_steps, batch_size, stream)
   averager = summaries.MetricAverager()
   step = int(jax.device_get(state.step))

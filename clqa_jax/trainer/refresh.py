@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import shutil
 import time
 from typing import Any, Iterator
 
@@ -32,6 +30,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding
 
+from clqa_jax import fileio
 from clqa_jax.index import device_search
 from clqa_jax.index import encode as encode_lib
 from clqa_jax.index import model_encoders
@@ -180,8 +179,8 @@ class PassageRefresh:
           train=False))
     store = self.feed.passage_store
     k = self.feed.k
-    work = os.path.join(self.work_dir or os.path.join(self.feed.retrieval_store.root,
-                                                      "embeddings"), f"step_{step:010d}")
+    work = fileio.join(self.work_dir or fileio.join(self.feed.retrieval_store.root,
+                                                    "embeddings"), f"step_{step:010d}")
     mesh = params_mesh(params)
     axes = _data_axes(mesh)
     data_size = int(np.prod([mesh.shape[a] for a in axes]))
@@ -193,7 +192,7 @@ class PassageRefresh:
     n = len(store)
     p, num_p = jax.process_index(), jax.process_count()
     lo, hi = p * n // num_p, (p + 1) * n // num_p
-    passage_dir = os.path.join(work, "passages")
+    passage_dir = fileio.join(work, "passages")
     encode_lib.encode_corpus(
         model_encoders.passage_encode_fn(self.model), _corpus_chunks(store.tokens_array, lo, hi),
         passage_dir, params=params, fingerprint=fingerprint, global_batch_size=batch, mesh=mesh,
@@ -201,7 +200,7 @@ class PassageRefresh:
     t_corpus = time.time() - started
 
     # 2. This process's questions.
-    query_dir = os.path.join(work, "queries")
+    query_dir = fileio.join(work, "queries")
     nq = len(questions.qids)
     encode_lib.encode_corpus(
         model_encoders.query_encode_fn(self.model),
@@ -224,17 +223,17 @@ class PassageRefresh:
     # 4. Source passage out, K kept, a new version published and pinned.
     source_rows = store.rows(questions.source_pids, missing="pad")
     retrieval = self.feed.retrieval_store
-    stale = os.path.join(retrieval.root, f"step_{step:010d}")
-    if os.path.exists(stale):
+    stale = fileio.join(retrieval.root, f"step_{step:010d}")
+    if fileio.exists(stale):
       # Written by an interrupted run that did not checkpoint past it: recompute.
       logger.warning("replacing %s left by an interrupted run", stale)
-      shutil.rmtree(stale)
+      fileio.rmtree(stale)
     retrieval.write(step, list(questions.qids), rows, source_rows=source_rows, scores=scores,
                     k=k, meta={"window": self.window, "questions": nq, "corpus_rows": n,
                                "passage_store": store.directory})
     source.use_version(step)
     if not self.keep_embeddings:
-      shutil.rmtree(work, ignore_errors=True)
+      fileio.rmtree(work)
     logger.info("refresh at step %d: %d passages encoded in %.1fs, %d questions retrieved "
                 "(top %d), %.1fs in all", step, n, t_corpus, nq, k, time.time() - started)
     return int(step)
