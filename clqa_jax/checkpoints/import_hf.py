@@ -18,6 +18,7 @@ from clqa_jax.checkpoints import t5x_mt5
 SOURCES = ("hf_mt5", "class", "t5x")
 PLAIN_MT5_SOURCES = ("hf_mt5", "t5x")  # no retriever head: --unified initialises one
 HF_VOCAB_FILE = "spiece.model"  # the SentencePiece model a Hugging Face T5 directory ships
+RETRIEVER_HEAD_RECORD = "retriever_head"  # the manifest source's field for the MaxSim head
 
 
 def resolve_import_vocabulary(src: str, vocab_path: str | None) -> str:
@@ -56,9 +57,16 @@ def import_checkpoint(source: str, src: str, out_dir: str, *, unified: bool = Fa
       "t5x" (a T5X mT5 ``checkpoint_N`` directory, local or gs://).
     unified: hf_mt5 / t5x: import as a UnifiedRetrieverReader with a freshly initialised
       retriever head (init ``seed``); otherwise a plain mT5 export (model_config kind "mt5").
-    retriever_layer: class / unified: the retriever layer R (default: encoder layers // 2).
+    retriever_layer: class / unified: the retriever layer R when the source's config.json has
+      no ``retriever_layer`` (default: encoder layers // 2); one that differs from the
+      config.json field is an error. T5X checkpoints have no config.json.
     scan_layers: store each stack's layers stacked for scan-over-layers models.
     vocab_path: see ``resolve_import_vocabulary``.
+
+  The manifest's ``source`` records ``retriever_head``, the MaxSim head (``Teacher.maxsim_head``)
+  of a unified import: config.json's ``retriever_head``; absent there, the official teacher
+  default (``hf_mt5.DEFAULT_TEACHER_RETRIEVER_HEAD``) for ``--unified`` and None for ``class``
+  (whose retriever is its projection head).
 
   Returns:
     (the manifest, the parameter paths that did not come from ``src``).
@@ -86,6 +94,11 @@ def import_checkpoint(source: str, src: str, out_dir: str, *, unified: bool = Fa
     config, params = hf_mt5.load_class_checkpoint(src, retriever_layer, **overrides)
   record = {"kind": source, "path": fileio.abspath(src), "step": _source_step(source, src),
             "initialised": initialised}
+  if source == "class" or unified:
+    head = hf_mt5.retriever_head_from_hf(src) if source != "t5x" else None  # no config.json
+    if head is None and unified:
+      head = hf_mt5.DEFAULT_TEACHER_RETRIEVER_HEAD
+    record[RETRIEVER_HEAD_RECORD] = head
   manifest = exported.write_exported(out_dir, config, params, vocab, dtype=dtype,
                                      source=record, overwrite=overwrite)
   return manifest, initialised

@@ -10,7 +10,9 @@ pytorch_model.bin), ``t5x`` a T5X mT5 checkpoint directory (local or gs://, e.g.
 gs://t5-data/pretrained_models/t5x/mt5_large/checkpoint_1000000; its dimensions come from the
 array shapes), as ``MT5`` params or, with ``--unified``, as the start of a
 ``UnifiedRetrieverReader`` whose retriever head is freshly initialised (and listed); ``class``
-reads the official CLASS layout (the same plus the retriever head at encoder block R). The
+reads the official CLASS layout (the same plus the retriever head at encoder block R). R is
+config.json's ``retriever_layer`` when present (the official code reads it from there), and a
+unified import records config.json's ``retriever_head`` (the MaxSim head) in the manifest. The
 output is an exported checkpoint (manifest.json, model_config.json, params/, vocab/): read it
 with ``clqa_jax.checkpoints.load_exported`` or point ``clqa eval``, ``Teacher.checkpoint`` or
 ``CheckpointConfig.init_checkpoint`` at it. The vocabulary is ``--vocab``, else the source's
@@ -33,8 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--out", required=True, help="the export directory to write (must not "
                                                     "exist)")
   parser.add_argument("--retriever_layer", type=int, default=None,
-                      help="class / --unified: the retriever layer R (default: encoder "
-                           "layers // 2)")
+                      help="class / --unified: the retriever layer R when the source's "
+                           "config.json has no retriever_layer (default: encoder layers // 2)")
   parser.add_argument("--unified", action="store_true",
                       help="hf_mt5 / t5x: import as a unified retriever-reader (new retriever "
                            "head)")

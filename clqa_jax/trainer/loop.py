@@ -220,6 +220,9 @@ def train(*,
     teacher_params = unified_params.load_unified_params(
         teacher.checkpoint, getattr(teacher.model, "config", None), t_abstract,
         "Teacher.checkpoint")
+    if teacher.scorer == "maxsim":
+      unified_params.check_maxsim_head(teacher.checkpoint, teacher.maxsim_head,
+                                       "Teacher.checkpoint")
 
   source = batches(layout)
   if "data_position" in meta:
