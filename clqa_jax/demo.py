@@ -180,9 +180,9 @@ def evaluate(cfg: DemoConfig, languages=XOR_LANGUAGES) -> dict[str, Any]:
   """The exported model on the mini dev sets, through the code of `clqa index` and `clqa eval`:
   XOR-Retrieve (English corpus: R@kt, and XOR-EnglishSpan F1/EM of the English answers) and
   XOR-Full (multilingual corpus: F1/EM/BLEU), FiD over the top ``num_passages`` passages."""
-  from clqa_jax.eval import corpus_index  # pylint: disable=g-import-not-at-top
-  from clqa_jax.eval import runner as runner_lib  # pylint: disable=g-import-not-at-top
-  from clqa_jax.eval.inference import ModelRunner  # pylint: disable=g-import-not-at-top
+  from clqa_jax.serving import corpus_index  # pylint: disable=g-import-not-at-top
+  from clqa_jax.serving import runner as runner_lib  # pylint: disable=g-import-not-at-top
+  from clqa_jax.serving.inference import ModelRunner  # pylint: disable=g-import-not-at-top
 
   export_dir = fileio.join(cfg.out, "export")
   model_runner = ModelRunner.from_export(export_dir, progress=False)

@@ -292,7 +292,7 @@ def test_every_reader_raises_data_format_error_with_path_line_field(tmp_path):
   from clqa_jax.data import wikipedia
   from clqa_jax.eval import inputs
   from clqa_jax.eval import mkqa
-  from clqa_jax.eval import questions
+  from clqa_jax.serving import questions
 
   ok_xor = json.dumps({"id": "1", "lang": "ja", "question": "q", "answers": ["a"]})
   xor = _write(tmp_path, "x.jsonl", ok_xor + "\n" + json.dumps({"id": "2", "lang": "ja", "question": "q"}) + "\n")

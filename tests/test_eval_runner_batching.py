@@ -3,8 +3,8 @@ import jax
 import numpy as np
 
 from clqa_jax.data.records import Question
-from clqa_jax.eval import questions as questions_lib
-from clqa_jax.eval.inference import ModelRunner
+from clqa_jax.serving import questions as questions_lib
+from clqa_jax.serving.inference import ModelRunner
 from clqa_jax.models import UnifiedRetrieverReader
 from clqa_jax.models import decoding
 from fixtures.export import tiny_run

@@ -11,11 +11,11 @@ import sentencepiece as spm
 
 from clqa_jax.checkpoints import exported
 from clqa_jax.cli import main as cli_main
-from clqa_jax.eval import corpus_index
-from clqa_jax.eval import questions as questions_lib
-from clqa_jax.eval import runner as runner_lib
+from clqa_jax.serving import corpus_index
+from clqa_jax.serving import questions as questions_lib
+from clqa_jax.serving import runner as runner_lib
 from clqa_jax.eval import xor_retrieve
-from clqa_jax.eval.inference import ModelRunner
+from clqa_jax.serving.inference import ModelRunner
 from clqa_jax.models import UnifiedRetrieverReader
 from fixtures.data.tiny_vocab import ROOT, tiny_vocab_path
 from fixtures.export import tiny_run

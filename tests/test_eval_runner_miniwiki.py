@@ -8,9 +8,9 @@ import pytest
 
 from clqa_jax.checkpoints import exported
 from clqa_jax.data import wikipedia
-from clqa_jax.eval import corpus_index
-from clqa_jax.eval import runner as runner_lib
-from clqa_jax.eval.inference import ModelRunner
+from clqa_jax.serving import corpus_index
+from clqa_jax.serving import runner as runner_lib
+from clqa_jax.serving.inference import ModelRunner
 from clqa_jax.synth import passages as passages_lib
 from fixtures.data.tiny_vocab import tiny_vocab_path
 from fixtures.export import tiny_run

@@ -71,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def eval_config(args: argparse.Namespace):
   """EvalConfig from gin (already parsed) with the flags that were given on top."""
-  from clqa_jax.eval.runner import EvalConfig
+  from clqa_jax.serving.runner import EvalConfig
 
   config = EvalConfig()
   changes = {}
@@ -88,10 +88,10 @@ def run(args: argparse.Namespace) -> int:
   from clqa_jax import fileio
   from clqa_jax.checkpoints import exported
   from clqa_jax.data.errors import DataFormatError, StoreMismatchError
-  from clqa_jax.eval import corpus_index
+  from clqa_jax.serving import corpus_index
   from clqa_jax.eval import report
-  from clqa_jax.eval import runner as runner_lib
-  from clqa_jax.eval.inference import ModelRunner
+  from clqa_jax.serving import runner as runner_lib
+  from clqa_jax.serving.inference import ModelRunner
   from clqa_jax.index import scann_index
   from clqa_jax.partitioning import partitioner as partitioner_lib
 

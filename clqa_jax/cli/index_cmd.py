@@ -54,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
                       format="%(asctime)s %(levelname)s %(name)s: %(message)s")
   from clqa_jax.checkpoints import exported
   from clqa_jax.data.errors import DataFormatError, StoreMismatchError
-  from clqa_jax.eval import corpus_index
-  from clqa_jax.eval.inference import ModelRunner
+  from clqa_jax.serving import corpus_index
+  from clqa_jax.serving.inference import ModelRunner
   from clqa_jax.index import scann_index  # noqa: F401  (registers ScannConfig with gin)
   from clqa_jax.index.encode import EncodingError
   from clqa_jax.partitioning import partitioner as partitioner_lib

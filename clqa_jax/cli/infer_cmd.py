@@ -62,11 +62,11 @@ def run(args: argparse.Namespace) -> int:
   from clqa_jax import gin_utils
   from clqa_jax.checkpoints import exported
   from clqa_jax.data import spm_train
-  from clqa_jax.eval import corpus_index
+  from clqa_jax.serving import corpus_index
   from clqa_jax.data.errors import DataFormatError
   from clqa_jax.eval import report
-  from clqa_jax.eval import runner as runner_lib
-  from clqa_jax.eval.inference import ModelRunner
+  from clqa_jax.serving import runner as runner_lib
+  from clqa_jax.serving.inference import ModelRunner
   from clqa_jax.partitioning import partitioner as partitioner_lib
 
   try:

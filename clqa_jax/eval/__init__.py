@@ -5,7 +5,6 @@ Modules: ``word_tokenize`` (R@kt token counting), ``normalize`` (answer normaliz
 segmentation for the MIA-style mode), ``xor_retrieve``, ``xor_full``, ``xor_engspan``, ``mkqa``,
 ``inputs`` (file readers with typed errors), ``prediction_files`` (official-format writers),
 ``table`` (the per-language result type) and ``report`` (JSON / markdown / PNG).
-Evaluation of exported checkpoints: ``questions`` (question files to model inputs), ``inference``
-(jitted, sharded encoding and decoding), ``corpus_index`` (resumable corpus index) and ``runner``
-(``clqa eval``).
+Pure Python and numpy: no JAX import (a test checks). Running a checkpoint to produce the
+predictions these score is ``clqa_jax.serving``.
 """

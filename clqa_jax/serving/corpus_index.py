@@ -83,7 +83,7 @@ def build_index(export_dir: str, corpus_path: str, index_dir: str, *, runner=Non
     The index manifest (``index.json``).
   """
   from clqa_jax.data.passage_store import PassageStore
-  from clqa_jax.eval.inference import ModelRunner
+  from clqa_jax.serving.inference import ModelRunner
   from clqa_jax.index import encode as encode_lib
 
   if searcher not in SEARCHERS:

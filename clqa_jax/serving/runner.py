@@ -26,7 +26,7 @@ import numpy as np
 
 from clqa_jax import fileio
 from clqa_jax.data.records import Question
-from clqa_jax.eval import questions as questions_lib
+from clqa_jax.serving import questions as questions_lib
 
 logger = logging.getLogger(__name__)
 
@@ -204,9 +204,9 @@ def evaluate(export_dir: str, index_dir: str, data_file: str, out_dir: str,
 
   from clqa_jax.checkpoints import exported
   from clqa_jax.data import spm_train
-  from clqa_jax.eval import corpus_index
+  from clqa_jax.serving import corpus_index
   from clqa_jax.eval import report
-  from clqa_jax.eval.inference import ModelRunner
+  from clqa_jax.serving.inference import ModelRunner
 
   timings: dict[str, float] = {}
   t0 = time.time()
