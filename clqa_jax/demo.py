@@ -21,7 +21,6 @@ import dataclasses
 import json
 import logging
 import os
-import sys
 import tempfile
 import time
 from typing import Any, Callable

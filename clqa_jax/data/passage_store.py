@@ -355,7 +355,6 @@ def _finalize(build_dir: str, rows: int, truncated: int, corpus_path: str, ident
   np.save(fileio.join(build_dir, "pid_sorted.npy"), sorted_pids)
   np.save(fileio.join(build_dir, "pid_order.npy"), order.astype(np.int64))
   lengths = np.fromfile(fileio.join(build_dir, "lengths.bin"), np.int16).astype(np.int64)
-  max_length = identity["max_length"]
   manifest = {
       "format_version": FORMAT_VERSION,
       "corpus_path": fileio.abspath(corpus_path),

@@ -170,17 +170,6 @@ class RetrievalStore:
     self._prune(keep=name)
     return self.version(step)
 
-  def write_pids(self, step: int, qids: Sequence[str | bytes], pid_lists: Sequence[Sequence[str]],
-                 passage_store, *, source_pids: Sequence[str] | None = None,
-                 k: int = 100) -> RetrievalVersion:
-    """``write`` from pid strings (e.g. an external retriever's output)."""
-    width = max((len(p) for p in pid_lists), default=0)
-    rows = passage_store.rows_padded(pid_lists, max(width, 1))
-    source_rows = None
-    if source_pids is not None:
-      source_rows = passage_store.rows([p or "" for p in source_pids], missing="pad")
-    return self.write(step, qids, rows, source_rows=source_rows, k=k)
-
   def _prune(self, keep: str) -> None:
     steps = self.versions()
     for s in steps[:-self.keep_versions] if self.keep_versions > 0 else []:

@@ -12,7 +12,6 @@ corpus is refused instead of mixing encodings.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import time

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from typing import Any, Iterator, Mapping, Protocol, runtime_checkable
+from typing import Any, Mapping, Protocol, runtime_checkable
 
 import jax
 import numpy as np
@@ -47,31 +47,6 @@ class RefreshHook(Protocol):
 def should_refresh(step: int, every: int, total_steps: int) -> bool:
   """Refresh at step 0 and every ``every`` steps, but not at the last step (official code)."""
   return every > 0 and step % every == 0 and step < total_steps
-
-
-class IteratorBatchSource:
-  """Wraps a plain iterator factory ``make(position) -> iterator`` into a ``BatchSource``.
-
-  The position is the number of batches consumed; resuming calls ``make(position)``, so the
-  factory must be able to start at any position (e.g. seek or skip).
-  """
-
-  def __init__(self, make_iterator, position: int = 0):
-    self._make = make_iterator
-    self._position = position
-    self._it: Iterator[Features] = make_iterator(position)
-
-  def __next__(self) -> Features:
-    batch = next(self._it)
-    self._position += 1
-    return batch
-
-  def get_state(self) -> dict[str, Any]:
-    return {"position": self._position}
-
-  def set_state(self, state: Mapping[str, Any]) -> None:
-    self._position = int(state["position"])
-    self._it = self._make(self._position)
 
 
 class PreemptionWatcher:
