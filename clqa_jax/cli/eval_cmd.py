@@ -5,7 +5,7 @@
   clqa eval ... --task xor-full --data_file xor_dev_full_v1_1.jsonl     (multilingual index)
   clqa eval ... --task mkqa --data_file mkqa.jsonl --langs ja ko        (raw MKQA JSONL)
 
-retrieve: questions -> encode_queries -> search the index -> top-k (100) -> R@2kt/R@5kt/R@100kt.
+retrieve: questions -> embed_queries -> search the index -> top-k (100) -> R@2kt/R@5kt/R@100kt.
 read:     FiD over the top --reader_k (100) passages -> greedy (max 50 tokens) -> XOR-Full
           F1/EM/BLEU, XOR-EnglishSpan F1/EM (xor-retrieve files) or MKQA F1/EM/BLEU.
 both:     the two (default).

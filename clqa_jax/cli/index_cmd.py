@@ -6,7 +6,7 @@
 Steps (each resumable: rerun the same command after an interruption):
   1. the PassageStore (token ids of every passage, "title: {t} context: {p}" + EOS, 200
      tokens) is built with the export's vocabulary, or reused when it matches;
-  2. every passage is encoded with the export's encode_passages (lower encoder half + head),
+  2. every passage is encoded with the export's UnifiedModel.embed_passages (lower encoder half + head),
      partitioned over the devices, into fingerprinted embedding shards (finished shards are
      skipped on a rerun);
   3. with --searcher scann a ScaNN index (tree + AH + reorder) is built and saved, and its

@@ -10,7 +10,7 @@
 | searchers.py      | build_searcher(kind, ...), build_searcher_from_shards, load_searcher  |
 | encode.py         | encode_corpus: partitioned, resumable encoding to embedding shards    |
 | shards.py         | shard files and manifests, EmbeddingShards reader                     |
-| model_encoders.py | encode_fn adapters for a model's encode_passages / encode_queries     |
+| model_encoders.py | encode_fn adapters for a model's embed_passages / embed_queries       |
 | clustered.py      | random clustered embeddings for tests and benchmarks                  |
 
 Every searcher answers ``search(queries [Q, D], k) -> (scores float32 [Q, k], rows int64

@@ -1,7 +1,7 @@
 """One pure train step: gradients (plain, accumulated, or GradCache), clip + AdamW, new state.
 
 ``make_train_step`` returns ``step(state, batch, teacher_params) -> (state, metrics)``; it has no
-side effects and is partitioned once by ``partitioned_step.compile_train_step`` (jit with
+side effects and is partitioned once by ``state_init.compile_train_step`` (jit with
 NamedSharding in/out shardings, state donated). The dropout RNG of a step is
 ``fold_in(state.rng, state.step)`` (microbatch m: ``fold_in`` of that with m), so a resumed run
 draws the same masks as an uninterrupted one.
