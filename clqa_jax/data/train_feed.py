@@ -34,6 +34,7 @@ import gin
 import numpy as np
 
 # Registers the tasks (and their gin configurables) before a run's config is locked.
+from clqa_jax import fileio
 from clqa_jax import tasks
 from clqa_jax.data import fid_batch
 from clqa_jax.data import paths
@@ -49,7 +50,7 @@ QuestionBatch = dict[str, np.ndarray]
 
 def _resolve(path: str) -> str:
   """Absolute paths stay; relative ones are under the data root."""
-  return path if os.path.isabs(path) else paths.data_path(path)
+  return path if os.path.isabs(path) or fileio.is_remote(path) else paths.data_path(path)
 
 
 def _barrier(name: str) -> None:
@@ -76,9 +77,8 @@ def open_passage_store(corpus: str, store_dir: str | None = None,
   corpus_path = _resolve(corpus)
   vocab_path = vocab_path or paths.vocabulary_path()
   if store_dir is None:
-    with open(vocab_path, "rb") as f:
-      sha = hashlib.sha256(f.read()).hexdigest()[:8]
-    name = os.path.splitext(os.path.basename(corpus_path))[0]
+    sha = hashlib.sha256(fileio.read_bytes(vocab_path)).hexdigest()[:8]
+    name = os.path.splitext(fileio.basename(corpus_path))[0]
     store_dir = paths.data_path("stores", f"{name}.{sha}")
   else:
     store_dir = _resolve(store_dir)
@@ -163,7 +163,7 @@ class TrainFeed:
     if self._retrieval_store is None:
       import jax  # pylint: disable=g-import-not-at-top
       # Each process retrieves for its own questions, so each keeps its own store.
-      root = os.path.join(_resolve(self.retrieval), f"process_{jax.process_index():05d}")
+      root = fileio.join(_resolve(self.retrieval), f"process_{jax.process_index():05d}")
       self._retrieval_store = RetrievalStore(root, keep_versions=self.keep_versions)
     return self._retrieval_store
 
