@@ -30,6 +30,12 @@ def default_mesh() -> Mesh:
   return Mesh(np.asarray(jax.devices()), ("corpus",))
 
 
+def local_mesh() -> Mesh:
+  """A 1-D "corpus" mesh over this process's devices only: a searcher on it holds only the
+  rows this host gives it (``host_search.HostShardSearcher``)."""
+  return Mesh(np.asarray(jax.local_devices()), ("corpus",))
+
+
 def _storage_dtype(dtype: np.dtype) -> np.dtype:
   """Keeps fp16/bf16 corpora in 2 bytes on device; anything else becomes float32."""
   if dtype == np.float16 or dtype.name == "bfloat16":
@@ -115,6 +121,11 @@ class DeviceSearcher:
   @property
   def num_shards(self) -> int:
     return self._num_shards
+
+  @property
+  def corpus(self) -> jax.Array:
+    """The corpus as placed on the devices: [num_shards * rows_per_shard, D], padded."""
+    return self._corpus
 
   def _search_fn(self, k: int):
     """The jitted search for one k: (queries [B, D], corpus) -> (scores [B, k], pos [B, k])."""
