@@ -55,7 +55,8 @@ class DeviceSearcher:
 
     Args:
       embeddings: corpus [N, D] (numpy or memory map; each host reads only the rows of its
-        own devices, so in a multi-host run every host passes the same full-corpus view).
+        own devices, so in a multi-host run every host passes the same full-corpus view;
+        ``host_search.HostShardSearcher`` instead gives each host only its own rows).
       row_ids: int [N] row id of each embedding (default 0..N-1).
       mesh: device mesh (default: all devices on one "corpus" axis).
       corpus_axes: mesh axes the corpus is sharded over (default: all of them).
