@@ -124,3 +124,102 @@ def test_maxsim_sums_over_query_tokens_of_max_over_passage_tokens():
       want = sum(max(qs[b, t] @ ps[n, u] for u in range(6) if pm[n, u])
                  for t in range(3) if qm[b, t])
       np.testing.assert_allclose(got[b, n], want, rtol=1e-5)
+
+
+def np_unit(x):
+  x = np.asarray(x, np.float64)
+  return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def test_dpr_nll_in_batch_and_hard_negatives():
+  q = RNG.normal(size=(3, 4)).astype(np.float32)
+  p = RNG.normal(size=(3, 2, 4)).astype(np.float32)
+  mask = np.array([[1, 1], [1, 0], [1, 1]], bool)
+  got = terms.dpr_nll(q, p, mask)
+  flat, flat_mask = p.reshape(6, 4).astype(np.float64), mask.reshape(6)
+  want = []
+  for i in range(3):
+    s = flat @ q[i].astype(np.float64)
+    denominator = sum(np.exp(s[n]) for n in range(6) if flat_mask[n])
+    want.append(-np.log(np.exp(s[2 * i]) / denominator))
+  np.testing.assert_allclose(got, want, rtol=1e-5)
+  # Without a mask every passage is a negative.
+  s_all = flat @ q.astype(np.float64).T  # [6, 3]
+  want_all = [-(s_all[2 * i, i] - np.log(np.exp(s_all[:, i]).sum())) for i in range(3)]
+  np.testing.assert_allclose(terms.dpr_nll(q, p), want_all, rtol=1e-5)
+
+
+def np_mixcse(q, p, j, mask, lam=0.2, tau=0.05):
+  b, k, d = p.shape
+  qu, pu = np_unit(q), np_unit(p)
+  flat, flat_mask = pu.reshape(b * k, d), mask.reshape(b * k)
+  out = []
+  for i in range(b):
+    mixed = np_unit(lam * pu[i, 0] + (1 - lam) * pu[i, j[i]])
+    c = flat @ qu[i] / tau
+    denominator = sum(np.exp(c[n]) for n in range(b * k) if flat_mask[n])
+    if mask[i, j[i]]:
+      denominator += np.exp(qu[i] @ mixed / tau)
+    out.append(-np.log(np.exp(c[i * k]) / denominator))
+  return np.array(out)
+
+
+def test_mixcse_equals_numpy():
+  q = RNG.normal(size=(3, 4)).astype(np.float32)
+  p = RNG.normal(size=(3, 3, 4)).astype(np.float32)
+  j = np.array([2, 1, 2])
+  mask = np.array([[1, 1, 1], [1, 0, 1], [1, 1, 0]], bool)  # question 1's j* is padding
+  got = terms.mixcse_contrastive(q, p, j, mask)
+  np.testing.assert_allclose(got, np_mixcse(q, p, j, mask), rtol=1e-4)
+  ones = np.ones((3, 3), bool)
+  got = terms.mixcse_contrastive(q, p, j, mix_weight=0.5, temperature=0.1)
+  np.testing.assert_allclose(got, np_mixcse(q, p, j, ones, 0.5, 0.1), rtol=1e-4)
+  # The mixed negative is a real extra column: the loss exceeds the cosine NLL without it.
+  without_mixed = np.asarray(terms.dpr_nll(np_unit(q) / 0.05, np_unit(p)))
+  with_mixed = np.asarray(terms.mixcse_contrastive(q, p, j))
+  assert np.all(with_mixed >= without_mixed) and np.any(with_mixed > without_mixed + 1e-4)
+
+
+def test_mixcse_mixed_negative_is_a_constant():
+  q = jnp.asarray(RNG.normal(size=(2, 4)), jnp.float32)
+  p = jnp.asarray(RNG.normal(size=(2, 3, 4)), jnp.float32)
+  j = jnp.array([1, 2])
+  tau = 0.05
+
+  def unit(x):
+    return x / jnp.linalg.norm(x, axis=-1, keepdims=True)
+
+  mixed_const = unit(0.2 * unit(p[:, 0]) + 0.8 * unit(p[jnp.arange(2), j]))
+
+  def with_constant_mixed(q, p):
+    qu, pu = unit(q), unit(p).reshape(6, 4)
+    logits = jnp.concatenate([qu @ pu.T, jnp.sum(qu * mixed_const, -1)[:, None]], -1) / tau
+    return -(jax.nn.log_softmax(logits)[jnp.arange(2), jnp.array([0, 3])]).sum()
+
+  def mixcse(q, p):
+    return terms.mixcse_contrastive(q, p, j).sum()
+
+  np.testing.assert_allclose(mixcse(q, p), with_constant_mixed(q, p), rtol=1e-5)
+  g_q, g_p = jax.grad(mixcse, argnums=(0, 1))(q, p)
+  w_q, w_p = jax.grad(with_constant_mixed, argnums=(0, 1))(q, p)
+  np.testing.assert_allclose(g_q, w_q, rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(g_p, w_p, rtol=1e-4, atol=1e-5)
+
+  # Without the stop-gradient the passages' gradients differ: the check can fail.
+  def mixcse_no_sg(q, p):
+    mixed = unit(0.2 * unit(p[:, 0]) + 0.8 * unit(p[jnp.arange(2), j]))
+    qu, pu = unit(q), unit(p).reshape(6, 4)
+    logits = jnp.concatenate([qu @ pu.T, jnp.sum(qu * mixed, -1)[:, None]], -1) / tau
+    return -(jax.nn.log_softmax(logits)[jnp.arange(2), jnp.array([0, 3])]).sum()
+  assert not np.allclose(jax.grad(mixcse_no_sg, argnums=1)(q, p), g_p, rtol=1e-4, atol=1e-5)
+
+
+def test_draw_hard_negative_picks_real_hard_negatives():
+  mask = jnp.array([[1, 1, 0, 1], [1, 0, 1, 0], [1, 0, 0, 0]], bool)
+  draws = np.stack([np.asarray(terms.draw_hard_negative(jax.random.PRNGKey(s), mask))
+                    for s in range(40)])
+  assert set(draws[:, 0]) == {1, 3}
+  assert set(draws[:, 1]) == {2}
+  assert set(draws[:, 2]) <= {1, 2, 3}  # no real hard negative: its column is dropped later
+  with pytest.raises(ValueError, match="K >= 2"):
+    terms.draw_hard_negative(jax.random.PRNGKey(0), jnp.ones((2, 1), bool))

@@ -95,3 +95,72 @@ def maxsim_scores(query_states_BQH: jax.Array, query_mask_BQ: jax.Array,
   # A passage with no real token (padding passage) would give NEG_INF * Lq; keep it finite.
   best = jnp.where(jnp.any(passage_mask_NP, axis=-1)[None, :, None], best, 0.0)
   return jnp.sum(jnp.where(query_mask_BQ[:, None, :], best, 0.0), axis=-1)
+
+
+def _positive_columns(num_questions: int, passages_per_question: int) -> jax.Array:
+  """Column of question i's positive (its passage 0) in the flattened [B*K] passages -> [B]."""
+  return jnp.arange(num_questions) * passages_per_question
+
+
+def dpr_nll(query_vectors_BD: jax.Array, passage_vectors_BKD: jax.Array,
+            passage_mask_BK: jax.Array | None = None) -> jax.Array:
+  """DPR's NLL of the positive among every passage of the batch, dot-product scores -> [B].
+
+  L_i = -log e^{s(q_i, p_i+)} / sum_n e^{s(q_i, p_n)} over the B*K passages: passage 0 of each
+  question is its positive, passages 1..K-1 its hard negatives, so the negatives are the other
+  questions' positives and every hard negative. Padding passages (mask False) are excluded.
+  """
+  b, k, _ = passage_vectors_BKD.shape
+  scores_BN = global_scores(query_vectors_BD, passage_vectors_BKD)
+  mask_N = None if passage_mask_BK is None else passage_mask_BK.reshape(1, b * k)
+  log_probs = divergences.masked_log_softmax(scores_BN, mask_N)
+  return -jnp.take_along_axis(log_probs, _positive_columns(b, k)[:, None], axis=-1)[:, 0]
+
+
+def draw_hard_negative(rng: jax.Array, passage_mask_BK: jax.Array) -> jax.Array:
+  """MixCSE's j*: a uniform draw among each question's real hard negatives (1..K-1) -> [B].
+
+  A question without a real hard negative gets 1 (masked out again by ``mixcse_contrastive``).
+  """
+  b, k = passage_mask_BK.shape
+  if k < 2:
+    raise ValueError(f"MixCSE mixes with a hard negative: need K >= 2 passages, got K={k}")
+  logits = jnp.where(passage_mask_BK[:, 1:], 0.0, divergences.NEG_INF)
+  return 1 + jax.random.categorical(rng, logits, axis=-1)
+
+
+def _unit(x: jax.Array) -> jax.Array:
+  x = x.astype(jnp.float32)
+  return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), _TINY)
+
+
+def mixcse_contrastive(query_vectors_BD: jax.Array, passage_vectors_BKD: jax.Array,
+                       hard_negative_index_B: jax.Array,
+                       passage_mask_BK: jax.Array | None = None, *,
+                       mix_weight: float = 0.2, temperature: float = 0.05) -> jax.Array:
+  """MixCSE (Zhang et al., AAAI 2022) in ZusammenQA's form: cosine / tau NLL plus one mixed negative.
+
+  With c(x, y) = cos(x, y) / tau and e~_i = normalise(lambda e_{p_i+} + (1 - lambda) e_{p_ij*}),
+    L_i = -log e^{c(q_i, p_i+)} / (sum_n e^{c(q_i, p_n)} + e^{c(q_i, sg[e~_i])}),
+  where n runs over the B*K passages of the batch (the positive, the in-batch positives and every
+  hard negative, as ``dpr_nll``) and j* = ``hard_negative_index_B`` (in 1..K-1, see
+  ``draw_hard_negative``). The mixed negative is a constant: no gradient reaches the passages
+  through its construction, only through their own columns. Its column is dropped for a
+  question whose j* is a padding passage.
+  """
+  b, k, _ = passage_vectors_BKD.shape
+  queries = _unit(query_vectors_BD)
+  passages = _unit(passage_vectors_BKD)
+  scores_BN = global_scores(queries, passages) / temperature
+  rows = jnp.arange(b)
+  mixed = jax.lax.stop_gradient(_unit(
+      mix_weight * passages[:, 0] + (1.0 - mix_weight) * passages[rows, hard_negative_index_B]))
+  mixed_scores_B1 = (jnp.sum(queries * mixed, axis=-1) / temperature)[:, None]
+  logits = jnp.concatenate([scores_BN, mixed_scores_B1], axis=-1)
+  if passage_mask_BK is None:
+    passage_mask_BK = jnp.ones((b, k), bool)
+  mask = jnp.concatenate(
+      [jnp.broadcast_to(passage_mask_BK.reshape(1, b * k), (b, b * k)),
+       passage_mask_BK[rows, hard_negative_index_B][:, None]], axis=-1)
+  log_probs = divergences.masked_log_softmax(logits, mask)
+  return -jnp.take_along_axis(log_probs, _positive_columns(b, k)[:, None], axis=-1)[:, 0]
