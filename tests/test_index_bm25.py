@@ -119,7 +119,7 @@ def test_cli_writes_the_retrieval_prediction_file(tmp_path, capsys):
   rows = json.loads(out.read_text(encoding="utf-8"))
   assert [r["pids"] for r in rows] == [["j1", "j2"], ["p4", "p2"]]
   assert rows[0]["ctxs"] == [JA_PASSAGES[0].text, JA_PASSAGES[1].text]
-  predictions = xor_retrieve.read_retrieve_predictions(str(out))
+  predictions = xor_retrieve.read_retrieve_predictions(str(out), with_passage_ids=True)
   assert [(p.qid, p.lang) for p in predictions] == [("1", "ja"), ("2", "en")]
   # The file refuses to be replaced, and a language without a corpus is named.
   assert cli_main.main(argv) == 2

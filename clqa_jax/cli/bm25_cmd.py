@@ -100,10 +100,10 @@ def _run(args: argparse.Namespace) -> int:
   hits = bm25.retrieve_questions(indexes, questions, args.top_k, args.questions)
   print(f"searched {len(questions)} questions in {time.time() - t:.1f}s"
         + (f"; skipped {q_stats.skipped} records" if q_stats.skipped else ""))
-  predictions = [xor_retrieve.RetrievalPrediction(q.qid, q.lang, [p.text for p, _ in h])
+  predictions = [xor_retrieve.RetrievalPrediction(q.qid, q.lang, [p.text for p, _ in h],
+                                                  [p.pid for p, _ in h])
                  for q, h in zip(questions, hits)]
-  pids = {q.qid: [p.pid for p, _ in h] for q, h in zip(questions, hits)}
-  prediction_files.write_retrieve_predictions(args.out, predictions, pids, args.overwrite)
+  prediction_files.write_retrieve_predictions(args.out, predictions, overwrite=args.overwrite)
   print(f"wrote {args.out}")
   return 0
 
