@@ -40,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
       raise ValueError(f"need --top_k >= 1 and --k >= 0, got {args.top_k} and {args.k}")
     if fileio.exists(args.out) and not args.overwrite:
       raise FileExistsError(f"{args.out} exists; pass --overwrite to replace it")
-    runs = [xor_retrieve.read_retrieve_predictions(path, with_passage_ids=True) for path in args.runs]
+    runs = [xor_retrieve.read_retrieve_predictions(path, with_passage_ids=True)
+            for path in args.runs]
     fused = fusion.fuse_runs(runs, args.runs, args.method, args.k, args.top_k)
     prediction_files.write_retrieve_predictions(args.out, fused, overwrite=args.overwrite)
   except DataFormatError:

@@ -138,7 +138,7 @@ def mixcse_contrastive(query_vectors_BD: jax.Array, passage_vectors_BKD: jax.Arr
                        hard_negative_index_B: jax.Array,
                        passage_mask_BK: jax.Array | None = None, *,
                        mix_weight: float = 0.2, temperature: float = 0.05) -> jax.Array:
-  """MixCSE (Zhang et al., AAAI 2022) in ZusammenQA's form: cosine / tau NLL plus one mixed negative.
+  """MixCSE (Zhang et al., AAAI 2022) as ZusammenQA states it: cosine/tau NLL + one mixed negative.
 
   With c(x, y) = cos(x, y) / tau and e~_i = normalise(lambda e_{p_i+} + (1 - lambda) e_{p_ij*}),
     L_i = -log e^{c(q_i, p_i+)} / (sum_n e^{c(q_i, p_n)} + e^{c(q_i, sg[e~_i])}),
