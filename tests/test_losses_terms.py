@@ -147,6 +147,13 @@ def test_dpr_nll_in_batch_and_hard_negatives():
   s_all = flat @ q.astype(np.float64).T  # [6, 3]
   want_all = [-(s_all[2 * i, i] - np.log(np.exp(s_all[:, i]).sum())) for i in range(3)]
   np.testing.assert_allclose(terms.dpr_nll(q, p), want_all, rtol=1e-5)
+  # A padding question (padding positive) gives 0 and takes no column of the others.
+  padded = mask.copy()
+  padded[2] = False
+  got = np.asarray(terms.dpr_nll(q, p, padded))
+  assert got[2] == 0.0
+  want0 = -(s_all[0, 0] - np.log(np.exp(s_all[[0, 1, 2], 0]).sum()))
+  np.testing.assert_allclose(got[0], want0, rtol=1e-5)
 
 
 def np_mixcse(q, p, j, mask, lam=0.2, tau=0.05):
@@ -171,6 +178,11 @@ def test_mixcse_equals_numpy():
   mask = np.array([[1, 1, 1], [1, 0, 1], [1, 1, 0]], bool)  # question 1's j* is padding
   got = terms.mixcse_contrastive(q, p, j, mask)
   np.testing.assert_allclose(got, np_mixcse(q, p, j, mask), rtol=1e-4)
+  padded = mask.copy()
+  padded[1] = False  # a padding question
+  got = np.asarray(terms.mixcse_contrastive(q, p, j, padded))
+  assert got[1] == 0.0
+  np.testing.assert_allclose(got[[0, 2]], np_mixcse(q, p, j, padded)[[0, 2]], rtol=1e-4)
   ones = np.ones((3, 3), bool)
   got = terms.mixcse_contrastive(q, p, j, mix_weight=0.5, temperature=0.1)
   np.testing.assert_allclose(got, np_mixcse(q, p, j, ones, 0.5, 0.1), rtol=1e-4)

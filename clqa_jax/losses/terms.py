@@ -3,6 +3,9 @@
 Shapes: B questions, K passages per question, N passages a query is scored against (K for the
 question's own passages, B_g*K for the global batch), T answer positions, V vocabulary.
 Stop-gradients are applied here, where the method puts them, so every caller gets them right.
+The peer-method contrastive terms (``dpr_nll``, ``mixcse_contrastive``) take the retrieval
+head's query vectors [B, D] and each question's K passage vectors [B, K, D] (passage 0 the
+positive).
 """
 from __future__ import annotations
 
@@ -108,19 +111,29 @@ def dpr_nll(query_vectors_BD: jax.Array, passage_vectors_BKD: jax.Array,
 
   L_i = -log e^{s(q_i, p_i+)} / sum_n e^{s(q_i, p_n)} over the B*K passages: passage 0 of each
   question is its positive, passages 1..K-1 its hard negatives, so the negatives are the other
-  questions' positives and every hard negative. Padding passages (mask False) are excluded.
+  questions' positives and every hard negative. Padding passages (mask False) are excluded; a
+  question whose positive is padding (a padding question) gives 0.
   """
   b, k, _ = passage_vectors_BKD.shape
   scores_BN = global_scores(query_vectors_BD, passage_vectors_BKD)
   mask_N = None if passage_mask_BK is None else passage_mask_BK.reshape(1, b * k)
   log_probs = divergences.masked_log_softmax(scores_BN, mask_N)
-  return -jnp.take_along_axis(log_probs, _positive_columns(b, k)[:, None], axis=-1)[:, 0]
+  return _positive_nll(log_probs, passage_mask_BK, k)
+
+
+def _positive_nll(log_probs_BN: jax.Array, passage_mask_BK: jax.Array | None,
+                  k: int) -> jax.Array:
+  """-log p(positive of question i, column i*K) -> [B]; 0 for a padding question."""
+  b = log_probs_BN.shape[0]
+  nll = -jnp.take_along_axis(log_probs_BN, _positive_columns(b, k)[:, None], axis=-1)[:, 0]
+  return nll if passage_mask_BK is None else jnp.where(passage_mask_BK[:, 0], nll, 0.0)
 
 
 def draw_hard_negative(rng: jax.Array, passage_mask_BK: jax.Array) -> jax.Array:
   """MixCSE's j*: a uniform draw among each question's real hard negatives (1..K-1) -> [B].
 
-  A question without a real hard negative gets 1 (masked out again by ``mixcse_contrastive``).
+  A question without a real hard negative gets any index in 1..K-1, a padding passage, whose mixed
+  column ``mixcse_contrastive`` then drops.
   """
   b, k = passage_mask_BK.shape
   if k < 2:
@@ -146,7 +159,7 @@ def mixcse_contrastive(query_vectors_BD: jax.Array, passage_vectors_BKD: jax.Arr
   hard negative, as ``dpr_nll``) and j* = ``hard_negative_index_B`` (in 1..K-1, see
   ``draw_hard_negative``). The mixed negative is a constant: no gradient reaches the passages
   through its construction, only through their own columns. Its column is dropped for a
-  question whose j* is a padding passage.
+  question whose j* is a padding passage; a padding question (padding positive) gives 0.
   """
   b, k, _ = passage_vectors_BKD.shape
   queries = _unit(query_vectors_BD)
@@ -163,4 +176,4 @@ def mixcse_contrastive(query_vectors_BD: jax.Array, passage_vectors_BKD: jax.Arr
       [jnp.broadcast_to(passage_mask_BK.reshape(1, b * k), (b, b * k)),
        passage_mask_BK[rows, hard_negative_index_B][:, None]], axis=-1)
   log_probs = divergences.masked_log_softmax(logits, mask)
-  return -jnp.take_along_axis(log_probs, _positive_columns(b, k)[:, None], axis=-1)[:, 0]
+  return _positive_nll(log_probs, passage_mask_BK, k)
