@@ -6,7 +6,8 @@ rather than TensorFlow's gfile, so reading a file never imports TensorFlow and o
 also speaks epath, shares the same client; set ``EPATH_USE_TF=true`` before the first remote
 access to use gfile instead.
 
-Writers never leave a half-written artifact under its final name:
+Writers never leave a half-written artifact under its final name (local files are fsynced
+before the rename, so a crash cannot leave a renamed but empty file):
 
     atomic_write(path, text_or_bytes)          # temporary name in the same directory, renamed
     with atomic_open(path, "w") as f: ...      # same, streaming
@@ -215,6 +216,9 @@ def atomic_open(path: PathLike, mode: str = "w", encoding: str | None = "utf-8",
   try:
     with open(tmp, mode, encoding=None if "b" in mode else encoding) as f:
       yield f
+      if not is_remote(tmp):  # on disk before the rename: a file that exists is whole
+        f.flush()
+        os.fsync(f.fileno())
     replace(tmp, path)
   except BaseException:
     remove(tmp, missing_ok=True)

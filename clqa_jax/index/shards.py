@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import re
 from typing import Any
 
@@ -80,9 +79,6 @@ def is_process_tmp_name(name: str, process_index: int) -> bool:
 def _atomic_write_bytes(path: str, write) -> None:
   with fileio.atomic_open(path, "wb") as f:
     write(f)
-    if not fileio.is_remote(path):  # on disk before the rename: a manifest implies its data
-      f.flush()
-      os.fsync(f.fileno())
 
 
 def write_json_atomic(path: str, obj: Any) -> None:
