@@ -23,3 +23,39 @@ def fresh_gin():
   yield
   gin.clear_config()
   gin.parse_config(saved, skip_unknown=True)
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator(tmp_path_factory):
+  """One local GCS emulator (127.0.0.1) for the session: tensorstore reads its endpoint once per
+  process. A failure to start fails the test that asked for it."""
+  from gcs_emulator import GcsEmulator  # pylint: disable=g-import-not-at-top
+
+  emulator = GcsEmulator(str(tmp_path_factory.mktemp("gcs-emulator") / "emulator.log")).start()
+  yield emulator
+  emulator.stop()
+
+
+@pytest.fixture
+def gcs_bucket(gcs_emulator, monkeypatch, tmp_path_factory):
+  """A new empty bucket on the emulator, as 'gs://NAME'; every GCS client of this process (and
+  of subprocesses, through the environment) points at the emulator for the test, and any
+  Python connection to a non-loopback address fails the test."""
+  import fsspec.config  # pylint: disable=g-import-not-at-top
+  import gcs_emulator as emu  # pylint: disable=g-import-not-at-top
+
+  for key, value in emu.emulator_env(gcs_emulator.url,
+                                     str(tmp_path_factory.mktemp("gcloud-config"))).items():
+    monkeypatch.setenv(key, value)
+  for key in emu.UNSET_ENV:
+    monkeypatch.delenv(key, raising=False)
+  gs_conf = {"token": "anon", "project": emu.PROJECT}
+  monkeypatch.setitem(fsspec.config.conf, "gs", gs_conf)
+  monkeypatch.setitem(fsspec.config.conf, "gcs", gs_conf)
+  emu.use_plain_gcsfs(monkeypatch)
+  guard = emu.ConnectionGuard()
+  guard.install(monkeypatch)
+  emu.clear_client_caches()
+  yield f"gs://{gcs_emulator.create_bucket()}"
+  emu.clear_client_caches()
+  assert not guard.refused, f"connections off loopback were attempted: {guard.refused}"
