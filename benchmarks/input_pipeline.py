@@ -176,12 +176,12 @@ def run(args: argparse.Namespace, root: str) -> int:
   os.environ["CLQA_DATA_DIR"] = root
   os.environ["CLQA_VOCAB"] = data["vocab"]
 
+  from clqa_jax import tasks
   from clqa_jax.data import fid_batch
   from clqa_jax.data import passage_store
   from clqa_jax.data import pipeline
   from clqa_jax.data import readers
   from clqa_jax.data.retrieval_store import RetrievalStore
-  import tasks
 
   t = time.perf_counter()
   store = passage_store.PassageStore.build(data["corpus"], data["vocab"], f"{root}/store",

@@ -15,9 +15,9 @@ import os
 import tempfile
 import time
 
+from clqa_jax.miniwiki import generate
+from clqa_jax.miniwiki import kb
 from clqa_jax.synth import config as config_lib
-from clqa_jax.synth import corpus_gen
-from clqa_jax.synth import kb
 from clqa_jax.synth import stages
 
 # Articles per entity: English always, each of the 7 other languages for about 3 in 4 entities.
@@ -27,7 +27,7 @@ _ARTICLES_PER_ENTITY = 1 + 7 * 0.75
 def run_size(target_articles: int, root: str, runner: str) -> dict[str, float]:
   synthetic = max(0, round(target_articles / _ARTICLES_PER_ENTITY) - len(kb.REAL_ENTITIES))
   corpus = os.path.join(root, f"corpus_{target_articles}")
-  counts = corpus_gen.generate_corpus(corpus, synthetic)
+  counts = generate.generate_corpus(corpus, synthetic)
   articles = sum(v for k, v in counts.items() if k.startswith("articles."))
   cfg = config_lib.SynthConfig(output_dir=os.path.join(root, f"out_{target_articles}"),
                                corpus_dir=corpus, runner=runner)

@@ -17,9 +17,7 @@ integration tests build their data root with.
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
-import glob
 import json
 import logging
 import os
@@ -28,6 +26,9 @@ import tempfile
 import time
 from typing import Any, Callable
 
+from clqa_jax.data import formats
+from clqa_jax.data import readers
+
 logger = logging.getLogger(__name__)
 
 VOCAB_SIZE = 1000  # fits the tiny model's 1024 embeddings (gin/experiments/mini_common.gin)
@@ -35,22 +36,15 @@ VOCAB_SIZE = 1000  # fits the tiny model's 1024 embeddings (gin/experiments/mini
 
 def run_synth(root: str, gin_file: str = "synth/mini.gin") -> dict:
   """``clqa synth all --gin_file synth/mini.gin --out root`` in this process (gin restored)."""
-  import gin  # pylint: disable=g-import-not-at-top
-
-  from clqa_jax.cli import gin_flags  # pylint: disable=g-import-not-at-top
+  from clqa_jax import gin_utils  # pylint: disable=g-import-not-at-top
   from clqa_jax.synth import config as config_lib  # pylint: disable=g-import-not-at-top
   from clqa_jax.synth import stages  # pylint: disable=g-import-not-at-top
 
   logging.getLogger("apache_beam").setLevel(logging.WARNING)
-  saved = gin.config_str()
-  gin.clear_config()
-  try:
-    gin_flags.parse_gin([gin_file], [], finalize=False)
+  with gin_utils.scoped_config():
+    gin_utils.parse_gin([gin_file], [], finalize=False)
     cfg = config_lib.SynthConfig(output_dir=root)
     return stages.run_all(cfg)
-  finally:
-    gin.clear_config()
-    gin.parse_config(saved, skip_unknown=True)
 
 
 def vocabulary_text(root: str, out_path: str) -> int:
@@ -59,17 +53,13 @@ def vocabulary_text(root: str, out_path: str) -> int:
   lines = 0
   with open(out_path, "w", encoding="utf-8") as out:
     for name in ("passages/all_w100.tsv", "passages/psgs_w100.tsv"):
-      with open(os.path.join(root, name), encoding="utf-8", newline="") as f:
-        rows = csv.reader(f, delimiter="\t")
-        next(rows)  # header id, text, title
-        for row in rows:
-          out.write(f"{row[2]}\n{row[1]}\n")
-          lines += 2
-    for path in sorted(glob.glob(os.path.join(root, "stage*", "*.jsonl-*-of-*"))):
-      with open(path, encoding="utf-8") as f:
-        for line in f:
-          record = json.loads(line)
-          for text in (record["question"], record.get("question_en", ""), *record["answers"]):
+      for p in readers.read_passages_tsv(os.path.join(root, name)):
+        out.write(f"{p.title}\n{p.text}\n")
+        lines += 2
+    for stage, read in (("stage1", readers.read_stage1_jsonl), ("stage2", readers.read_stage2_jsonl)):
+      for path in readers.expand_shards(os.path.join(root, stage, "*.jsonl-*-of-*")):
+        for record in read(path):
+          for text in (record.question, getattr(record, "question_en", ""), *record.answers):
             if text:
               out.write(text + "\n")
               lines += 1
@@ -100,7 +90,7 @@ def prepare_data(root: str, vocab_size: int = VOCAB_SIZE) -> dict:
           "vocab": vocab}
 
 
-XOR_LANGUAGES = ("ar", "bn", "fi", "ja", "ko", "ru", "te")
+XOR_LANGUAGES = formats.XOR_LANGUAGES
 STEPS = ("synth", "vocab", "teacher", "stage1", "stage2", "export", "eval")
 
 
@@ -167,23 +157,18 @@ def _step(cfg: DemoConfig, name: str, fn: Callable[[], dict[str, Any]]) -> dict[
 
 def _train(cfg: DemoConfig, experiment: str, name: str, steps: int,
            bindings: list[str]) -> dict[str, Any]:
-  """One gin experiment run in this process (gin cleared before and after)."""
-  import gin  # pylint: disable=g-import-not-at-top
-
-  from clqa_jax.cli import gin_flags  # pylint: disable=g-import-not-at-top
+  """One gin experiment run in this process (on an empty gin config, restored after)."""
+  from clqa_jax import gin_utils  # pylint: disable=g-import-not-at-top
   from clqa_jax.trainer import loop  # pylint: disable=g-import-not-at-top
   from clqa_jax.trainer import register_configurables  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
 
   model_dir = cfg.run_dir(name)
-  gin.clear_config()
-  try:
-    gin_flags.parse_gin([experiment, *cfg.gin_files], [
+  with gin_utils.scoped_config():
+    gin_utils.parse_gin([experiment, *cfg.gin_files], [
         f"data_root.path = '{cfg.data}'", f"MODEL_DIR = '{model_dir}'", f"TRAIN_STEPS = {steps}",
         f"BATCH_SIZE = {cfg.batch_size}", f"NUM_PASSAGES = {cfg.num_passages}",
         f"SAVE_EVERY = {max(steps // 2, 1)}", *bindings, *cfg.gin_bindings])
     result = loop.train()
-  finally:
-    gin.clear_config()
   if result.status != "completed":
     raise RuntimeError(f"{name}: training ended {result.status} at step {result.step}")
   return {"model_dir": model_dir, "checkpoints": result.checkpoint_dir, "step": result.step,

@@ -374,3 +374,11 @@ def staged_local_dir(final: PathLike, *, overwrite: bool = False,
     yield local
     with publish_dir(final, overwrite=True, commit_marker=commit_marker) as tmp:
       copytree(local, tmp)
+
+
+def mtime_ns(path: PathLike) -> int:
+  """A file's modification time in nanoseconds (whole seconds on GCS, where the object's
+  update time is what the store keeps)."""
+  if is_remote(path):
+    return int(as_path(path).stat().mtime) * 1_000_000_000
+  return os.stat(as_str(path)).st_mtime_ns

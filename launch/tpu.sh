@@ -1,38 +1,58 @@
 #!/usr/bin/env bash
-# Cloud TPU VM lifecycle for clqa-jax: create | setup | run | logs | stop | delete.
+# Cloud TPU VM lifecycle for clqa-jax.
 #
-#   export TPU_NAME=clqa-v4-32 ZONE=us-central2-b ACCELERATOR_TYPE=v4-32   # PROJECT optional
-#   launch/tpu.sh create
-#   launch/tpu.sh setup                      # ships this checkout (git HEAD) to every worker
-#   launch/tpu.sh run --gin_file=experiments/xor_retrieve_clr_pt.gin --gin_file=partitioning/fsdp.gin \
-#                     --gin.MODEL_DIR=gs://my-bucket/clqa/stage1
-#   launch/tpu.sh logs                       # follow worker 0 (WORKER=3 for another)
-#   launch/tpu.sh stop                       # kill the training processes on every worker
-#   launch/tpu.sh delete
+# Usage: launch/tpu.sh COMMAND [ARGS]
 #
-# `run` starts the same `clqa train` on every worker (SPMD: one program, all hosts); each calls
-# maybe_initialize_distributed(), which detects the TPU VM and lets JAX find its peers.
+#   create   create the TPU VM (ACCELERATOR_TYPE, RUNTIME_VERSION, SPOT)
+#   setup    ship this checkout (its git HEAD, committed files only) to every worker and run
+#            launch/tpu_worker_setup.sh there: uv (pinned, from PyPI) installs Python 3.11
+#            beside the image's python3.10, then REMOTE_DIR/.venv gets requirements.txt (less
+#            torch/transformers), jax[tpu] with its libtpu, and clqa-jax
+#   run FLAGS...
+#            start `clqa train FLAGS...` in the background on every worker (the same program
+#            on all hosts; JAX finds its peers); FLAGS must set --gin.MODEL_DIR=gs://...
+#   logs     follow the training log of worker WORKER
+#   stop     kill the process `run` started, on every worker
+#   delete   delete the TPU VM
+#
+#   export TPU_NAME=clqa-v4-32 ZONE=us-central2-b ACCELERATOR_TYPE=v4-32
+#   launch/tpu.sh create && launch/tpu.sh setup
+#   launch/tpu.sh run --gin_file=experiments/xor_retrieve_clr_pt.gin \
+#                     --gin_file=partitioning/fsdp.gin --gin.MODEL_DIR=gs://my-bucket/clqa/stage1
+#
+# Environment:
+#   TPU_NAME          the TPU VM's name (required)
+#   ZONE              its zone (required)
+#   PROJECT           Google Cloud project (default: gcloud's configured one)
+#   ACCELERATOR_TYPE  create: TPU type and size (v4-8)
+#   RUNTIME_VERSION   create: VM image (tpu-ubuntu2204-base; v5e: v2-alpha-tpuv5-lite)
+#   SPOT=1            create: spot capacity
+#   REMOTE_DIR        checkout directory under each worker's home (clqa-jax)
+#   PYTHON_VERSION    setup: the Python uv installs (default: the 3.11 pinned in
+#                     launch/tpu_worker_setup.sh)
+#   LOG               run/logs/stop: log file under each worker's home (clqa-train.log)
+#   WORKER            logs: which worker to follow (0)
+#   DRY_RUN=1         print the git and gcloud commands instead of running them
+#
 # Multi-host runs need MODEL_DIR on shared storage (gs://...), not a local path.
-#
-# Settings (environment): TPU_NAME, ZONE (required); PROJECT; ACCELERATOR_TYPE (v4-8);
-# RUNTIME_VERSION (tpu-ubuntu2204-base); SPOT=1 for spot capacity; REMOTE_DIR (clqa-jax, under
-# the remote home); PYTHON (python3.11 on the VM); LOG (clqa-train.log); WORKER (0, for logs);
-# DRY_RUN=1 prints the gcloud commands instead of running them.
 set -euo pipefail
 
 ACCELERATOR_TYPE="${ACCELERATOR_TYPE:-v4-8}"
 RUNTIME_VERSION="${RUNTIME_VERSION:-tpu-ubuntu2204-base}"
 REMOTE_DIR="${REMOTE_DIR:-clqa-jax}"
-PYTHON="${PYTHON:-python3.11}"
 LOG="${LOG:-clqa-train.log}"
 WORKER="${WORKER:-0}"
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 die() { echo "tpu.sh: $*" >&2; exit 2; }
 
+# The header comment above, to stdout for --help and to stderr after a usage error.
 usage() {
-  sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
-  exit "${1:-0}"
+  local status="${1:-0}"
+  local text
+  text="$(sed -n '2,/^[^#]/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//')"
+  if [[ "${status}" == "0" ]]; then echo "${text}"; else echo "${text}" >&2; fi
+  exit "${status}"
 }
 
 need_settings() {
@@ -73,18 +93,13 @@ cmd_setup() {
   trap 'rm -rf "$(dirname "${TARBALL}")"' EXIT
   local tarball="${TARBALL}"
   # Committed files only: what runs on the pod is exactly a revision.
-  # torch/transformers serve only the parity tests; skipping them keeps a CUDA torch off the VM.
   run_cmd git -C "${REPO_ROOT}" archive --format=tar.gz --prefix="${REMOTE_DIR}/" -o "${tarball}" HEAD
   gcloud_tpu scp "${tarball}" "${TPU_NAME}:clqa-jax.tar.gz" --worker=all
-  local jax_version
-  jax_version="$(sed -n 's/^jax==\(.*\)$/\1/p' "${REPO_ROOT}/requirements.txt")"
-  [[ -n "${jax_version}" ]] || die "requirements.txt pins no jax==VERSION"
-  on_all_workers "set -e; rm -rf ${REMOTE_DIR} && tar xzf clqa-jax.tar.gz && cd ${REMOTE_DIR} \
-    && ${PYTHON} -m venv .venv && .venv/bin/pip install -q -U pip \
-    && grep -vE '^(torch|transformers)==' requirements.txt > requirements-tpu.txt \
-    && .venv/bin/pip install -q -r requirements-tpu.txt 'jax[tpu]==${jax_version}' \
-    && .venv/bin/pip install -q --no-deps -e . && .venv/bin/clqa --help >/dev/null \
-    && echo \"\$(hostname): clqa-jax ready\""
+  local python_version=""
+  [[ -n "${PYTHON_VERSION:-}" ]] && python_version="PYTHON_VERSION=$(printf '%q' "${PYTHON_VERSION}") "
+  # The image's python3 (3.10) only installs uv; launch/tpu_worker_setup.sh says why.
+  on_all_workers "set -e; rm -rf ${REMOTE_DIR} && tar xzf clqa-jax.tar.gz && rm clqa-jax.tar.gz \
+&& ${python_version}bash ${REMOTE_DIR}/launch/tpu_worker_setup.sh"
 }
 
 cmd_run() {

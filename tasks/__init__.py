@@ -25,15 +25,16 @@ import functools
 
 import seqio
 
+from clqa_jax.data import formats
 from clqa_jax.data import mixing
 from clqa_jax.data import preprocessors as pp
 from clqa_jax.data import sources
 from clqa_jax.data import vocab as vocab_lib
-from clqa_jax.data.tfds_builders import builders as tfds_builders
+from clqa_jax.data import tfds_builders  # noqa: F401  (registers the clqa TFDS builders)
 
-XOR_LANGUAGES = ("ar", "bn", "fi", "ja", "ko", "ru", "te")
-SYNTH_LANGUAGES = XOR_LANGUAGES
-MKQA_LANGUAGES = tfds_builders.MKQA_LANGUAGES
+XOR_LANGUAGES = formats.XOR_LANGUAGES
+SYNTH_LANGUAGES = formats.XOR_LANGUAGES
+MKQA_LANGUAGES = formats.MKQA_LANGUAGES
 
 VOCABULARY = vocab_lib.task_vocabulary()
 QA_FEATURES = {

@@ -16,13 +16,10 @@ import pytest  # noqa: E402  (after the environment above, which must precede ja
 def fresh_gin():
   """An empty process-wide gin config for the test (command lines parse gin into it); the
   config from before is put back afterwards. Use with ``pytest.mark.usefixtures``."""
-  import gin  # pylint: disable=g-import-not-at-top
+  from clqa_jax import gin_utils  # pylint: disable=g-import-not-at-top
 
-  saved = gin.config_str()
-  gin.clear_config()
-  yield
-  gin.clear_config()
-  gin.parse_config(saved, skip_unknown=True)
+  with gin_utils.scoped_config():
+    yield
 
 
 @pytest.fixture(scope="session")

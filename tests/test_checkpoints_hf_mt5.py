@@ -13,7 +13,8 @@ pytest.importorskip("transformers")
 
 from clqa_jax.checkpoints import (CheckpointMappingError, load_class_checkpoint,  # noqa: E402
                                   load_hf_mt5)
-from clqa_jax.checkpoints import hf_mt5, param_mapping  # noqa: E402
+from clqa_jax.checkpoints import exported, hf_mt5, param_mapping  # noqa: E402
+from clqa_jax.checkpoints.kinds import checkpoint_kind  # noqa: E402
 from clqa_jax.cli import import_cmd  # noqa: E402
 from clqa_jax.models import MT5, UnifiedRetrieverReader  # noqa: E402
 from models_testutil import build_hf_mt5, padded_batch, save_hf  # noqa: E402
@@ -23,7 +24,24 @@ from models_testutil import build_hf_mt5, padded_batch, save_hf  # noqa: E402
 def hf_dirs(tmp_path_factory):
   model = build_hf_mt5("a")
   root = tmp_path_factory.mktemp("hf")
-  return model, save_hf(model, str(root / "st"), True), save_hf(model, str(root / "bin"), False)
+  st = save_hf(model, str(root / "st"), True)
+  _small_vocab(os.path.join(st, "spiece.model"))   # a HF directory ships its tokenizer
+  return model, st, save_hf(model, str(root / "bin"), False)
+
+
+def _small_vocab(path: str) -> str:
+  """A SentencePiece model with fewer pieces than the fixture model's 300 ids."""
+  import sentencepiece as spm
+
+  text = os.path.join(os.path.dirname(path), "spm_text.txt")
+  with open(text, "w", encoding="utf-8") as f:
+    f.write("\n".join(f"question {i} answer passage title {i * 7}" for i in range(200)))
+  spm.SentencePieceTrainer.train(input=text, model_prefix=path[:-len(".model")],
+                                 vocab_size=60, hard_vocab_limit=False, pad_id=0, eos_id=1,
+                                 unk_id=2, bos_id=-1)
+  os.remove(text)
+  os.remove(path[:-len(".model")] + ".vocab")
+  return path
 
 
 def _flat(tree):
@@ -146,22 +164,43 @@ def test_class_checkpoint_import_and_retrieval_vectors(hf_dirs, tmp_path):
     load_hf_mt5(str(tmp_path))
 
 
-def test_import_cli_writes_orbax_checkpoint(hf_dirs, tmp_path, capsys):
+def test_import_cli_writes_an_export(hf_dirs, tmp_path, capsys):
+  """`clqa import` writes the format `clqa export` writes: load_exported reads it back."""
   _, st, _ = hf_dirs
   parser = argparse.ArgumentParser()
   import_cmd.add_arguments(parser)
   out = tmp_path / "ckpt"
   assert import_cmd.run(parser.parse_args(["hf_mt5", "--src", st, "--out", str(out)])) == 0
   assert "imported" in capsys.readouterr().out
-  config, params = hf_mt5.read_imported_checkpoint(str(out))
+  assert checkpoint_kind(str(out)) == "exported"
+  assert sorted(os.listdir(out)) == ["manifest.json", "model_config.json", "params", "vocab"]
+  config, params, vocab, manifest = exported.load_exported(str(out), require_unified=False)
   ref_config, ref_params = load_hf_mt5(st)
   assert config == ref_config
   for k, v in _flat(ref_params).items():
     np.testing.assert_array_equal(_flat(params)[k], v)
-  assert json.loads((out / "config.json").read_text())["kind"] == "mt5"
+  assert json.loads((out / "model_config.json").read_text())["kind"] == "mt5"
+  assert manifest["source"]["kind"] == "hf_mt5" and manifest["format"] == exported.FORMAT
+  with open(vocab, "rb") as f1, open(os.path.join(st, "spiece.model"), "rb") as f2:
+    assert f1.read() == f2.read()
+  # A plain mT5 export is no retriever-reader: eval/index/infer refuse it by default.
+  with pytest.raises(exported.ExportFormatError, match="kind' is 'mt5'"):
+    exported.load_exported(str(out))
   # An existing output is never overwritten silently.
   assert import_cmd.run(parser.parse_args(["hf_mt5", "--src", st, "--out", str(out)])) == 1
   assert "--overwrite" in capsys.readouterr().err
+
+
+def test_import_without_a_vocabulary_is_a_clear_error(hf_dirs, tmp_path, monkeypatch, capsys):
+  _, _, binary = hf_dirs
+  monkeypatch.setenv("CLQA_VOCAB", str(tmp_path / "absent.model"))
+  monkeypatch.delenv("CLQA_DATA_DIR", raising=False)
+  parser = argparse.ArgumentParser()
+  import_cmd.add_arguments(parser)
+  assert import_cmd.run(parser.parse_args(["hf_mt5", "--src", binary, "--out",
+                                           str(tmp_path / "o")])) == 1
+  assert "--vocab" in capsys.readouterr().err
+  assert not (tmp_path / "o").exists()
 
 
 def test_hf_mt5_as_unified_fills_the_retriever_head(hf_dirs, tmp_path, capsys):
@@ -175,8 +214,9 @@ def test_hf_mt5_as_unified_fills_the_retriever_head(hf_dirs, tmp_path, capsys):
       ["hf_mt5", "--src", st, "--out", str(out), "--unified", "--retriever_layer", "2"])) == 0
   printed = capsys.readouterr().out
   assert "initialised (not in the source): retriever/query_proj" in printed
-  config, params = hf_mt5.read_imported_checkpoint(str(out))
+  config, params, _, manifest = exported.load_exported(str(out))
   assert config.resolved_retriever_layer == 2
+  assert "retriever/query_proj" in manifest["source"]["initialised"]
   want = describe_params(abstract_params(UnifiedRetrieverReader(config)))
   got = _flat(params)
   assert sorted(got) == sorted(want)

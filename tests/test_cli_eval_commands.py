@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from clqa_jax.checkpoints import export
+from clqa_jax.checkpoints import exported
 from clqa_jax.cli import main as cli_main
 from fixtures.data.tiny_vocab import ROOT, tiny_vocab_path
 from fixtures.export import tiny_run
@@ -27,7 +27,7 @@ def exports(tmp_path_factory):
   dirs = []
   for seed in (7, 8):
     d = str(root / f"export{seed}")
-    export.write_export(d, config, tiny_run.tiny_params(config, seed=seed), tiny_vocab_path())
+    exported.write_exported(d, config, tiny_run.tiny_params(config, seed=seed), tiny_vocab_path())
     dirs.append(d)
   index = str(root / "index")
   assert cli_main.main(["index", "--export", dirs[0], "--corpus", PSGS, "--out", index,
@@ -111,5 +111,5 @@ def test_infer(exports, capsys, tmp_path):
   assert scores == sorted(scores, reverse=True)
   qfile.write_text('{"id": "x"}\n')
   assert cli_main.main(["infer", "--export", dirs[0], "--index", index, "--questions_file",
-                        str(qfile)]) == 1
-  assert "question" in capsys.readouterr().err
+                        str(qfile)]) == 2
+  assert f"clqa infer: error: {qfile}:1: question: missing" in capsys.readouterr().err

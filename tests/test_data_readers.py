@@ -88,8 +88,10 @@ def test_xor_malformed(tmp_path):
   e = _error(readers.read_xor_jsonl(path))
   assert (e.line, e.field) == (2, "<json>") and path in str(e)
   stats = SkipStats()
-  assert len(list(readers.read_xor_jsonl(path, skip_errors=True, stats=stats))) == 2
-  assert dict(stats.by_field) == {"<json>": 1, "answers": 2, "question": 1, "answers[0]": 1}
+  got = list(readers.read_xor_jsonl(path, skip_errors=True, stats=stats))
+  # A bare-string answer is one answer.
+  assert [(q.qid, q.answers) for q in got] == [("1", ("a",)), ("3", ("a",)), ("1", ("a",))]
+  assert dict(stats.by_field) == {"<json>": 1, "answers": 1, "question": 1, "answers[0]": 1}
   # Test files have no answers.
   test_file = _write(tmp_path, "t.jsonl", json.dumps({"id": "1", "lang": "ja", "question": "q"}) + "\n")
   assert list(readers.read_xor_jsonl(test_file, require_answers=False))[0].answers == ()
@@ -140,8 +142,9 @@ def test_mkqa_fixture_gold_answers_and_gzip(tmp_path):
     assert ex[0].example_id == "563260143484355911"
     assert ex[0].gold_answers("en") == ("Helsinki", "Helsingfors")
     assert ex[1].gold_answers("ko") == ("3776.0 meter", "3776 m", "3,776 meters")
-    assert ex[2].gold_answers("ja") == ()  # unanswerable
-    assert ex[0].to_qa_example("ja").question == "フィンランドの首都は"
+    assert ex[2].gold_answers("ja") == ("",) and not ex[2].is_answerable("ja")
+    assert ex[2].to_question("ja").answers == ()
+    assert ex[0].to_question("ja").question == "フィンランドの首都は"
 
 
 def test_mkqa_malformed(tmp_path):
@@ -150,19 +153,21 @@ def test_mkqa_malformed(tmp_path):
                     "ja": [{"type": "entity", "text": "あ", "aliases": []}]}}
   bad_alias = json.loads(json.dumps(ok))
   bad_alias["answers"]["ja"][0]["aliases"] = "x"
-  no_text = json.loads(json.dumps(ok))
-  no_text["answers"]["en"][0]["text"] = None
+  bad_text = json.loads(json.dumps(ok))
+  bad_text["answers"]["en"][0]["text"] = 5
   missing_lang = json.loads(json.dumps(ok))
   del missing_lang["answers"]["ja"]
+  empty_lang = json.loads(json.dumps(ok))
+  empty_lang["answers"]["ja"] = []
   no_queries = {k: v for k, v in ok.items() if k != "queries"}
-  lines = [ok, bad_alias, no_text, missing_lang, no_queries]
+  lines = [ok, bad_alias, bad_text, missing_lang, empty_lang, no_queries]
   path = _write(tmp_path, "m.jsonl", "\n".join(json.dumps(x, ensure_ascii=False) for x in lines) + "\n")
   e = _error(readers.read_mkqa_jsonl(path))
   assert (e.line, e.field) == (2, "answers.ja[0].aliases")
   stats = SkipStats()
   assert len(list(readers.read_mkqa_jsonl(path, skip_errors=True, stats=stats))) == 1
   assert dict(stats.by_field) == {"answers.ja[0].aliases": 1, "answers.en[0].text": 1,
-                                  "answers": 1, "queries": 1}
+                                  "answers": 1, "answers.ja": 1, "queries": 1}
 
 
 # -- synthetic stage-1 / stage-2 ---------------------------------------------------------------
@@ -235,3 +240,89 @@ def test_normalize_matches_official_rules():
   }
   for raw, want in cases.items():
     assert text_normalize.normalize(raw) == want, raw
+
+
+# -- MKQA gold answers: the official evaluator's semantics -------------------------------------
+
+
+def _mkqa_record(answers: dict, example_id=7):
+  queries = {lang: f"q {lang}" for lang in answers}
+  return {"example_id": example_id, "query": "q", "queries": queries, "answers": answers}
+
+
+def test_mkqa_gold_answers_follow_the_official_evaluator(tmp_path):
+  records = [
+      # null text (unanswerable and long_answer): the official "" = No Answer.
+      _mkqa_record({"en": [{"type": "unanswerable", "entity": None, "text": None, "aliases": []}],
+                    "fi": [{"type": "long_answer", "text": None}]}, 1),
+      # text then aliases, every answer of the language, duplicates once.
+      _mkqa_record({"en": [{"type": "entity", "entity": "Q1", "text": "Paris",
+                            "aliases": ["City of Light", "Paris"]},
+                           {"type": "entity", "entity": "Q2", "text": "Île-de-France",
+                            "aliases": ["City of Light"]}]}, 2),
+      # binary answers are the strings "yes" / "no".
+      _mkqa_record({"en": [{"type": "binary", "text": "yes"}]}, 3),
+      # number and date types: their text and aliases as they are.
+      _mkqa_record({"en": [{"type": "number", "text": "7.0", "aliases": ["7", "seven"]}],
+                    "de": [{"type": "date", "text": "9 November 1989",
+                            "aliases": ["9. November 1989"]}]}, 4),
+      # a null text beside a real answer: answerable, and "" stays a gold (empty prediction).
+      _mkqa_record({"en": [{"type": "short_phrase", "text": "a tie"},
+                           {"type": "unanswerable", "text": None}]}, 5),
+  ]
+  path = _write(tmp_path, "m.jsonl", "\n".join(json.dumps(r, ensure_ascii=False)
+                                                for r in records) + "\n")
+  ex = {e.example_id: e for e in readers.read_mkqa_jsonl(path)}
+  assert ex["1"].gold_answers("en") == ("",) and ex["1"].gold_answers("fi") == ("",)
+  assert not ex["1"].is_answerable("en") and not ex["1"].is_answerable("fi")
+  q = ex["1"].to_question("fi")
+  assert (q.qid, q.lang, q.answers, q.answer_types) == ("1", "fi", (), ("long_answer",))
+  assert ex["2"].gold_answers("en") == ("Paris", "City of Light", "Île-de-France")
+  assert ex["2"].to_question("en").answer_types == ("entity", "entity")
+  assert ex["3"].to_question("en").answers == ("yes",)
+  assert ex["4"].to_question("en").answers == ("7.0", "7", "seven")
+  assert ex["4"].to_question("de").answers == ("9 November 1989", "9. November 1989")
+  assert ex["5"].is_answerable("en") and ex["5"].to_question("en").answers == ("a tie", "")
+
+
+# -- one error type, with path, line and field, from every reader -------------------------------
+
+
+def test_every_reader_raises_data_format_error_with_path_line_field(tmp_path):
+  from clqa_jax.data import wikipedia
+  from clqa_jax.eval import inputs
+  from clqa_jax.eval import mkqa
+  from clqa_jax.eval import questions
+
+  ok_xor = json.dumps({"id": "1", "lang": "ja", "question": "q", "answers": ["a"]})
+  xor = _write(tmp_path, "x.jsonl", ok_xor + "\n" + json.dumps({"id": "2", "lang": "ja", "question": "q"}) + "\n")
+  tsv = _write(tmp_path, "p.tsv", "id\ttext\ttitle\n1\tt\tT\n2\t\tT\n")
+  nq = _write(tmp_path, "n.csv", 'q\t["a"]\nq\tnope\n')
+  mk = _write(tmp_path, "m.jsonl", json.dumps(_mkqa_record({"en": [{"type": "entity", "text": 1}]})) + "\n")
+  s1 = _write(tmp_path, "s1.jsonl", _stage1() + "\n" + _stage1(id="ja-12-0") + "\n")
+  s2 = _write(tmp_path, "s2.jsonl", json.dumps({"id": "ja-2-0", "lang": "ja"}) + "\n")
+  wiki = _write(tmp_path, "wiki_00", '{"id": "1", "title": "T", "text": "x"}\n{"id": "2", "text": "x"}\n')
+  links = _write(tmp_path, "links.tsv", "en_title\tlang\ttitle\nA\tfi\t\n")
+  cases = [
+      (lambda: list(readers.read_xor_jsonl(xor)), xor, 2, "answers"),
+      (lambda: inputs.read_gold(xor), xor, 2, "answers"),
+      (lambda: questions.load_questions(xor, "xor-full"), xor, 2, "answers"),
+      (lambda: list(readers.read_passages_tsv(tsv)), tsv, 3, "text"),
+      (lambda: list(readers.read_nq_csv(nq)), nq, 2, "answers"),
+      (lambda: list(readers.read_mkqa_jsonl(mk)), mk, 1, "answers.en[0].text"),
+      (lambda: mkqa.read_mkqa(mk), mk, 1, "answers.en[0].text"),
+      (lambda: questions.load_questions(mk, "mkqa"), mk, 1, "answers.en[0].text"),
+      (lambda: list(readers.read_stage1_jsonl(s1)), s1, 2, "id"),
+      (lambda: list(readers.read_stage2_jsonl(s2)), s2, 1, "source_pid"),
+      (lambda: list(wikipedia.read_articles(wiki)), wiki, 2, "title"),
+      (lambda: wikipedia.read_langlinks(links), links, 2, "title"),
+  ]
+  for read, path, line, field in cases:
+    with pytest.raises(DataFormatError) as e:
+      read()
+    assert (e.value.path, e.value.line, e.value.field) == (path, line, field), read
+    assert str(e.value).startswith(f"{path}:{line}: {field}: ")
+  missing = str(tmp_path / "absent.jsonl")
+  with pytest.raises(DataFormatError, match="cannot open") as e:
+    list(readers.read_xor_jsonl(missing))
+  assert (e.value.path, e.value.line, e.value.field) == (missing, None, None)

@@ -4,7 +4,8 @@ import os
 
 import pytest
 
-from clqa_jax.eval import inputs
+from clqa_jax.data.errors import DataFormatError
+from clqa_jax.data.records import Question
 from clqa_jax.eval import mkqa
 from clqa_jax.eval import segment
 
@@ -17,24 +18,24 @@ PREDICTIONS = {"en": {"101": "Darwin", "102": "God", "103": "1989"},
 def test_convert_text_plus_aliases_and_drop_unanswerable():
   converted = mkqa.convert_mkqa(mkqa.read_mkqa(RAW), ["en", "ja", "zh_cn"])
   assert converted["en"] == [
-      {"id": "101", "question": "who wrote the origin of species",
-       "answers": ["Charles Darwin", "Darwin", "Charles Robert Darwin"], "lang": "en",
-       "type": "entity"},
-      {"id": "103", "question": "when did the berlin wall fall",
-       "answers": ["9 November 1989", "November 9, 1989"], "lang": "en", "type": "date"}]
-  assert [r["answers"] for r in converted["ja"]] == [["チャールズ・ダーウィン", "ダーウィン"],
-                                                     ["1989年11月9日"]]
-  assert [r["id"] for r in converted["zh_cn"]] == ["101", "103"]
+      Question("101", "en", "who wrote the origin of species",
+               ("Charles Darwin", "Darwin", "Charles Robert Darwin"), ("entity",)),
+      Question("103", "en", "when did the berlin wall fall",
+               ("9 November 1989", "November 9, 1989"), ("date",))]
+  assert [q.answers for q in converted["ja"]] == [("チャールズ・ダーウィン", "ダーウィン"),
+                                                  ("1989年11月9日",)]
+  assert [q.qid for q in converted["zh_cn"]] == ["101", "103"]
 
 
 def test_kept_unanswerable_questions_are_never_scored():
   converted = mkqa.convert_mkqa(mkqa.read_mkqa(RAW), ["en"], keep_unanswerable=True)
-  assert converted["en"][1] == {"id": "102", "question": "what is the meaning of life",
-                                "answers": ["No Answer"], "lang": "en", "type": "unanswerable"}
+  assert mkqa.xor_record(converted["en"][1]) == {
+      "id": "102", "question": "what is the meaning of life", "answers": ["No Answer"],
+      "lang": "en", "type": "unanswerable"}
   result = mkqa.evaluate_mkqa(converted, {"en": PREDICTIONS["en"]})
   assert result.counts == {"en": 2} and result.info["skipped_unanswerable"] == 1
   # The official converter's "NoAns" marker is skipped too.
-  converted["en"][1]["answers"] = ["NoAns"]
+  converted["en"][1] = Question("102", "en", "q", ("NoAns",), ("unanswerable",))
   assert mkqa.evaluate_mkqa(converted, {"en": PREDICTIONS["en"]}).counts == {"en": 2}
 
 
@@ -70,7 +71,7 @@ def test_language_list_and_prediction_layouts(tmp_path):
   flat = tmp_path / "ja.json"
   flat.write_text(json.dumps(PREDICTIONS["ja"]))
   assert mkqa.read_mkqa_predictions(str(flat), ["ja"]) == {"ja": PREDICTIONS["ja"]}
-  with pytest.raises(inputs.EvalInputError, match="one language"):
+  with pytest.raises(DataFormatError, match="one language"):
     mkqa.read_mkqa_predictions(str(flat), ["ja", "en"])
   nested = tmp_path / "all.json"
   nested.write_text(json.dumps(PREDICTIONS))
@@ -82,7 +83,7 @@ def test_bad_raw_file_names_line_and_field(tmp_path):
   path = tmp_path / "mkqa.jsonl"
   path.write_text('{"example_id": 1, "queries": {"en": "q"}, '
                   '"answers": {"en": [{"type": "entity", "text": 5}]}}\n')
-  with pytest.raises(inputs.EvalInputError, match=r"mkqa.jsonl:1: field 'answers.en\[0\].text'"):
+  with pytest.raises(DataFormatError, match=r"mkqa.jsonl:1: answers.en\[0\].text: "):
     mkqa.read_mkqa(str(path))
 
 
@@ -90,3 +91,34 @@ def test_language_selection_defaults_to_predicted_languages():
   predicted = {"zh_cn": {}, "en": {}, "xx": {}}
   assert mkqa.select_languages(None, predicted) == ["zh_cn", "en", "xx"]
   assert mkqa.select_languages(["ja", "en", "ja"], predicted) == ["ja", "en"]
+
+
+def _raw(tmp_path, records):
+  path = tmp_path / "mkqa.jsonl"
+  path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
+                  encoding="utf-8")
+  return str(path)
+
+
+def test_official_gold_semantics_in_conversion_and_scoring(tmp_path):
+  records = [
+      {"example_id": 1, "queries": {"en": "is water wet"},
+       "answers": {"en": [{"type": "binary", "text": "yes"}]}},
+      {"example_id": 2, "queries": {"en": "how many legs does a spider have"},
+       "answers": {"en": [{"type": "number", "text": "8.0", "aliases": ["8", "eight", "8"]}]}},
+      {"example_id": 3, "queries": {"en": "explain gravity"},
+       "answers": {"en": [{"type": "long_answer", "text": None, "aliases": []}]}},
+      {"example_id": 4, "queries": {"en": "when was the treaty signed"},
+       "answers": {"en": [{"type": "date", "text": "1648", "aliases": []},
+                          {"type": "unanswerable", "text": None}]}},
+  ]
+  converted = mkqa.convert_mkqa(mkqa.read_mkqa(_raw(tmp_path, records)), ["en"])
+  # long_answer (null text) is unanswerable and dropped; aliases are deduplicated; a null text
+  # beside a real answer keeps "" among the golds, as the official evaluator does.
+  assert [(q.qid, q.answers) for q in converted["en"]] == [
+      ("1", ("yes",)), ("2", ("8.0", "8", "eight")), ("4", ("1648", ""))]
+  result = mkqa.evaluate_mkqa(converted, {"en": {"1": "Yes", "2": "eight", "4": ""}})
+  assert result.scores["en"]["EM"] == pytest.approx(100.0)
+  kept = mkqa.convert_mkqa(mkqa.read_mkqa(_raw(tmp_path, records)), ["en"],
+                           keep_unanswerable=True)
+  assert [q.answers for q in kept["en"]][2] == ("No Answer",)

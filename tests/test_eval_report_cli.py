@@ -84,7 +84,8 @@ def test_cli_bad_input_is_a_typed_error(tmp_path, capsys):
   pred.write_text("{}")
   rc = cli_main.main(["metrics", "xor-full", "--data_file", str(gold), "--pred_file", str(pred)])
   assert rc == 2
-  assert "gold.jsonl:1: field 'answers' must be a non-empty list" in capsys.readouterr().err
+  assert "clqa metrics: error: " in (err := capsys.readouterr().err)
+  assert f"{gold}:1: answers: empty list" in err
 
 
 def test_written_prediction_files_read_back_in_the_official_formats(tmp_path):

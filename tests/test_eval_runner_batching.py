@@ -2,6 +2,7 @@
 import jax
 import numpy as np
 
+from clqa_jax.data.records import Question
 from clqa_jax.eval import questions as questions_lib
 from clqa_jax.eval.inference import ModelRunner
 from clqa_jax.models import UnifiedRetrieverReader
@@ -39,8 +40,8 @@ def test_query_tokens_and_answer_decoding():
   from fixtures.data.tiny_vocab import tiny_vocab_path
 
   sp = spm.SentencePieceProcessor(model_file=tiny_vocab_path())
-  qs = [questions_lib.EvalQuestion("1", "fi", " Mikä on \u201cSuomen\u201d pääkaupunki? ", ()),
-        questions_lib.EvalQuestion("2", "en", "What is \u201cit\u201d?", ())]
+  qs = [Question("1", "fi", " Mikä on \u201cSuomen\u201d pääkaupunki? ", ()),
+        Question("2", "en", "What is \u201cit\u201d?", ())]
   want = 'question: Mikä on "Suomen" pääkaupunki?'
   assert questions_lib.query_text(qs[0].question, "fi") == want
   # English questions are not normalised (as the official code).

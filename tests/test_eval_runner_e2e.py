@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import sentencepiece as spm
 
-from clqa_jax.checkpoints import export
+from clqa_jax.checkpoints import exported
 from clqa_jax.cli import main as cli_main
 from clqa_jax.eval import corpus_index
 from clqa_jax.eval import questions as questions_lib
@@ -38,7 +38,7 @@ def setup(tmp_path_factory):
   config = tiny_run.tiny_config()
   params = tiny_run.tiny_params(config, seed=5)
   export_dir = str(root / "export")
-  export.write_export(export_dir, config, params, tiny_vocab_path())
+  exported.write_exported(export_dir, config, params, tiny_vocab_path())
   runner = ModelRunner(config, params, query_batch_size=8, reader_batch_size=8, progress=False)
   return root, export_dir, config, params, runner
 

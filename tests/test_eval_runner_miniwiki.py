@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from clqa_jax.checkpoints import export
+from clqa_jax.checkpoints import exported
 from clqa_jax.data import wikipedia
 from clqa_jax.eval import corpus_index
 from clqa_jax.eval import runner as runner_lib
@@ -38,7 +38,7 @@ def test_retrieval_eval_on_the_mini_corpus(tmp_path):
   config = tiny_run.tiny_config()
   params = tiny_run.tiny_params(config, seed=13)
   export_dir = str(tmp_path / "export")
-  export.write_export(export_dir, config, params, tiny_vocab_path())
+  exported.write_exported(export_dir, config, params, tiny_vocab_path())
   runner = ModelRunner(config, params, query_batch_size=64, progress=False)
   corpus_index.build_index(export_dir, tsv, str(tmp_path / "index"), runner=runner,
                            batch_size=64, progress=False)

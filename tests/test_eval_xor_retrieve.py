@@ -3,6 +3,8 @@ import os
 
 import pytest
 
+from clqa_jax.data.errors import DataFormatError
+from clqa_jax.data.records import Question
 from clqa_jax.eval import inputs
 from clqa_jax.eval import xor_retrieve
 
@@ -10,7 +12,7 @@ FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "eval")
 
 
 def _gold(qid, lang, answers):
-  return inputs.GoldQuestion(qid, lang, answers, 1)
+  return Question(qid, lang, "", tuple(answers))
 
 
 def _pred(qid, lang, texts):
@@ -80,14 +82,14 @@ def test_missing_and_unknown_predictions_follow_the_official_script():
 def test_bad_prediction_file_names_the_field(tmp_path):
   path = tmp_path / "pred.json"
   path.write_text('[{"id": "a", "lang": "ja", "ctxs": [{"title": "t"}]}]')
-  with pytest.raises(inputs.EvalInputError, match=r"pred.json.*\[0\]\.ctxs\[0\]"):
+  with pytest.raises(DataFormatError, match=r"pred.json: \[0\]\.ctxs\[0\]: "):
     xor_retrieve.read_retrieve_predictions(str(path))
 
 
 def test_bad_gold_file_names_line_and_field(tmp_path):
   path = tmp_path / "gold.jsonl"
   path.write_text('{"id": "a", "lang": "ja", "answers": ["x"]}\n\n{"id": "b", "lang": "ja"}\n')
-  with pytest.raises(inputs.EvalInputError, match=r"gold.jsonl:3: field 'answers' is missing"):
+  with pytest.raises(DataFormatError, match=r"gold.jsonl:3: answers: missing"):
     inputs.read_gold(str(path))
 
 

@@ -54,7 +54,7 @@ def test_round_trip_gives_identical_params_and_outputs(run, tmp_path):
   manifest = export.export_checkpoint(run_dir, out)
   assert manifest["source"]["step"] == 20 and manifest["format_version"] == 1
   loaded_config, params, vocab, manifest2 = exported.load_exported(out)
-  assert loaded_config == config        # recovered from the run's operative gin
+  assert loaded_config == config        # from the run's model_config.json
   assert manifest2 == manifest
   _same_tree(params, p2)
   a, b = _outputs(config, p2), _outputs(loaded_config, params)
@@ -63,7 +63,7 @@ def test_round_trip_gives_identical_params_and_outputs(run, tmp_path):
   with open(vocab, "rb") as f1, open(tiny_vocab_path(), "rb") as f2:
     assert f1.read() == f2.read()
   with open(os.path.join(out, "config.gin")) as f:
-    assert "UnifiedConfig.mt5" in f.read()
+    assert "vocabulary_path.path" in f.read()
   # Written atomically: nothing but the export itself is left in the parent.
   assert sorted(os.listdir(tmp_path)) == ["export"]
 
@@ -160,3 +160,58 @@ def test_vocabulary_named_by_the_run_config(tmp_path):
   assert export.vocabulary_from_gin(str(run_dir)) == "/v/spm.model"
   (run_dir / "config.gin").write_text("vocabulary_path.path = None\n")
   assert export.vocabulary_from_gin(str(run_dir)) is None
+
+
+def _copy_run(run_dir: str, dst) -> str:
+  import shutil
+
+  shutil.copytree(run_dir, dst)
+  return str(dst)
+
+
+def test_model_config_comes_from_model_config_json_without_config_gin(run, tmp_path):
+  run_dir, config, _, p2 = run
+  bare = _copy_run(run_dir, tmp_path / "bare")
+  os.remove(os.path.join(bare, "config.gin"))
+  manifest = export.export_checkpoint(bare, str(tmp_path / "e"), vocab_path=tiny_vocab_path())
+  assert "gin" not in manifest["files"]
+  loaded_config, params, _, _ = exported.load_exported(str(tmp_path / "e"))
+  assert loaded_config == config
+  _same_tree(params, p2)
+
+
+def test_missing_model_config_json_is_a_clear_error(run, tmp_path):
+  run_dir = run[0]
+  bare = _copy_run(run_dir, tmp_path / "bare")
+  os.remove(os.path.join(bare, "model_config.json"))
+  with pytest.raises(ValueError, match=r"bare/model_config.json is missing.*--model_config"):
+    export.export_checkpoint(bare, str(tmp_path / "e"))
+  # A checkpoints directory outside a run directory has no model_config.json either.
+  loose = _copy_run(os.path.join(run_dir, "checkpoints"), tmp_path / "loose")
+  with pytest.raises(ValueError, match="run directory above .*loose.*--model_config"):
+    export.export_checkpoint(loose, str(tmp_path / "e"))
+  config_json = tmp_path / "config.json"
+  config_json.write_text(json.dumps(run[1].to_dict()))
+  m = export.export_checkpoint(loose, str(tmp_path / "e"), model_config=str(config_json),
+                               vocab_path=tiny_vocab_path(), step=10)
+  assert m["source"]["step"] == 10 and m["source"]["run_dir"] is None
+
+
+def test_step_best_needs_a_recorded_or_given_metric(run, tmp_path):
+  import jax.numpy as jnp
+  import optax
+
+  from clqa_jax.checkpoints import training
+  from clqa_jax.trainer.train_state import TrainState
+
+  _, config, p1, _ = run
+  directory = str(tmp_path / "run" / "checkpoints")
+  ckpt = training.Checkpointer(directory, training.CheckpointConfig(async_save=False))
+  state = TrainState(step=jnp.asarray(3, jnp.int32), params=p1,
+                     opt_state=optax.sgd(0.1).init(p1), rng=jnp.zeros((2,), jnp.uint32))
+  ckpt.save(state, {}, metrics={"eval/f1": 0.5})
+  ckpt.close()
+  assert training.read_meta(directory, 3)["best_metric"] is None
+  with pytest.raises(ValueError, match="--best_metric NAME"):
+    export.select_step(directory, "best")
+  assert export.select_step(directory, "latest") == (3, None)

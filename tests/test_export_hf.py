@@ -89,23 +89,26 @@ def test_bfloat16_and_overwrite(exported, tmp_path):
 
 
 def test_official_class_checkpoint_to_export_and_back(exported, tmp_path):
-  """An official-layout CLASS directory -> `clqa import class` -> `clqa export` -> the same
-  params; then `clqa export --format hf` of that export writes the same tensors again."""
+  """An official-layout CLASS directory -> `clqa import class` (an export) -> `clqa export`
+  -> the same params; then `clqa export --format hf` of that export writes the same tensors."""
   from clqa_jax.checkpoints import exported as exported_lib
   from clqa_jax.checkpoints.hf_mt5 import read_safetensors
+  from clqa_jax.checkpoints.kinds import checkpoint_kind
   from clqa_jax.cli import main as cli_main
   from fixtures.data.tiny_vocab import tiny_vocab_path
 
   config, params, hf_dir = exported
+  assert checkpoint_kind(hf_dir) == "class"
   imported = str(tmp_path / "imported")
   assert cli_main.main(["import", "class", "--src", hf_dir, "--out", imported,
-                        "--retriever_layer", "1"]) == 0
+                        "--retriever_layer", "1", "--vocab", tiny_vocab_path()]) == 0
+  assert checkpoint_kind(imported) == "exported"
   out = str(tmp_path / "export")
-  assert cli_main.main(["export", "--checkpoint_dir", imported, "--out", out,
-                        "--vocab", tiny_vocab_path()]) == 0
+  assert cli_main.main(["export", "--checkpoint_dir", imported, "--out", out]) == 0
   got_config, got, _, manifest = exported_lib.load_exported(out)
   assert got_config.mt5 == config.mt5 and got_config.resolved_retriever_layer == 1
-  assert manifest["source"]["kind"] == "imported"
+  assert manifest["source"]["kind"] == "export"
+  assert exported_lib.read_manifest(imported)["source"]["kind"] == "class"
   flat, ref = pm.flatten(got), pm.flatten(jax.tree.map(np.asarray, params))
   for k in ref:
     np.testing.assert_array_equal(flat[k], ref[k], err_msg=k)
@@ -118,6 +121,9 @@ def test_official_class_checkpoint_to_export_and_back(exported, tmp_path):
   for k in a:
     np.testing.assert_array_equal(a[k], b[k], err_msg=k)
   assert os.path.exists(os.path.join(again, "spiece.model"))
+  # A Hugging Face directory is no export source: the error says to import it first.
+  assert cli_main.main(["export", "--checkpoint_dir", hf_dir, "--out",
+                        str(tmp_path / "x")]) == 1
 
 
 def test_scanned_params_export_the_same_tensors(exported):

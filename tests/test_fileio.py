@@ -79,3 +79,12 @@ def test_local_copy_and_staged_dir_are_identity_locally(tmp_path):
   with fileio.staged_local_dir(str(tmp_path / "idx")) as local:
     fileio.atomic_write(os.path.join(local, "x"), "1")
   assert fileio.walk_files(str(tmp_path / "idx")) == ["x"]
+
+
+def test_mtime_ns_follows_rewrites(tmp_path):
+  path = str(tmp_path / "f.txt")
+  fileio.atomic_write(path, "a")
+  os.utime(path, ns=(1_000_000_123, 2_000_000_456))
+  assert fileio.mtime_ns(path) == 2_000_000_456
+  fileio.atomic_write(path, "b")
+  assert fileio.mtime_ns(path) != 2_000_000_456

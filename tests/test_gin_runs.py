@@ -9,11 +9,11 @@ import gin
 import jax
 import pytest
 
-from clqa_jax.cli import gin_flags
+from clqa_jax import gin_utils
 from clqa_jax.cli import train_cmd
 from clqa_jax.partitioning.mesh import MeshConfig
 from clqa_jax.partitioning.partitioner import Partitioner, PartitioningConfig
-from clqa_jax.trainer import checkpointing
+from clqa_jax.checkpoints import training as checkpointing
 from clqa_jax.trainer import loop
 from clqa_jax.trainer import optimizer as opt_lib
 from clqa_jax.trainer import register_configurables  # noqa: F401
@@ -21,7 +21,7 @@ from clqa_jax.trainer import state_init
 from fixtures.trainer.compile_cache import compilation_cache  # noqa: F401
 from fixtures.trainer.tiny import tiny_model
 
-GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gin")
+GIN_DIR = gin_utils.gin_config_dir()
 ALL_GIN = sorted(glob.glob(os.path.join(GIN_DIR, "**", "*.gin"), recursive=True))
 MODEL = tiny_model()
 
@@ -40,7 +40,7 @@ OVERLAY_BASES = {"synth/http.gin": ["synth/mini.gin"]}
 @pytest.mark.parametrize("path", ALL_GIN, ids=[os.path.relpath(p, GIN_DIR) for p in ALL_GIN])
 def test_every_gin_file_parses(path):
   bases = OVERLAY_BASES.get(os.path.relpath(path, GIN_DIR), [])
-  gin_flags.parse_gin(bases + [path], [], finalize=False)
+  gin_utils.parse_gin(bases + [path], [], finalize=False)
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def _bind_tiny_run(run, model_dir, teacher_dir, batch_size):
 @pytest.mark.parametrize("run", ["clr_pt", "finetune"])
 def test_run_file_trains_one_step(run, tmp_path, teacher_checkpoint):
   bindings = _bind_tiny_run(run, tmp_path / "run", teacher_checkpoint, batch_size=2)
-  gin_flags.parse_gin([f"runs/{run}.gin"], bindings)
+  gin_utils.parse_gin([f"runs/{run}.gin"], bindings)
   result = loop.train(partitioning=PartitioningConfig(MeshConfig(1, 1)),
                       devices=jax.devices()[:1], stream=io.StringIO())
   assert result.status == "completed" and result.step == 1

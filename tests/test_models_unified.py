@@ -14,8 +14,8 @@ import pytest
 
 from clqa_jax.models import decoding
 from clqa_jax.models import MT5Config, UnifiedConfig, UnifiedRetrieverReader
-from clqa_jax.models.unified import masked_mean
 from models_testutil import random_params
+from official_formulation import official_forward, official_pairs
 
 B, K, LQ, LP, T = 2, 3, 6, 9, 5
 Q_LENS = [[4], [6]]
@@ -45,54 +45,10 @@ def setup():
   return model, params, query, passages, dec
 
 
-def _official_inputs(query, passages):
-  """Per-pair [q; p] sequences, masks and the independent mask of the reference collator."""
-  length = LQ + LP
-  x = np.zeros((B, K, length), np.int32)
-  attention = np.zeros((B, K, length), bool)
-  q_mask = np.zeros((B, K, length), bool)
-  p_mask = np.zeros((B, K, length), bool)
-  independent = np.zeros((B, K, length, length), bool)
-  for b in range(B):
-    q = query[b][query[b] != 0]
-    for k in range(K):
-      p = passages[b, k][passages[b, k] != 0]
-      nq, n = len(q), len(q) + len(p)
-      x[b, k, :n] = np.concatenate([q, p])
-      attention[b, k, :n] = True
-      q_mask[b, k, :nq] = True
-      p_mask[b, k, nq:n] = True
-      independent[b, k, :nq, :nq] = True
-      independent[b, k, nq:, nq:n] = True
-  return x, attention, q_mask, p_mask, independent
-
-
-def _official_forward(module, x, attention, q_mask, p_mask, independent, dec):
-  """The reference computation, written with the model's building blocks."""
-  r = module.config.resolved_retriever_layer
-  length = x.shape[-1]
-  positions = jnp.arange(length)[None]
-  h = module.token_embedder(x)
-  h = module.encoder.run_layers(h, positions, pairwise_mask=independent, start=0, end=r)
-  u = module.encoder.normalized_layer_input(h, r)
-  query_vectors = module.retriever(masked_mean(u, q_mask), True).mean(axis=1)
-  passage_vectors = module.retriever(masked_mean(u, p_mask), False)
-  q_states, k_states = module.encoder.layer_query_key(h, r)
-  h = module.encoder.run_layers(h, positions, attention, start=r)
-  h = module.encoder.finalize(h)
-  memory = h.reshape(B, K * length, -1)
-  out, probs = module.decoder(module.token_embedder(dec), memory, attention.reshape(B, -1),
-                              return_cross_probs=True)
-  relevance = probs[:, :, 0].reshape(B, probs.shape[1], K, length).sum(-1).mean(1)
-  return dict(query_vectors=query_vectors, passage_vectors=passage_vectors,
-              logits=module.to_logits(out), reader_relevance=relevance,
-              q_states=q_states, k_states=k_states)
-
-
 def _all_outputs(module, query, passages, dec, official_inputs, wide_passages, head):
   """Everything the tests compare, in one program (one compilation)."""
   ours = module(query, passages, dec, return_reader_relevance=True)
-  ref = _official_forward(module, *official_inputs, dec)
+  ref = official_forward(module, *official_inputs, dec, return_teacher_states=True)
   return dict(
       ours=ours, ref=ref,
       encoded_queries=module.encode_queries(query),
@@ -114,11 +70,11 @@ def outputs(setup):
   wide = np.pad(passages.reshape(B * K, LP), ((0, 0), (0, 7)))
   run = jax.jit(functools.partial(model.apply, method=_all_outputs, head=HEAD))
   with jax.default_matmul_precision("highest"):
-    first = run({"params": params}, query, passages, dec, _official_inputs(query, passages),
+    first = run({"params": params}, query, passages, dec, official_pairs(query, passages),
                 wide, rngs={"dropout": jax.random.PRNGKey(3)})
     padded = passages.copy()
     padded[0, 1] = 0
-    second = run({"params": params}, query, padded, dec, _official_inputs(query, passages),
+    second = run({"params": params}, query, padded, dec, official_pairs(query, passages),
                  wide, rngs={"dropout": jax.random.PRNGKey(4)})
   return jax.tree.map(np.asarray, first), jax.tree.map(np.asarray, second)
 
@@ -167,7 +123,7 @@ def test_maxsim_teacher_matches_numpy(setup, outputs):
   ref = outputs[0]["ref"]
   q_states = ref["q_states"][..., HEAD, :]     # [B, K, L, Dk] from the joint sequences
   k_states = ref["k_states"][..., HEAD, :]
-  _, _, q_mask, p_mask, _ = _official_inputs(query, passages)
+  _, _, q_mask, p_mask, _ = official_pairs(query, passages)
   expected = np.zeros((B, K))
   for b in range(B):
     for k in range(K):
@@ -183,7 +139,7 @@ def test_retrieval_token_states_give_batch_wide_maxsim(setup, outputs):
   _, _, query, passages, _ = setup
   out, ref = outputs[0], outputs[0]["ref"]
   q_states, p_states = out["query_states"], out["passage_states"]     # [B, Lq, Dk], [B*K, Lp, Dk]
-  _, _, q_mask, p_mask, _ = _official_inputs(query, passages)
+  _, _, q_mask, p_mask, _ = official_pairs(query, passages)
   p_mask = p_mask.reshape(B * K, -1)
   ref_q = ref["q_states"][:, 0, :, HEAD]                            # a query's states: any k
   ref_k = ref["k_states"][..., HEAD, :].reshape(B * K, -1, ref_q.shape[-1])

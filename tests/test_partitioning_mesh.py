@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
 
+from clqa_jax import gin_utils
 from clqa_jax import axis_names as ax
-from clqa_jax.cli import gin_flags
 from clqa_jax.partitioning import (MeshConfig, MeshShapeError, Partitioner, PartitioningConfig,
                                    create_mesh, logical_axis_rules,
                                    make_partitioner, maybe_initialize_distributed,
@@ -213,7 +213,7 @@ def test_maybe_initialize_distributed_single_process(monkeypatch):
 def test_gin_files(name, rule_set, shape):
   gin.clear_config()
   try:
-    gin_flags.parse_gin([f"partitioning/{name}.gin"], [])
+    gin_utils.parse_gin([f"partitioning/{name}.gin"], [])
     partitioner = make_partitioner()
   finally:
     gin.clear_config()

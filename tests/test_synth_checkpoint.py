@@ -10,9 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from clqa_jax.checkpoints.export import export_checkpoint
-from clqa_jax.checkpoints.exported import load_exported
-from clqa_jax.checkpoints.hf_mt5 import write_imported_checkpoint
+from clqa_jax.checkpoints.exported import load_exported, write_exported
 from clqa_jax.cli import main as cli_main
 from clqa_jax.synth import config as config_lib
 from clqa_jax.synth import dofns, passages as passages_lib, rewrite
@@ -26,8 +24,7 @@ LANGS = ("en", "ja")
 def export_dir(tmp_path_factory):
   root = tmp_path_factory.mktemp("synth_ckpt")
   config = tiny_config()
-  imported = write_imported_checkpoint(str(root / "imported"), config, tiny_params(config, seed=5))
-  export_checkpoint(imported, str(root / "export"), vocab_path=tiny_vocab_path())
+  write_exported(str(root / "export"), config, tiny_params(config, seed=5), tiny_vocab_path())
   return str(root / "export")
 
 

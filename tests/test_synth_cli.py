@@ -5,7 +5,7 @@ import os
 import gin
 import pytest
 
-from clqa_jax.cli import gin_flags
+from clqa_jax import gin_utils
 from clqa_jax.cli import main as cli_main
 from clqa_jax.synth import config as config_lib
 
@@ -16,7 +16,7 @@ GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def test_gin_files_build_a_config(files, tmp_path):
   gin.clear_config()
   try:
-    gin_flags.parse_gin(files, ['HttpConfig.model = "m"'])
+    gin_utils.parse_gin(files, ['HttpConfig.model = "m"'])
     cfg = config_lib.SynthConfig(output_dir=str(tmp_path))
     assert cfg.margin_k == 4 and cfg.teacher_top_k == 100 and cfg.runner == "DirectRunner"
     assert cfg.rewrite_backend == ("http" if len(files) == 2 else "cloze")

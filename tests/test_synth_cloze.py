@@ -3,9 +3,7 @@ import pytest
 
 from clqa_jax.synth import cloze
 from clqa_jax.synth import filters
-from clqa_jax.synth import morphology
 from clqa_jax.synth import passages
-from clqa_jax.synth import scripts
 from clqa_jax.synth import textseg
 from clqa_jax.data import wikipedia
 
@@ -68,28 +66,6 @@ def test_passages_count_words_or_characters():
   assert [len(p["text"]) for p in passages.article_passages(ja, chars=100)] == [100, 100, 50]
   row = passages.tsv_row({"id": "en_7_0", "text": 'say "hi"\tthere', "title": "T"})
   assert row == 'en_7_0\t"say ""hi""\tthere"\tT'
-
-
-def test_morphology_forms():
-  assert morphology.korean_particle("헬싱키", "top") == "는"
-  assert morphology.korean_particle("서울", "top") == "은"
-  assert morphology.finnish_form("Kalora", "loc") == "Kalorassa"
-  assert morphology.finnish_form("Temine", "loc") == "Teminessä"
-  assert morphology.russian_form("Калора", "gen") == "Калоры"
-  assert morphology.inflect("Франция", "ru", "loc", {"ru": {"loc": "во Франции"}}) == ("во ", "Франции", "")
-  assert morphology.inflect("Попу", "ru", "on") == ("на ", "Попу", "")
-  assert morphology.inflect("Нил", "ru", "on", {"ru": {"loc": "на Ниле"}}) == ("на ", "Ниле", "")
-  assert morphology.bengali_suffix("ঢাকা", "loc") == "য়"
-  assert morphology.bengali_suffix("জাপান", "gen") == "ের"
-
-
-def test_transliteration_uses_each_script():
-  syl = ["ka", "ti", "lo"]
-  assert scripts.transliterate_syllables(syl, "ja") == "カティロ"
-  assert scripts.transliterate_syllables(syl, "ko") == "카티로"
-  assert scripts.transliterate_syllables(syl, "ru") == "Катило"
-  for lang in ("ar", "bn", "ja", "ko", "ru", "te"):
-    assert scripts.script_fraction(scripts.transliterate_syllables(syl, lang), lang) == 1.0
 
 
 def test_filters_report_reasons():

@@ -1,4 +1,5 @@
-"""The embedded mini corpus: real formats, each language in its own script, deterministic growth;
+"""The embedded mini corpus and its generator (clqa_jax.miniwiki): real formats, each language in
+its own script, deterministic growth, name morphology and transliteration;
 the wikiextractor and interlanguage-link readers with typed errors."""
 import filecmp
 import json
@@ -8,9 +9,12 @@ import pytest
 
 from clqa_jax.data import readers
 from clqa_jax.data import wikipedia
+from clqa_jax.data.errors import DataFormatError
+from clqa_jax.miniwiki import generate
+from clqa_jax.miniwiki import kb
+from clqa_jax.miniwiki import morphology
+from clqa_jax.miniwiki import names
 from clqa_jax.synth import config as config_lib
-from clqa_jax.synth import corpus_gen
-from clqa_jax.synth import kb
 from clqa_jax.synth import scripts
 
 MINI = config_lib.MINIWIKI_DIR
@@ -24,7 +28,7 @@ def _articles(lang, root=MINI):
 
 
 def test_committed_corpus_is_what_the_generator_writes(tmp_path):
-  corpus_gen.generate_corpus(str(tmp_path), num_synthetic=60)
+  generate.generate_corpus(str(tmp_path), num_synthetic=60)
   cmp = filecmp.dircmp(MINI, str(tmp_path))
   def same(d):
     assert not d.left_only and not d.right_only and not d.diff_files, (d.left, d.diff_files, d.left_only)
@@ -71,7 +75,7 @@ def test_langlinks_and_question_sets():
   for split in ("dev", "train"):
     full = list(readers.read_xor_jsonl(os.path.join(MINI, "xor", f"xor_{split}_full.jsonl")))
     ret = list(readers.read_xor_jsonl(os.path.join(MINI, "xor", f"xor_{split}_retrieve_eng_span.jsonl")))
-    assert {q.lang for q in full} == set(corpus_gen.XOR_LANGS) and len(full) == len(ret)
+    assert {q.lang for q in full} == set(generate.XOR_LANGS) and len(full) == len(ret)
     for q, r in zip(full, ret):
       assert q.qid == r.qid and q.question == r.question
       assert scripts.script_fraction(q.question, q.lang) > 0.7
@@ -83,12 +87,12 @@ def test_langlinks_and_question_sets():
 
 
 def test_generator_grows_deterministically(tmp_path):
-  a = corpus_gen.build_entities(2000, seed=3)
-  b = corpus_gen.build_entities(2000, seed=3)
+  a = generate.build_entities(2000, seed=3)
+  b = generate.build_entities(2000, seed=3)
   assert a == b and len(a) == len(kb.REAL_ENTITIES) + 2000
   for lang in kb.LANGS:
     assert len({e.names[lang] for e in a}) == len(a)
-  counts = corpus_gen.generate_corpus(str(tmp_path), num_synthetic=300, seed=1)
+  counts = generate.generate_corpus(str(tmp_path), num_synthetic=300, seed=1)
   assert counts["articles.en"] == len(kb.REAL_ENTITIES) + 300
   assert counts["articles.ja"] > 0.7 * counts["articles.en"]
 
@@ -99,15 +103,37 @@ def test_reader_parses_links_and_reports_bad_input(tmp_path):
   assert links == [wikipedia.Link(0, 7, "Han River"), wikipedia.Link(10, 15, "Seoul")]
   bad = tmp_path / "wiki_00"
   bad.write_text(json.dumps({"id": "1", "title": "A", "text": "x"}) + "\n" + json.dumps({"id": "2", "text": "y"}) + "\n")
-  with pytest.raises(wikipedia.WikipediaFormatError, match=r"wiki_00:2: field 'title': missing"):
+  with pytest.raises(DataFormatError, match=r"wiki_00:2: title: missing"):
     list(wikipedia.read_articles(str(bad)))
   bad.write_text("{not json\n")
-  with pytest.raises(wikipedia.WikipediaFormatError, match=r"wiki_00:1: field '<json>'"):
+  with pytest.raises(DataFormatError, match=r"wiki_00:1: <json>: "):
     list(wikipedia.read_articles(str(bad)))
   ll = tmp_path / "langlinks.tsv"
   ll.write_text("en_title\tlang\ttitle\nFinland\tfi\tSuomi\nJapan\tja\n")
-  with pytest.raises(wikipedia.WikipediaFormatError, match=r"langlinks.tsv:3: field '<row>'"):
+  with pytest.raises(DataFormatError, match=r"langlinks.tsv:3: <row>: "):
     wikipedia.read_langlinks(str(ll))
   ll.write_text('{"en_title": "Finland", "lang": "fi", "title": "Suomi"}\n{"en_title": "Japan", "lang": "ja"}\n')
-  with pytest.raises(wikipedia.WikipediaFormatError, match=r"langlinks.tsv:2: field 'title'"):
+  with pytest.raises(DataFormatError, match=r"langlinks.tsv:2: title: "):
     wikipedia.read_langlinks(str(ll))
+
+
+def test_morphology_forms():
+  assert morphology.korean_particle("헬싱키", "top") == "는"
+  assert morphology.korean_particle("서울", "top") == "은"
+  assert morphology.finnish_form("Kalora", "loc") == "Kalorassa"
+  assert morphology.finnish_form("Temine", "loc") == "Teminessä"
+  assert morphology.russian_form("Калора", "gen") == "Калоры"
+  assert morphology.inflect("Франция", "ru", "loc", {"ru": {"loc": "во Франции"}}) == ("во ", "Франции", "")
+  assert morphology.inflect("Попу", "ru", "on") == ("на ", "Попу", "")
+  assert morphology.inflect("Нил", "ru", "on", {"ru": {"loc": "на Ниле"}}) == ("на ", "Ниле", "")
+  assert morphology.bengali_suffix("ঢাকা", "loc") == "য়"
+  assert morphology.bengali_suffix("জাপান", "gen") == "ের"
+
+
+def test_transliteration_uses_each_script():
+  syl = ["ka", "ti", "lo"]
+  assert names.transliterate_syllables(syl, "ja") == "カティロ"
+  assert names.transliterate_syllables(syl, "ko") == "카티로"
+  assert names.transliterate_syllables(syl, "ru") == "Катило"
+  for lang in ("ar", "bn", "ja", "ko", "ru", "te"):
+    assert scripts.script_fraction(names.transliterate_syllables(syl, lang), lang) == 1.0

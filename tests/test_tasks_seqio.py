@@ -15,7 +15,7 @@ import seqio
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "fixtures", "data"))
 import tiny_vocab  # noqa: E402
 
-import tasks  # noqa: E402
+from clqa_jax import tasks  # noqa: E402
 from clqa_jax.data import mixing  # noqa: E402
 from clqa_jax.data import paths  # noqa: E402
 from clqa_jax.data import pipeline  # noqa: E402

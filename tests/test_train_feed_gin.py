@@ -6,7 +6,7 @@ import os
 import gin
 import pytest
 
-from clqa_jax.cli import gin_flags
+from clqa_jax import gin_utils
 from clqa_jax.data import train_feed
 from clqa_jax.trainer import refresh
 from clqa_jax.trainer import register_configurables  # noqa: F401
@@ -40,7 +40,7 @@ def test_experiment_wires_feed_and_refresh(name):
   gin.clear_config()
   try:
     # The required settings every header lists (unused ones just define a macro).
-    gin_flags.parse_gin([f"experiments/{name}"], [
+    gin_utils.parse_gin([f"experiments/{name}"], [
         "MODEL_DIR = '/tmp/x'", "RETRIEVAL_DIR = '/tmp/x/r'", "TEACHER_CHECKPOINT = '/tmp/t'",
         "INIT_CHECKPOINT = '/tmp/i'"])
     feed = gin.query_parameter("loop.train.batches").scoped_configurable_fn()

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import sentencepiece as spm
 
-from clqa_jax.cli import gin_flags
+from clqa_jax import gin_utils
 from clqa_jax.data import train_feed
 from clqa_jax.data.retrieval_store import RetrievalStore
 from clqa_jax.partitioning.partitioner import DataLayout
-from clqa_jax.trainer import checkpointing
+from clqa_jax.checkpoints import training as checkpointing
 from clqa_jax.trainer import loop
 from clqa_jax.trainer import register_configurables  # noqa: F401
 from fixtures.integration import mini_data
@@ -44,7 +44,7 @@ def _records(root, pattern):
 def _run(experiment, root, bindings):
   gin.clear_config()
   try:
-    gin_flags.parse_gin([experiment], [f"data_root.path = '{root}'", *SMALL, *bindings])
+    gin_utils.parse_gin([experiment], [f"data_root.path = '{root}'", *SMALL, *bindings])
     return loop.train()
   finally:
     gin.clear_config()

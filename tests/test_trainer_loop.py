@@ -11,7 +11,7 @@ import pytest
 from clqa_jax.losses import objectives
 from clqa_jax.partitioning.mesh import MeshConfig
 from clqa_jax.partitioning.partitioner import PartitioningConfig
-from clqa_jax.trainer import checkpointing
+from clqa_jax.checkpoints import training as checkpointing
 from clqa_jax.trainer import loop
 from clqa_jax.trainer import optimizer as opt_lib
 from clqa_jax.trainer.synthetic_data import SyntheticBatches

@@ -1,30 +1,39 @@
-"""The exported checkpoint: what ``clqa export`` writes and ``clqa eval/index/infer`` read.
+"""The exported checkpoint: what ``clqa export`` and ``clqa import`` write and ``clqa
+eval/index/infer`` read. ``write_exported`` is its only writer, ``load_exported`` its reader.
 
 An export directory holds:
   manifest.json       {"format": "clqa-export", "format_version": 1, "dtype", "source": {...},
                        "param_count", "vocab_sha256", "files": {...}, "created"}
-  model_config.json   {"kind": "unified", "config": UnifiedConfig.to_dict()}
+  model_config.json   {"kind": "unified"|"mt5", "config": the config's to_dict()}
   params/             the parameters (orbax StandardCheckpointer, float32 or bfloat16)
   vocab/spm.model     the SentencePiece model the checkpoint was trained with (a copy)
   config.gin          the training run's operative gin config, when the run had one
-It is written to a temporary directory and renamed into place, so it is complete or absent.
+It is built under a temporary name and published with ``fileio.publish_dir`` (manifest last),
+so it is complete or absent, locally and on GCS. A training run's ``model_config.json``
+(``MODEL_DIR/model_config.json``) has the same record, read by ``read_model_config``.
 
     config, params, vocab_path, manifest = load_exported(path)
 """
 from __future__ import annotations
 
+import datetime
+import hashlib
 import json
-import os
+import logging
 from typing import Any
 
 import numpy as np
+
+from clqa_jax import fileio
+
+logger = logging.getLogger(__name__)
 
 FORMAT = "clqa-export"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 MODEL_CONFIG = "model_config.json"
 PARAMS_DIR = "params"
-VOCAB_FILE = os.path.join("vocab", "spm.model")
+VOCAB_FILE = "vocab/spm.model"
 GIN_FILE = "config.gin"
 PARAM_DTYPES = ("float32", "bfloat16")
 
@@ -33,23 +42,13 @@ class ExportFormatError(ValueError):
   """A directory that is not an exported checkpoint this build can read."""
 
 
-def is_exported(path: str) -> bool:
-  """Whether ``path`` looks like an export directory (has a manifest of our format)."""
-  try:
-    with open(os.path.join(path, MANIFEST), encoding="utf-8") as f:
-      return json.load(f).get("format") == FORMAT
-  except (OSError, ValueError, AttributeError):
-    return False
-
-
 def read_manifest(path: str) -> dict[str, Any]:
   """The manifest of an export directory, with its format and version checked."""
-  manifest_path = os.path.join(path, MANIFEST)
-  if not os.path.isdir(path):
+  manifest_path = fileio.join(path, MANIFEST)
+  if not fileio.isdir(path):
     raise FileNotFoundError(f"{path}: no such export directory (write one with `clqa export`)")
   try:
-    with open(manifest_path, encoding="utf-8") as f:
-      manifest = json.load(f)
+    manifest = fileio.read_json(manifest_path)
   except FileNotFoundError:
     raise ExportFormatError(
         f"{path}: {MANIFEST} is missing; this is not an exported checkpoint (write one with "
@@ -75,41 +74,48 @@ def read_manifest(path: str) -> dict[str, Any]:
   return manifest
 
 
-def read_model_config(path: str):
-  """The UnifiedConfig of an export directory."""
+def read_model_config(path: str, *, require_unified: bool = True):
+  """The model config recorded in ``path/model_config.json``: an export directory's, or a
+  training run directory's (``MODEL_DIR``, written by the training loop).
+
+  With ``require_unified`` (default) a plain mT5 config is an error: eval, index and infer
+  need the retriever-reader.
+  """
   from clqa_jax.checkpoints.hf_mt5 import CheckpointFormatError, config_from_record
   from clqa_jax.models.unified import UnifiedConfig
 
-  config_path = os.path.join(path, MODEL_CONFIG)
+  config_path = fileio.join(path, MODEL_CONFIG)
   try:
-    with open(config_path, encoding="utf-8") as f:
-      record = json.load(f)
-    config = config_from_record(record)
+    config = config_from_record(fileio.read_json(config_path))
   except FileNotFoundError:
     raise ExportFormatError(f"{config_path} is missing") from None
   except json.JSONDecodeError as e:
     raise ExportFormatError(f"{config_path}: line {e.lineno}: not valid JSON ({e.msg})") from e
-  except (CheckpointFormatError, KeyError, TypeError, ValueError) as e:
+  except (CheckpointFormatError, KeyError, TypeError, ValueError, AttributeError) as e:
     raise ExportFormatError(f"{config_path}: {e}") from e
-  if not isinstance(config, UnifiedConfig):
-    raise ExportFormatError(f"{config_path}: field 'kind' must be 'unified' (an exported "
-                            "checkpoint holds the retriever-reader)")
+  if require_unified and not isinstance(config, UnifiedConfig):
+    raise ExportFormatError(f"{config_path}: field 'kind' is 'mt5' (a plain mT5 import); the "
+                            "retriever-reader needs 'unified' (clqa import class, or clqa "
+                            "import hf_mt5 --unified)")
   return config
 
 
 def abstract_params(config) -> Any:
-  """The parameter tree's shapes and dtypes (float32) for ``config``, without allocating."""
+  """The parameter tree's shapes and dtypes (float32) for a UnifiedConfig or MT5Config,
+  without allocating."""
+  import flax.linen as nn
   import jax
   import jax.numpy as jnp
 
-  from clqa_jax.models.unified import UnifiedRetrieverReader
-  import flax.linen as nn
-
-  model = UnifiedRetrieverReader(config)
+  from clqa_jax.models.mt5 import MT5
+  from clqa_jax.models.unified import UnifiedConfig, UnifiedRetrieverReader
 
   def init(rng):
     q = jnp.ones((1, 4), jnp.int32)
-    return model.init({"params": rng}, q, jnp.ones((1, 1, 4), jnp.int32), q)
+    if isinstance(config, UnifiedConfig):
+      return UnifiedRetrieverReader(config).init({"params": rng}, q,
+                                                 jnp.ones((1, 1, 4), jnp.int32), q)
+    return MT5(config).init({"params": rng}, q, q)
 
   return nn.unbox(jax.eval_shape(init, jax.random.PRNGKey(0)))["params"]
 
@@ -137,17 +143,19 @@ def check_params_match(params: Any, expected: Any, where: str) -> None:
     raise ExportFormatError("\n".join(lines))
 
 
-def load_exported(path: str, *, shardings: Any = None, dtype: str | None = None):
+def load_exported(path: str, *, shardings: Any = None, dtype: str | None = None,
+                  require_unified: bool = True):
   """Loads an exported checkpoint.
 
   Args:
-    path: the export directory.
+    path: the export directory (local or gs://).
     shardings: optional tree of ``jax.sharding.Sharding`` (the params' structure): restore
       straight into those shards (multi-device / multi-host); default: host numpy arrays.
     dtype: cast the parameters to "float32" or "bfloat16" (default: as stored).
+    require_unified: refuse a plain mT5 export (``clqa import hf_mt5`` without --unified).
 
   Returns:
-    (UnifiedConfig, params, vocab_path, manifest).
+    (UnifiedConfig, or MT5Config without require_unified; params, vocab_path, manifest).
 
   Raises:
     ExportFormatError: not an export, a newer format version, or params that do not match
@@ -156,14 +164,14 @@ def load_exported(path: str, *, shardings: Any = None, dtype: str | None = None)
   import jax
   import orbax.checkpoint as ocp
 
-  path = os.path.abspath(path)
+  path = fileio.abspath(path.rstrip("/"))
   manifest = read_manifest(path)
-  config = read_model_config(path)
-  vocab_path = os.path.join(path, VOCAB_FILE)
-  if not os.path.exists(vocab_path):
+  config = read_model_config(path, require_unified=require_unified)
+  vocab_path = fileio.join(path, VOCAB_FILE)
+  if not fileio.exists(vocab_path):
     raise ExportFormatError(f"{vocab_path} is missing (the export is incomplete)")
-  params_dir = os.path.join(path, PARAMS_DIR)
-  if not os.path.isdir(params_dir):
+  params_dir = fileio.join(path, PARAMS_DIR)
+  if not fileio.isdir(params_dir):
     raise ExportFormatError(f"{params_dir} is missing (the export is incomplete)")
   expected = abstract_params(config)
   stored = np.dtype(jax.numpy.bfloat16) if manifest["dtype"] == "bfloat16" else np.float32
@@ -186,16 +194,78 @@ def load_exported(path: str, *, shardings: Any = None, dtype: str | None = None)
   return config, params, vocab_path, manifest
 
 
-def publish_directory(tmp: str, out_dir: str) -> None:
-  """Moves a fully written ``tmp`` directory to ``out_dir`` (same parent), replacing an
-  existing ``out_dir`` only after the new one is complete (the caller checked overwrite)."""
-  import shutil  # pylint: disable=g-import-not-at-top
+def _sha256(path: str) -> str:
+  h = hashlib.sha256()
+  with fileio.open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      h.update(block)
+  return h.hexdigest()
 
-  if os.path.exists(out_dir):
-    old = os.path.join(os.path.dirname(os.path.abspath(out_dir)),
-                       f".{os.path.basename(out_dir)}.old-{os.getpid()}")
-    os.replace(out_dir, old)
-    os.replace(tmp, out_dir)
-    shutil.rmtree(old)
-  else:
-    os.replace(tmp, out_dir)
+
+def _check_vocab_size(vocab_path: str, config) -> None:
+  import sentencepiece as spm
+
+  mt5 = config.mt5 if hasattr(config, "mt5") else config
+  with fileio.local_copy(vocab_path) as local:
+    pieces = spm.SentencePieceProcessor(model_file=local).get_piece_size()
+  if pieces > mt5.vocab_size:
+    raise ValueError(f"vocabulary {vocab_path} has {pieces} pieces but the model's vocab_size "
+                     f"is {mt5.vocab_size}: wrong --vocab?")
+
+
+def write_exported(out_dir: str, config, params: Any, vocab_path: str, *,
+                   dtype: str = "float32", source: dict[str, Any] | None = None,
+                   gin_text: str | None = None, overwrite: bool = False) -> dict[str, Any]:
+  """Writes an export directory (local or gs://), published whole or not at all.
+
+  Args:
+    out_dir: the directory to create; an existing one is refused unless ``overwrite``.
+    config: the UnifiedConfig (or MT5Config, for a plain mT5 import) of ``params``.
+    params: the parameter tree; checked against ``config``'s before anything is written.
+    vocab_path: the SentencePiece model to ship (at most ``vocab_size`` pieces).
+    dtype: "float32" or "bfloat16" on disk.
+    source: where the params came from, recorded in the manifest.
+    gin_text: the run's operative config, shipped as ``config.gin`` when given.
+
+  Returns:
+    The manifest.
+  """
+  import jax
+  import ml_dtypes
+  import orbax.checkpoint as ocp
+
+  from clqa_jax.checkpoints.hf_mt5 import config_record
+
+  if dtype not in PARAM_DTYPES:
+    raise ValueError(f"dtype must be one of {PARAM_DTYPES}, got {dtype!r}")
+  out_dir = fileio.abspath(out_dir.rstrip("/"))
+  if fileio.exists(out_dir) and not overwrite:
+    raise FileExistsError(f"{out_dir} exists; pass --overwrite to replace it")
+  _check_vocab_size(vocab_path, config)
+  check_params_match(params, abstract_params(config), "params")
+  np_dtype = ml_dtypes.bfloat16 if dtype == "bfloat16" else np.float32
+  host = jax.tree.map(lambda x: np.asarray(x).astype(np_dtype), params)
+  files = {"params": PARAMS_DIR, "model_config": MODEL_CONFIG, "vocab": VOCAB_FILE}
+  if gin_text is not None:
+    files["gin"] = GIN_FILE
+  manifest = {
+      "format": FORMAT, "format_version": FORMAT_VERSION, "dtype": dtype,
+      "param_count": int(sum(np.size(x) for x in jax.tree.leaves(host))),
+      "retriever_layer": getattr(config, "resolved_retriever_layer", None),
+      "vocab_sha256": _sha256(vocab_path), "vocab_source": fileio.abspath(vocab_path),
+      "source": source or {}, "files": files,
+      "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+  }
+  with fileio.publish_dir(out_dir, overwrite=overwrite, commit_marker=MANIFEST) as tmp:
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(fileio.join(tmp, PARAMS_DIR), host)
+    checkpointer.wait_until_finished()
+    checkpointer.close()
+    fileio.write_json(fileio.join(tmp, MODEL_CONFIG), config_record(config), sort_keys=True)
+    fileio.copy(vocab_path, fileio.join(tmp, VOCAB_FILE))
+    if gin_text is not None:
+      fileio.atomic_write(fileio.join(tmp, GIN_FILE), gin_text)
+    fileio.write_json(fileio.join(tmp, MANIFEST), manifest, sort_keys=True)
+  logger.info("exported %s parameters (%s) to %s", f"{manifest['param_count']:,}", dtype,
+              out_dir)
+  return manifest

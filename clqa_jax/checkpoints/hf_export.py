@@ -11,14 +11,11 @@ The names and layouts come from ``param_mapping``'s table, the one the importers
 """
 from __future__ import annotations
 
-import json
-import os
-import shutil
 from typing import Any
 
 import numpy as np
 
-from clqa_jax.checkpoints import exported
+from clqa_jax import fileio
 from clqa_jax.checkpoints import param_mapping as pm
 
 HF_DTYPES = ("float32", "bfloat16")
@@ -74,7 +71,8 @@ def hf_tensors(config, params: Any, include_retriever: bool = True) -> dict[str,
 def export_hf(config, params: Any, out_dir: str, *, dtype: str = "float32",
               include_retriever: bool = True, vocab_path: str | None = None,
               overwrite: bool = False) -> str:
-  """Writes ``config.json`` + ``model.safetensors`` (+ ``spiece.model``) atomically.
+  """Writes ``config.json`` + ``model.safetensors`` (+ ``spiece.model``) to a local or gs://
+  directory, published whole or not at all.
 
   Args:
     config: the UnifiedConfig of ``params``.
@@ -91,26 +89,18 @@ def export_hf(config, params: Any, out_dir: str, *, dtype: str = "float32",
 
   if dtype not in HF_DTYPES:
     raise ValueError(f"dtype must be one of {HF_DTYPES}, got {dtype!r}")
-  out_dir = os.path.abspath(out_dir.rstrip("/"))
-  if os.path.exists(out_dir) and not overwrite:
+  out_dir = fileio.abspath(out_dir.rstrip("/"))
+  if fileio.exists(out_dir) and not overwrite:
     raise FileExistsError(f"{out_dir} exists; pass --overwrite to replace it")
   np_dtype = ml_dtypes.bfloat16 if dtype == "bfloat16" else np.float32
   tensors = {k: np.ascontiguousarray(v.astype(np_dtype))
              for k, v in hf_tensors(config, params, include_retriever).items()}
-  parent = os.path.dirname(out_dir)
-  os.makedirs(parent, exist_ok=True)
-  tmp = os.path.join(parent, f".{os.path.basename(out_dir)}.tmp-{os.getpid()}")
-  shutil.rmtree(tmp, ignore_errors=True)
-  os.makedirs(tmp)
-  try:
-    save_file(tensors, os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
-    cfg = hf_config(config)
-    cfg["torch_dtype"] = dtype
-    with open(os.path.join(tmp, "config.json"), "w", encoding="utf-8") as f:
-      json.dump(cfg, f, indent=2, sort_keys=True)
+  cfg = hf_config(config)
+  cfg["torch_dtype"] = dtype
+  # safetensors writes local files only: a gs:// out_dir is staged locally, then uploaded.
+  with fileio.staged_local_dir(out_dir, overwrite=overwrite) as local:
+    save_file(tensors, fileio.join(local, "model.safetensors"), metadata={"format": "pt"})
+    fileio.write_json(fileio.join(local, "config.json"), cfg, sort_keys=True)
     if vocab_path:
-      shutil.copyfile(vocab_path, os.path.join(tmp, "spiece.model"))
-    exported.publish_directory(tmp, out_dir)
-  finally:
-    shutil.rmtree(tmp, ignore_errors=True)
+      fileio.copy(vocab_path, fileio.join(local, "spiece.model"))
   return out_dir

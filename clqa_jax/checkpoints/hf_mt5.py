@@ -8,13 +8,14 @@ table does not expect, or expects but does not find, is an error listing the nam
 from __future__ import annotations
 
 import json
-import os
+import re
 import struct
 from typing import Any
 
 import ml_dtypes
 import numpy as np
 
+from clqa_jax import fileio
 from clqa_jax.checkpoints import param_mapping as pm
 from clqa_jax.models.config import MT5Config
 
@@ -29,17 +30,26 @@ class CheckpointFormatError(ValueError):
   """A checkpoint file or config that cannot be read as an mT5 checkpoint."""
 
 
+# The weight files of a Hugging Face directory, in the order they are looked for.
+HF_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                   "pytorch_model.bin.index.json")
+
+
+def _safetensors_header(f, path: str) -> dict[str, Any]:
+  raw_len = f.read(8)
+  if len(raw_len) != 8:
+    raise CheckpointFormatError(f"{path}: truncated safetensors header")
+  (header_len,) = struct.unpack("<Q", raw_len)
+  try:
+    return json.loads(f.read(header_len))
+  except json.JSONDecodeError as e:
+    raise CheckpointFormatError(f"{path}: bad safetensors header: {e}") from e
+
+
 def read_safetensors(path: str) -> dict[str, np.ndarray]:
   """All tensors of one ``.safetensors`` file as numpy arrays (bf16 via ml_dtypes)."""
-  with open(path, "rb") as f:
-    raw_len = f.read(8)
-    if len(raw_len) != 8:
-      raise CheckpointFormatError(f"{path}: truncated safetensors header")
-    (header_len,) = struct.unpack("<Q", raw_len)
-    try:
-      header = json.loads(f.read(header_len))
-    except json.JSONDecodeError as e:
-      raise CheckpointFormatError(f"{path}: bad safetensors header: {e}") from e
+  with fileio.open(path, "rb") as f:
+    header = _safetensors_header(f, path)
     data = f.read()
   out = {}
   for name, info in header.items():
@@ -57,43 +67,69 @@ def read_torch_bin(path: str) -> dict[str, np.ndarray]:
   """A ``pytorch_model.bin`` state dict, loaded with ``weights_only=True`` (no pickled code)."""
   import torch  # Only this path needs torch.
 
-  state = torch.load(path, map_location="cpu", weights_only=True)
+  with fileio.local_copy(path) as local:
+    state = torch.load(local, map_location="cpu", weights_only=True)
   return {k: v.detach().float().numpy() if v.is_floating_point() else v.numpy()
           for k, v in state.items()}
 
 
-def read_hf_tensors(src: str) -> dict[str, np.ndarray]:
-  """Reads every tensor of a Hugging Face checkpoint directory (single file or sharded)."""
-  candidates = [
-      ("model.safetensors", read_safetensors),
-      ("model.safetensors.index.json", read_safetensors),
-      ("pytorch_model.bin", read_torch_bin),
-      ("pytorch_model.bin.index.json", read_torch_bin),
-  ]
-  for name, reader in candidates:
-    path = os.path.join(src, name)
-    if not os.path.exists(path):
-      continue
-    if not name.endswith(".index.json"):
-      return reader(path)
-    with open(path) as f:
-      weight_map = json.load(f).get("weight_map")
-    if not isinstance(weight_map, dict):
-      raise CheckpointFormatError(f"{path}: no 'weight_map' object")
-    tensors: dict[str, np.ndarray] = {}
-    for shard in sorted(set(weight_map.values())):
-      tensors.update(reader(os.path.join(src, shard)))
-    return tensors
+def _weight_file(src: str) -> str:
+  """The first of ``HF_WEIGHT_FILES`` that ``src`` holds."""
+  for name in HF_WEIGHT_FILES:
+    if fileio.exists(fileio.join(src, name)):
+      return name
   raise FileNotFoundError(
       f"{src}: no model.safetensors, pytorch_model.bin or sharded index found")
 
 
+def _weight_map(path: str) -> dict[str, str]:
+  weight_map = fileio.read_json(path).get("weight_map")
+  if not isinstance(weight_map, dict):
+    raise CheckpointFormatError(f"{path}: no 'weight_map' object")
+  return weight_map
+
+
+def read_hf_tensors(src: str) -> dict[str, np.ndarray]:
+  """Reads every tensor of a Hugging Face checkpoint directory (single file or sharded)."""
+  name = _weight_file(src)
+  reader = read_safetensors if name.startswith("model.safetensors") else read_torch_bin
+  path = fileio.join(src, name)
+  if not name.endswith(".index.json"):
+    return reader(path)
+  tensors: dict[str, np.ndarray] = {}
+  for shard in sorted(set(_weight_map(path).values())):
+    tensors.update(reader(fileio.join(src, shard)))
+  return tensors
+
+
+def hf_tensor_names(src: str) -> list[str]:
+  """The tensor names of a Hugging Face directory, read from the safetensors header or the
+  shard index where there is one (a single ``pytorch_model.bin`` is loaded)."""
+  name = _weight_file(src)
+  path = fileio.join(src, name)
+  if name.endswith(".index.json"):
+    return sorted(_weight_map(path))
+  if name == "model.safetensors":
+    with fileio.open(path, "rb") as f:
+      return sorted(k for k in _safetensors_header(f, path) if k != "__metadata__")
+  return sorted(read_torch_bin(path))
+
+
+# The official CLASS name of the retriever head's query projection (``pm.CLASS_RETRIEVER_RULES``).
+_RETRIEVER_TENSOR = re.compile(
+    r"^encoder\.block\.\d+\.layer\.0\.SelfAttention\.query_proj\.weight$")
+
+
+def has_class_retriever_head(src: str) -> bool:
+  """Whether a Hugging Face directory also holds the official CLASS retriever head."""
+  return any(_RETRIEVER_TENSOR.match(n) for n in hf_tensor_names(src))
+
+
 def config_from_hf(src: str, **overrides: Any) -> MT5Config:
   """MT5Config from a Hugging Face ``config.json`` (T5.1.1/mT5 gated-GELU only)."""
-  path = os.path.join(src, "config.json")
+  path = fileio.join(src, "config.json")
   try:
-    with open(path) as f:
-      hf = json.load(f)
+    hf = fileio.read_json(path)
   except FileNotFoundError:
     raise FileNotFoundError(f"{src}: config.json not found") from None
   except json.JSONDecodeError as e:
@@ -171,13 +207,14 @@ def load_class_checkpoint(path: str, retriever_layer: int | None = None,
   return config, _finish(params, mt5)
 
 
-def _config_record(config: Any) -> dict[str, Any]:
+def config_record(config: Any) -> dict[str, Any]:
+  """The JSON record of a model config (``model_config.json``): its kind and its fields."""
   kind = "unified" if hasattr(config, "mt5") else "mt5"
   return {"kind": kind, "config": config.to_dict()}
 
 
 def config_from_record(record: dict[str, Any]):
-  """MT5Config or UnifiedConfig from the JSON record written next to an import."""
+  """MT5Config or UnifiedConfig from a ``config_record``."""
   from clqa_jax.models.unified import UnifiedConfig
 
   kind = record.get("kind")
@@ -186,48 +223,6 @@ def config_from_record(record: dict[str, Any]):
   if kind == "unified":
     return UnifiedConfig.from_dict(record["config"])
   raise CheckpointFormatError(f"config record: unknown kind {kind!r} (expected mt5|unified)")
-
-
-def write_imported_checkpoint(out_dir: str, config: Any, params: dict[str, Any],
-                              overwrite: bool = False) -> str:
-  """Writes params as an orbax checkpoint (step 0, items ``params`` + ``config``) and
-  ``config.json`` into ``out_dir``. Refuses a non-empty ``out_dir`` unless ``overwrite``."""
-  import shutil
-
-  import orbax.checkpoint as ocp
-
-  out_dir = os.path.abspath(out_dir)
-  if os.path.exists(out_dir) and os.listdir(out_dir):
-    if not overwrite:
-      raise FileExistsError(f"{out_dir} is not empty; pass --overwrite to replace it")
-    shutil.rmtree(out_dir)
-  record = _config_record(config)
-  manager = ocp.CheckpointManager(
-      out_dir, options=ocp.CheckpointManagerOptions(create=True, enable_async_checkpointing=False))
-  manager.save(0, args=ocp.args.Composite(params=ocp.args.StandardSave(params),
-                                          config=ocp.args.JsonSave(record)))
-  manager.wait_until_finished()
-  manager.close()
-  tmp = os.path.join(out_dir, "config.json.tmp")
-  with open(tmp, "w") as f:
-    json.dump(record, f, indent=2, sort_keys=True)
-  os.replace(tmp, os.path.join(out_dir, "config.json"))
-  return out_dir
-
-
-def read_imported_checkpoint(ckpt_dir: str):
-  """(config, params) from a directory written by ``write_imported_checkpoint``."""
-  import orbax.checkpoint as ocp
-
-  ckpt_dir = os.path.abspath(ckpt_dir)
-  manager = ocp.CheckpointManager(ckpt_dir)
-  step = manager.latest_step()
-  if step is None:
-    raise FileNotFoundError(f"{ckpt_dir}: no orbax checkpoint found")
-  restored = manager.restore(step, args=ocp.args.Composite(params=ocp.args.StandardRestore(),
-                                                           config=ocp.args.JsonRestore()))
-  manager.close()
-  return config_from_record(restored["config"]), restored["params"]
 
 
 def load_hf_mt5_as_unified(path: str, retriever_layer: int | None = None, seed: int = 0,

@@ -1,59 +1,29 @@
-"""Params of a unified model from any checkpoint kind this codebase writes or imports.
+"""Params of a unified model from a checkpoint this codebase writes: an exported checkpoint
+(``clqa export`` / ``clqa import``) or a training run's checkpoints.
 
-``checkpoint_kind`` tells an exported checkpoint (``clqa export``), an imported one (``clqa
-import class`` / ``hf_mt5 --unified``) and a training run apart from the directory contents;
-``load_unified_params`` loads any of them into a given abstract (sharded) layout and checks
-that the stored config and shapes fit the model. Used for the stage-1 teacher and for
-``CheckpointConfig.init_checkpoint``.
+``load_unified_params`` loads either into a given abstract (sharded) layout and checks that the
+stored config and shapes fit the model. The training loop uses it for the stage-1 teacher
+(``Teacher.checkpoint``) and for ``CheckpointConfig.init_checkpoint``.
 """
 from __future__ import annotations
 
-import json
 import logging
-import os
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
+from clqa_jax import fileio
+from clqa_jax.checkpoints import exported
+from clqa_jax.checkpoints import kinds
+from clqa_jax.checkpoints import training
+from clqa_jax.checkpoints.kinds import CheckpointKindError
+
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_KINDS = ("exported", "imported", "training")
 # Config fields that change what the params compute without changing their shapes.
 _SEMANTIC_FIELDS = ("retriever_layer", "relative_attention_max_distance", "layer_norm_epsilon",
                     "tie_word_embeddings", "pad_id", "eos_id", "decoder_start_id")
-
-
-class CheckpointKindError(ValueError):
-  """A directory is not a unified checkpoint this codebase reads, or does not fit the model."""
-
-
-def checkpoint_kind(path: str, role: str = "checkpoint") -> str:
-  """'exported' (manifest.json of a ``clqa export``), 'imported' (config.json + orbax steps of
-  a ``clqa import``) or 'training' (a run's step directories holding ``params``)."""
-  from clqa_jax.checkpoints import exported
-  from clqa_jax.trainer import checkpointing
-
-  path = path.rstrip("/")
-  if not os.path.isdir(path):
-    raise CheckpointKindError(f"{role} {path!r} does not exist or is not a "
-                                 "directory")
-  names = sorted(os.listdir(path))
-  if exported.MANIFEST in names:
-    exported.read_manifest(path)  # a typed error naming the field when it is not ours
-    return "exported"
-  if "config.json" in names and any(n.isdigit() for n in names):
-    return "imported"
-  steps = [n for n in names if n.isdigit() and os.path.isdir(os.path.join(path, n))]
-  if (os.path.basename(path).isdigit() and checkpointing.PARAMS in names) or any(
-      os.path.isdir(os.path.join(path, n, checkpointing.PARAMS)) for n in steps):
-    return "training"
-  shown = ", ".join(names[:12]) + (f", ... ({len(names)} entries)" if len(names) > 12 else "")
-  raise CheckpointKindError(
-      f"{role} {path!r} is none of {CHECKPOINT_KINDS}: found [{shown or 'nothing'}]; "
-      f"expected {exported.MANIFEST} (export), config.json with orbax step directories "
-      f"(clqa import class / hf_mt5 --unified) or step directories holding "
-      f"'{checkpointing.PARAMS}/' (training run)")
 
 
 def _check_config(stored: Any, model_config: Any, where: str,
@@ -63,8 +33,10 @@ def _check_config(stored: Any, model_config: Any, where: str,
 
   if not isinstance(stored, UnifiedConfig):
     raise CheckpointKindError(
-        f"{where}: holds a plain {type(stored).__name__} (no retriever head); the teacher needs "
-        "a unified checkpoint (clqa import hf_mt5 --unified, or clqa import class)")
+        f"{where}: holds a plain {type(stored).__name__} (no retriever head); {model_name} "
+        "needs a unified checkpoint (clqa import hf_mt5 --unified, or clqa import class)")
+  if model_config is None:
+    return
   diffs = []
   for name in _SEMANTIC_FIELDS:
     cfg, mdl = (stored, model_config) if name == "retriever_layer" else (stored.mt5,
@@ -73,10 +45,10 @@ def _check_config(stored: Any, model_config: Any, where: str,
     if name == "retriever_layer":
       a, b = stored.resolved_retriever_layer, model_config.resolved_retriever_layer
     if a != b:
-      diffs.append(f"{name}: checkpoint {a!r} != Teacher.model {b!r}")
+      diffs.append(f"{name}: checkpoint {a!r} != {model_name} {b!r}")
   if diffs:
-    raise CheckpointKindError(f"{where}: the model config does not match the "
-                                 "checkpoint's: " + "; ".join(diffs))
+    raise CheckpointKindError(f"{where}: {model_name} config does not match the "
+                              "checkpoint's: " + "; ".join(diffs))
 
 
 def _place(params: Any, abstract_params: Any) -> Any:
@@ -88,49 +60,54 @@ def _place(params: Any, abstract_params: Any) -> Any:
   return jax.tree.map(put, params, abstract_params)
 
 
-def load_unified_params(path: str, model: Any, abstract_params: Any,
+def load_unified_params(path: str, model_config: Any, abstract_params: Any,
                         role: str = "checkpoint") -> Any:
-  """A unified model's params from ``path`` (any of ``CHECKPOINT_KINDS``), laid out as
-  ``abstract_params`` (ShapeDtypeStructs, with shardings for a partitioned run).
+  """A unified model's params from ``path`` (an exported checkpoint or a training run, its
+  checkpoints directory or one step directory), laid out as ``abstract_params``
+  (ShapeDtypeStructs, with shardings for a partitioned run).
+
+  Args:
+    path: the checkpoint directory (local or gs://).
+    model_config: the UnifiedConfig of the model the params are for; None (a model without
+      a config) checks the shapes only.
+    abstract_params: the params' shapes, dtypes and (optionally) shardings.
+    role: what the path configures, for error messages (e.g. "Teacher.checkpoint").
 
   Raises:
-    CheckpointKindError: an unknown directory, a plain-mT5 import, or a stored config /
-      params that do not match ``model``'s config (names the differing fields or params).
+    CheckpointKindError: an unknown directory, a Hugging Face / CLASS directory (import it
+      first), a plain-mT5 export, or a stored config / params that do not match
+      ``model_config`` (names the differing fields or params).
   """
-  from clqa_jax.checkpoints import exported, hf_mt5
-  from clqa_jax.trainer import checkpointing
-
-  kind = checkpoint_kind(path, role)
-  if kind == "training":
-    params = checkpointing.load_params(path, abstract_params)
-    # Training runs write model_config.json into the model dir (checkpoints/ is below it).
-    run = os.path.abspath(path).rstrip("/")
-    for candidate in (run, os.path.dirname(run), os.path.dirname(os.path.dirname(run))):
-      record_path = os.path.join(candidate, "model_config.json")
-      if os.path.exists(record_path):
-        with open(record_path, encoding="utf-8") as f:
-          _check_config(hf_mt5.config_from_record(json.load(f)), model.config, record_path,
-                        f"{role}'s model")
-        break
-  else:
+  kind = kinds.checkpoint_kind(path, role)
+  if kind in kinds.TRAINING_KINDS:
+    where = kinds.locate_training(path, kind)
+    if where.run_dir is not None and fileio.exists(fileio.join(where.run_dir,
+                                                               exported.MODEL_CONFIG)):
+      try:
+        stored = exported.read_model_config(where.run_dir, require_unified=False)
+      except exported.ExportFormatError as e:
+        raise CheckpointKindError(str(e)) from e
+      _check_config(stored, model_config, fileio.join(where.run_dir, exported.MODEL_CONFIG),
+                    f"{role}'s model")
+    step_dir = (where.checkpoints_dir if where.step is None else
+                fileio.join(where.checkpoints_dir, str(where.step)))
+    params = training.load_params(step_dir, abstract_params)
+  elif kind == "exported":
     try:
-      if kind == "exported":
-        config = exported.read_model_config(path)
-        _check_config(config, model.config, path, f"{role}'s model")
-        exported.check_params_match(exported.abstract_params(config), abstract_params, path)
-        shardings = jax.tree.map(lambda a: getattr(a, "sharding", None), abstract_params)
-        if any(s is None for s in jax.tree.leaves(shardings, is_leaf=lambda x: x is None)):
-          shardings = None
-        _, params, _, _ = exported.load_exported(path, shardings=shardings)
-      else:
-        config, params = hf_mt5.read_imported_checkpoint(path)
-        _check_config(config, model.config, path, f"{role}'s model")
+      config = exported.read_model_config(path, require_unified=False)
+      _check_config(config, model_config, path, f"{role}'s model")
+      exported.check_params_match(exported.abstract_params(config), abstract_params, path)
+      shardings = jax.tree.map(lambda a: getattr(a, "sharding", None), abstract_params)
+      if any(s is None for s in jax.tree.leaves(shardings, is_leaf=lambda x: x is None)):
+        shardings = None
+      _, params, _, _ = exported.load_exported(path, shardings=shardings)
     except exported.ExportFormatError as e:
       raise CheckpointKindError(str(e)) from e
-    try:
-      exported.check_params_match(params, abstract_params, f"{path} ({kind})")
-    except exported.ExportFormatError as e:
-      raise CheckpointKindError(f"{e}\n(the model config gives these shapes)") from e
     params = _place(params, abstract_params)
+  else:
+    raise CheckpointKindError(
+        f"{role} {path!r} is {kinds.KINDS[kind]}; import it first (clqa import "
+        f"{'class' if kind == 'class' else 'hf_mt5 --unified'} --src {path} --out DIR) and "
+        "point at the output")
   logger.info("%s params: %s checkpoint %s", role, kind, path)
   return params

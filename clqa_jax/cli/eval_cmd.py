@@ -23,6 +23,7 @@ import logging
 import os
 import sys
 
+from clqa_jax import gin_utils
 from clqa_jax.cli import gin_flags
 
 # flag -> EvalConfig field; a flag left unset keeps the gin/default value.
@@ -88,7 +89,6 @@ def run(args: argparse.Namespace) -> int:
   from clqa_jax.checkpoints import exported
   from clqa_jax.data.errors import DataFormatError, StoreMismatchError
   from clqa_jax.eval import corpus_index
-  from clqa_jax.eval import inputs
   from clqa_jax.eval import report
   from clqa_jax.eval import runner as runner_lib
   from clqa_jax.eval.inference import ModelRunner
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
   from clqa_jax.partitioning import partitioner as partitioner_lib
 
   try:
-    gin_flags.parse_gin(args.gin_file, args.gin_bindings or [], finalize=False)
+    gin_utils.parse_gin(args.gin_file, args.gin_bindings or [], finalize=False)
     config = eval_config(args)
     runner = ModelRunner.from_export(args.export, partitioner=partitioner_lib.make_partitioner(),
                                      query_batch_size=config.query_batch_size,
@@ -110,9 +110,10 @@ def run(args: argparse.Namespace) -> int:
                                scann_config=scann_index.ScannConfig())
     result = runner_lib.evaluate(args.export, args.index, args.data_file, args.out, config,
                                  runner=runner, overwrite=args.overwrite)
+  except DataFormatError:
+    raise  # reported by cli.main like every input error
   except (FileNotFoundError, FileExistsError, ValueError, exported.ExportFormatError,
-          corpus_index.IndexMismatchError, inputs.EvalInputError, DataFormatError,
-          StoreMismatchError) as e:
+          corpus_index.IndexMismatchError, StoreMismatchError) as e:
     print(f"clqa eval: {e}", file=sys.stderr)
     return 1
   for table in result.tables:

@@ -4,11 +4,12 @@
       [--dtype float32|bfloat16] [--vocab spm.model] [--overwrite]
   clqa export --checkpoint_dir EXPORT_DIR --format hf --out HF_DIR
 
-``--format clqa`` (default) writes what ``clqa eval/index/infer`` read: params (orbax), the
-model config JSON, the run's operative gin, the vocabulary and a format version
-(``clqa_jax.checkpoints.exported``). ``--format hf`` writes config.json + model.safetensors
-that transformers' MT5ForConditionalGeneration loads, with the retriever head under the
-official CLASS tensor names (``clqa import class`` reads it back).
+Paths may be local or gs://. The model config is the run's ``model_config.json`` (written by
+``clqa train``), or ``--model_config``. ``--format clqa`` (default) writes what ``clqa
+eval/index/infer`` read: params (orbax), the model config JSON, the run's operative gin, the
+vocabulary and a format version (``clqa_jax.checkpoints.exported``). ``--format hf`` writes
+config.json + model.safetensors that transformers' MT5ForConditionalGeneration loads, with the
+retriever head under the official CLASS tensor names (``clqa import class`` reads it back).
 """
 from __future__ import annotations
 
@@ -22,11 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.formatter_class = argparse.RawDescriptionHelpFormatter
   parser.add_argument("--checkpoint_dir", required=True,
                       help="a training run directory (MODEL_DIR), its checkpoints/ or one step "
-                           "directory; an `clqa import class` output; or an export")
+                           "directory; or an exported checkpoint (clqa export / clqa import)")
   parser.add_argument("--out", required=True, help="the directory to write (must not exist)")
   parser.add_argument("--step", default="latest",
-                      help="'latest', 'best' (by the run's CheckpointConfig.best_metric or "
-                           "--best_metric) or a step number (default: latest)")
+                      help="'latest', 'best' (by the metric the run's CheckpointConfig."
+                           "best_metric recorded, or --best_metric) or a step number "
+                           "(default: latest)")
   parser.add_argument("--format", choices=("clqa", "hf"), default="clqa",
                       help="clqa: exported checkpoint; hf: Hugging Face mT5 + CLASS head")
   parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
@@ -35,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="SentencePiece model to ship (default: the run's "
                            "vocabulary_path.path binding, else CLQA_VOCAB / the data root)")
   parser.add_argument("--model_config", default=None,
-                      help="UnifiedConfig JSON, when the run directory does not tell it")
+                      help="UnifiedConfig JSON, when the run directory has no "
+                           "model_config.json")
   parser.add_argument("--best_metric", default=None,
                       help="metric for --step best (default: the run's "
                            "CheckpointConfig.best_metric)")
@@ -51,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
   from clqa_jax.checkpoints import export
   from clqa_jax.checkpoints import exported
   from clqa_jax.checkpoints import hf_export
+  from clqa_jax.checkpoints.kinds import CheckpointKindError
   from clqa_jax.checkpoints.param_mapping import CheckpointMappingError
 
   start = time.time()
@@ -80,6 +84,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote a Hugging Face mT5 directory{head} to {out} in {time.time() - start:.1f}s")
     return 0
   except (FileNotFoundError, FileExistsError, ValueError, CheckpointMappingError,
-          exported.ExportFormatError) as e:
+          CheckpointKindError, exported.ExportFormatError) as e:
     print(f"clqa export: {e}", file=sys.stderr)
     return 1

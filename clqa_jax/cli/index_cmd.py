@@ -22,6 +22,7 @@ import logging
 import sys
 import time
 
+from clqa_jax import gin_utils
 from clqa_jax.cli import gin_flags
 
 
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
   start = time.time()
   try:
-    gin_flags.parse_gin(args.gin_file, args.gin_bindings or [], finalize=False)
+    gin_utils.parse_gin(args.gin_file, args.gin_bindings or [], finalize=False)
     runner = ModelRunner.from_export(args.export, partitioner=partitioner_lib.make_partitioner(),
                                      query_batch_size=args.batch_size)
     manifest = corpus_index.build_index(
@@ -70,8 +71,10 @@ def run(args: argparse.Namespace) -> int:
         batch_size=runner.query_batch_size, rows_per_shard=args.rows_per_shard,
         embedding_dtype=args.embedding_dtype, skip_errors=args.skip_errors,
         scann_config=scann_index.ScannConfig())
+  except DataFormatError:
+    raise  # reported by cli.main like every input error
   except (FileNotFoundError, exported.ExportFormatError, corpus_index.IndexMismatchError,
-          DataFormatError, StoreMismatchError, EncodingError, ValueError) as e:
+          StoreMismatchError, EncodingError, ValueError) as e:
     print(f"clqa index: {e}", file=sys.stderr)
     return 1
   print(json.dumps({k: manifest[k] for k in ("num_passages", "dim", "searcher")

@@ -44,22 +44,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _read_questions(args):
-  from clqa_jax.eval import inputs
-  from clqa_jax.eval.questions import EvalQuestion
+  from clqa_jax.data import readers
+  from clqa_jax.data.errors import DataFormatError
+  from clqa_jax.data.records import Question
 
   if args.question is not None:
-    return [EvalQuestion("0", args.lang, args.question, ())]
-  out = []
-  for line, obj in inputs.iter_jsonl(args.questions_file):
-    q = obj.get("question")
-    if not isinstance(q, str) or not q.strip():
-      raise inputs.EvalInputError(args.questions_file, line, "question",
-                                  "must be a non-empty string")
-    lang = obj.get("lang", args.lang)
-    qid = inputs.qid_string(obj.get("id", str(len(out))), args.questions_file, line)
-    out.append(EvalQuestion(qid, lang, q, ()))
+    return [Question("0", args.lang, args.question, ())]
+  out = list(readers.read_xor_jsonl(args.questions_file, require_answers=False,
+                                    default_lang=args.lang, default_ids=True))
   if not out:
-    raise inputs.EvalInputError(args.questions_file, None, None, "holds no questions")
+    raise DataFormatError(args.questions_file, None, None, "holds no questions")
   return out
 
 
@@ -67,17 +61,17 @@ def run(args: argparse.Namespace) -> int:
   logging.basicConfig(level=logging.WARNING)
   import sentencepiece as spm
 
+  from clqa_jax import gin_utils
   from clqa_jax.checkpoints import exported
-  from clqa_jax.cli import gin_flags
   from clqa_jax.eval import corpus_index
-  from clqa_jax.eval import inputs
+  from clqa_jax.data.errors import DataFormatError
   from clqa_jax.eval import report
   from clqa_jax.eval import runner as runner_lib
   from clqa_jax.eval.inference import ModelRunner
   from clqa_jax.partitioning import partitioner as partitioner_lib
 
   try:
-    gin_flags.parse_gin(args.gin_file, args.gin_bindings or [], finalize=False)
+    gin_utils.parse_gin(args.gin_file, args.gin_bindings or [], finalize=False)
     qs = _read_questions(args)
     index = corpus_index.CorpusIndex(args.index, args.export)
     runner = ModelRunner.from_export(args.export, partitioner=partitioner_lib.make_partitioner(),
@@ -86,8 +80,10 @@ def run(args: argparse.Namespace) -> int:
     answers, retrieval = runner_lib.answer(
         runner, index, sp, qs, top_k=args.top_k, reader_k=args.reader_k, search=args.search,
         max_answer_length=args.max_answer_length)
+  except DataFormatError:
+    raise  # reported by cli.main like every input error
   except (FileNotFoundError, ValueError, exported.ExportFormatError,
-          corpus_index.IndexMismatchError, inputs.EvalInputError) as e:
+          corpus_index.IndexMismatchError) as e:
     print(f"clqa infer: {e}", file=sys.stderr)
     return 1
   shown = retrieval.rows[:, :args.show]
@@ -99,9 +95,9 @@ def run(args: argparse.Namespace) -> int:
     for rank, (row, score) in enumerate(zip(shown[i], retrieval.scores[i])):
       if row < 0:
         continue
-      pid, title, text = passages[int(row)]
-      print(f"  {rank + 1:>3}. {score:8.3f}  {pid}  {title}: {text[:160]}")
-      top.append({"pid": pid, "title": title, "score": float(score)})
+      p = passages[int(row)]
+      print(f"  {rank + 1:>3}. {score:8.3f}  {p.pid}  {p.title}: {p.text[:160]}")
+      top.append({"pid": p.pid, "title": p.title, "score": float(score)})
     lines.append(json.dumps({"id": q.qid, "lang": q.lang, "question": q.question, "answer": a,
                              "passages": top}, ensure_ascii=False))
   if args.out:

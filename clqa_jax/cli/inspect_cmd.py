@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from clqa_jax import gin_utils
 from clqa_jax.cli import gin_flags
 
 
@@ -21,10 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
   # Registering first also defines the gin configurables (data_root, vocabulary_path, alpha).
-  import tasks  # noqa: F401
+  from clqa_jax import tasks  # noqa: F401  pylint: disable=unused-import
   from clqa_jax.data import inspection
 
-  gin_flags.parse_gin(args.gin_file, args.gin_bindings)
+  gin_utils.parse_gin(args.gin_file, args.gin_bindings)
 
   reports = inspection.inspect(args.name, args.split, max_examples=args.max_examples,
                                num_samples=args.num_samples,

@@ -9,12 +9,14 @@ import argparse
 import importlib
 import sys
 
+from clqa_jax.cli import errors as cli_errors
 from clqa_jax.cli import gin_flags
 
 # name -> (module, one-line help). The order is the order --help lists them in.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("clqa_jax.cli.demo_cmd", "run the whole pipeline on the embedded mini corpus"),
     "train": ("clqa_jax.cli.train_cmd", "train a model (gin-configured: stage 1, stage 2, fine-tuning)"),
+    "aot": ("clqa_jax.cli.aot_cmd", "compile a run's train step for a TPU topology: does it fit?"),
     "eval": ("clqa_jax.cli.eval_cmd", "evaluate an exported checkpoint on XOR-Retrieve / XOR-Full / MKQA"),
     "infer": ("clqa_jax.cli.infer_cmd", "answer questions with an exported checkpoint"),
     "index": ("clqa_jax.cli.index_cmd", "encode a passage corpus and build a search index"),
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
   args = parser.parse_args(rest)
   if gin_bindings:
     args.gin_bindings = list(getattr(args, "gin_bindings", []) or []) + gin_bindings
-  return int(module.run(args) or 0)
+  return cli_errors.run_reporting_input_errors(name, module.run, args)
 
 
 if __name__ == "__main__":

@@ -66,12 +66,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _txt_predictions(path: str, gold) -> dict[str, str]:
-  from clqa_jax.eval import inputs
+  from clqa_jax.data.errors import DataFormatError
   try:
     with open(path, encoding="utf-8") as handle:
       lines = handle.read().split("\n")
   except OSError as e:
-    raise inputs.EvalInputError(path, None, None, f"cannot open: {e.strerror}") from e
+    raise DataFormatError(path, None, None, f"cannot open: {e.strerror}") from e
   # As the official --txt_file: answers pair with gold questions by position.
   return {question.qid: answer for question, answer in zip(gold, lines)}
 
@@ -99,7 +99,7 @@ def _evaluate(args: argparse.Namespace):
     requested = list(dict.fromkeys(args.lang)) if args.lang else None
     predictions = mkqa.read_mkqa_predictions(args.pred_file, requested or list(mkqa.MKQA_LANGS))
     langs = mkqa.select_languages(requested, predictions)
-    converted = mkqa.convert_mkqa(mkqa.read_mkqa(args.data_file), langs, path=args.data_file)
+    converted = mkqa.convert_mkqa(mkqa.read_mkqa(args.data_file), langs)
     result = mkqa.evaluate_mkqa(converted, predictions, args.mia_segmentation)
     result.info["mkqa_languages_not_evaluated"] = [l for l in mkqa.MKQA_LANGS if l not in langs]
     return result
@@ -107,14 +107,13 @@ def _evaluate(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-  from clqa_jax.eval import inputs
   from clqa_jax.eval import report
   try:
     if args.metric == "mkqa-convert":
       from clqa_jax.eval import mkqa
       records = mkqa.read_mkqa(args.data_file)
       langs = list(dict.fromkeys(args.lang or mkqa.languages_of(records)))
-      converted = mkqa.convert_mkqa(records, langs, args.keep_unanswerable, path=args.data_file)
+      converted = mkqa.convert_mkqa(records, langs, args.keep_unanswerable)
       for path in mkqa.write_converted(converted, args.output_dir, args.overwrite):
         print(path)
       print(f"wrote {sum(len(r) for r in converted.values())} questions in {len(langs)} "
@@ -132,6 +131,6 @@ def run(args: argparse.Namespace) -> int:
       report.write_json(args.out, [result], overwrite=args.overwrite)
       print(f"wrote {args.out}")
     return 0
-  except (inputs.EvalInputError, FileExistsError) as e:
+  except FileExistsError as e:
     print(f"clqa metrics {args.metric}: error: {e}", file=sys.stderr)
     return 2

@@ -18,6 +18,7 @@ import argparse
 import dataclasses
 import logging
 
+from clqa_jax import gin_utils
 from clqa_jax.cli import gin_flags
 
 _STAGE_CHOICES = ("all", "passages", "anchors", "parallel", "teacher", "qa", "questions", "generate")
@@ -42,10 +43,10 @@ def run(args: argparse.Namespace) -> int:
   logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
   logging.getLogger("apache_beam").setLevel(logging.WARNING)
   if args.stage == "generate":
-    from clqa_jax.synth import corpus_gen
+    from clqa_jax.miniwiki import generate
     if not args.out:
       raise SystemExit("clqa synth generate: --out is required")
-    counts = corpus_gen.generate_corpus(args.out, args.synthetic_entities, args.seed)
+    counts = generate.generate_corpus(args.out, args.synthetic_entities, args.seed)
     for k, v in counts.items():
       print(f"{k}\t{v}")
     return 0
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
   from clqa_jax.synth import config as config_lib
   from clqa_jax.synth import stages
   bindings = list(args.gin_bindings)
-  gin_flags.parse_gin(args.gin_file, bindings)
+  gin_utils.parse_gin(args.gin_file, bindings)
   overrides = {}
   if args.out:
     overrides["output_dir"] = args.out

@@ -13,6 +13,7 @@ import argparse
 import logging
 import sys
 
+from clqa_jax import gin_utils
 from clqa_jax.cli import gin_flags
 
 EXIT_PREEMPTED = 3
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
   from clqa_jax.trainer import loop  # pylint: disable=g-import-not-at-top
   from clqa_jax.trainer import register_configurables  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
 
-  gin_flags.parse_gin(args.gin_file, args.gin_bindings or [])
+  gin_utils.parse_gin(args.gin_file, args.gin_bindings or [])
   try:
     result = loop.train()
   except loop.NonFiniteLossError as e:

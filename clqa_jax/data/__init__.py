@@ -14,5 +14,6 @@
   retrieval_store.py  versioned qid -> top-K rows, atomically swapped
   fid_batch.py        FiD model features [B, K, ...] and global jax.Arrays
   inspection.py       per-language statistics behind `clqa inspect`
-Task and mixture registration lives only in the top-level ``tasks`` package.
+Task and mixture registration lives only in ``clqa_jax.tasks`` (the repository's top-level
+``tasks/``, linked into the package).
 """

@@ -7,14 +7,22 @@ import logging
 
 
 class DataFormatError(ValueError):
-  """A malformed record: names the file, the 1-based line and the offending field."""
+  """A malformed input file: names the file, the 1-based line and the offending field.
 
-  def __init__(self, path: str, line: int, field: str, message: str):
-    self.path = path
+  The one input-error type of every reader (datasets, Wikipedia dumps, gold and prediction
+  files). ``line`` is None for an error of the whole file (unreadable, empty, not a JSON object);
+  ``field`` is None when no single field is at fault. ``str(error)`` is
+  ``<path>:<line>: <field>: <message>``, the form every ``clqa`` command prints.
+  """
+
+  def __init__(self, path: str, line: int | None, field: str | None, message: str):
+    self.path = str(path)
     self.line = line
     self.field = field
     self.message = message
-    super().__init__(f"{path}:{line}: field {field!r}: {message}")
+    where = self.path if line is None else f"{self.path}:{line}"
+    what = f" {field}:" if field else ""
+    super().__init__(f"{where}:{what} {message}")
 
 
 class StoreMismatchError(RuntimeError):

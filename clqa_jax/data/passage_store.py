@@ -24,18 +24,15 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from clqa_jax.data import formats
 from clqa_jax.data import readers
 from clqa_jax.data.errors import SkipStats, StoreMismatchError
+from clqa_jax.data.records import Passage
 
 FORMAT_VERSION = 1
 MAX_PASSAGE_TOKENS = 200
 EOS_ID = 1
 _FINGERPRINT_BYTES = 1 << 20
-
-
-def passage_text(title: str, text: str) -> str:
-  """The passage input template of the spec."""
-  return f"title: {title} context: {text}"
 
 
 def corpus_fingerprint(path: str) -> dict:
@@ -169,12 +166,12 @@ class PassageStore:
                  desc=f"passages {os.path.basename(corpus_path)}", smoothing=0.05,
                  mininterval=2.0)
     seen = 0
-    chunk: list[readers.Passage] = []
+    chunk: list[Passage] = []
     started = time.time()
 
     def flush():
       nonlocal rows, pid_bytes, truncated
-      ids = sp.encode([passage_text(p.title, p.text) for p in chunk], out_type=int,
+      ids = sp.encode([formats.passage_text(p.title, p.text) for p in chunk], out_type=int,
                       num_threads=num_threads or -1)
       block = np.zeros((len(chunk), max_length), np.int32)
       lengths = np.empty(len(chunk), np.int16)
@@ -356,7 +353,7 @@ def _finalize(build_dir: str, rows: int, truncated: int, corpus_path: str, ident
       "corpus_path": os.path.abspath(corpus_path),
       **identity,
       "count": rows,
-      "template": "title: {title} context: {text} + EOS",
+      "template": formats.PASSAGE_TEMPLATE + " + EOS",
       "pid_dtype": "int64" if pids.dtype.kind == "i" else "bytes",
       "lengths": {"mean": float(lengths.mean()),
                   "p50": float(np.percentile(lengths, 50)),

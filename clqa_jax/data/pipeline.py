@@ -26,7 +26,7 @@ STAGE1_PASSTHROUGH = QA_PASSTHROUGH + ("teacher_pids", "teacher_scores")
 
 
 def _ensure_tasks_registered() -> None:
-  import tasks  # noqa: F401  (registration side effect)
+  from clqa_jax import tasks  # noqa: F401  pylint: disable=unused-import (registers them)
 
 
 def get_question_dataset(task_or_mixture: str, split: str, batch_size: int, *,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import seqio
 import tensorflow as tf
 
+from clqa_jax.data import formats
 from clqa_jax.data import text_normalize
 
 QUERY_MAX_TOKENS = 50
@@ -73,7 +74,7 @@ def format_question(x):
   x = dict(x)
   q = tf.strings.strip(x["question"])
   q = tf.cond(tf.equal(x["lang"], "en"), lambda: q, lambda: normalize_tf(q))
-  x["question"] = tf.strings.join(["question: ", q])
+  x["question"] = tf.strings.join([formats.QUESTION_PREFIX, q])
   return x
 
 
@@ -86,8 +87,10 @@ def format_parallel_questions(x):
   """
   x = dict(x)
   guarded = replace_literal(x["question"], x["answers"][0], CLOZE_MASK)
-  x["question"] = tf.strings.join(["question: ", normalize_tf(tf.strings.strip(guarded))])
-  x["question_en"] = tf.strings.join(["question: ", tf.strings.strip(x["question_en"])])
+  x["question"] = tf.strings.join([formats.QUESTION_PREFIX,
+                                   normalize_tf(tf.strings.strip(guarded))])
+  x["question_en"] = tf.strings.join([formats.QUESTION_PREFIX,
+                                      tf.strings.strip(x["question_en"])])
   return x
 
 

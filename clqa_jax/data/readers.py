@@ -8,106 +8,43 @@ which the caller reports. Line numbers are 1-based physical lines.
 Formats (see tasks/README.md for the full schemas):
   DPR passage TSV   header ``id\\ttext\\ttitle``; csv quoting (psgs_w100.tsv quotes text);
                     titles NFC-normalised when asked (the all_w100.tsv convention).
-  XOR-TyDi JSONL    {"id", "question", "answers": [str], "lang"} (XOR-Retrieve eng-span, XOR-Full).
+  XOR-TyDi JSONL    {"id", "question", "answers": [str], "lang"} (XOR-Retrieve eng-span, XOR-Full;
+                    also the gold files of the metrics and the question files of ``clqa infer``).
   DPR NQ CSV        ``question \\t ['answer', ...]`` (a Python/JSON list literal); qid = row index.
   MKQA JSONL(.gz)   {"example_id", "query", "queries": {lang: str},
-                     "answers": {lang: [{"type", "text", "aliases", "entity"}]}}.
+                     "answers": {lang: [{"type", "text", "aliases", "entity"}]}}; gold answers
+                    as the official evaluator reads them (``records.MkqaExample``).
   stage-1 / stage-2 synthetic JSONL: the records of the cross-module contract.
 """
 from __future__ import annotations
 
 import ast
+import contextlib
 import csv
-import dataclasses
-import glob
 import gzip
 import json
-import os
 import re
 import sys
 import unicodedata
 from typing import Any, Callable, Iterator, TypeVar
 
+from clqa_jax import fileio
+from clqa_jax.data import formats
 from clqa_jax.data.errors import DataFormatError, SkipStats
+from clqa_jax.data.records import MkqaAnswer
+from clqa_jax.data.records import MkqaExample
+from clqa_jax.data.records import Passage
+from clqa_jax.data.records import Question
+from clqa_jax.data.records import Stage1Record
+from clqa_jax.data.records import Stage2Record
 
 T = TypeVar("T")
 
-PASSAGE_TSV_HEADER = ("id", "text", "title")
+PASSAGE_TSV_HEADER = formats.PASSAGE_TSV_HEADER
 _HEADER_TEXT = "\t".join(PASSAGE_TSV_HEADER)
 _SHARD_RE = re.compile(r"^(?P<base>.*)-(?P<index>\d{5})-of-(?P<count>\d{5})$")
 
 csv.field_size_limit(sys.maxsize)
-
-
-@dataclasses.dataclass(frozen=True)
-class Passage:
-  pid: str
-  text: str
-  title: str
-
-
-@dataclasses.dataclass(frozen=True)
-class QAExample:
-  """One question of a QA dataset (XOR-TyDi, NQ, one MKQA language)."""
-  qid: str
-  lang: str
-  question: str
-  answers: tuple[str, ...]
-
-
-@dataclasses.dataclass(frozen=True)
-class MkqaAnswer:
-  type: str
-  text: str | None
-  aliases: tuple[str, ...]
-  entity: str | None
-
-
-@dataclasses.dataclass(frozen=True)
-class MkqaExample:
-  example_id: str
-  query: str
-  queries: dict[str, str]
-  answers: dict[str, tuple[MkqaAnswer, ...]]
-
-  def gold_answers(self, lang: str) -> tuple[str, ...]:
-    """``text`` plus all ``aliases`` of every answerable answer, in order, deduplicated."""
-    out: list[str] = []
-    for a in self.answers.get(lang, ()):
-      if a.type == "unanswerable" or a.text is None:
-        continue
-      for s in (a.text, *a.aliases):
-        if s and s not in out:
-          out.append(s)
-    return tuple(out)
-
-  def to_qa_example(self, lang: str) -> QAExample:
-    return QAExample(qid=self.example_id, lang=lang, question=self.queries[lang],
-                     answers=self.gold_answers(lang))
-
-
-@dataclasses.dataclass(frozen=True)
-class Stage1Record:
-  id: str
-  lang: str
-  question_en: str
-  question: str
-  answers: tuple[str, ...]
-  source_pid: str
-  teacher_pids: tuple[str, ...]
-  teacher_scores: tuple[float, ...]
-
-
-@dataclasses.dataclass(frozen=True)
-class Stage2Record:
-  id: str
-  lang: str
-  question: str
-  answers: tuple[str, ...]
-  source_pid: str
-  answer_lang: str
-  cloze: str
-  rewrite_backend: str
 
 
 REWRITE_BACKENDS = ("cloze", "http", "seq2seq")
@@ -117,9 +54,23 @@ REWRITE_BACKENDS = ("cloze", "http", "seq2seq")
 # Files and shards.
 
 
+@contextlib.contextmanager
 def open_binary(path: str):
-  """Opens a file for binary reading, transparently gunzipping ``*.gz``."""
-  return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
+  """Opens a local or ``gs://`` file for binary reading, transparently gunzipping ``*.gz``.
+
+  A file that cannot be opened is an input error of the whole file (``DataFormatError`` with no
+  line), reported like any malformed input.
+  """
+  try:
+    raw_file = fileio.open(path, "rb")
+  except OSError as e:
+    raise DataFormatError(path, None, None, f"cannot open: {e.strerror or e}") from e
+  with raw_file as raw:
+    if path.endswith(".gz"):
+      with gzip.GzipFile(fileobj=raw) as f:
+        yield f
+    else:
+      yield raw
 
 
 class _DecodedLines:
@@ -153,7 +104,7 @@ def _check_utf8(path: str, lines: _DecodedLines, first: int, last: int) -> None:
 
 def expand_shards(pattern: str) -> list[str]:
   """Sorted files matching a glob; a set of ``-SSSSS-of-NNNNN`` shards must be complete."""
-  files = sorted(glob.glob(pattern))
+  files = fileio.glob(pattern)
   groups: dict[tuple[str, int], set[int]] = {}
   for f in files:
     m = _SHARD_RE.match(f)
@@ -305,7 +256,7 @@ def read_passages_tsv(path: str, *, nfc_titles: bool | None = None, skip_errors:
     stats: receives read/skip counts.
   """
   if nfc_titles is None:
-    nfc_titles = "all_w100" in os.path.basename(path)
+    nfc_titles = "all_w100" in fileio.basename(path)
 
   def rows():
     first = True
@@ -342,25 +293,42 @@ def read_passages_tsv(path: str, *, nfc_titles: bool | None = None, skip_errors:
 # QA datasets.
 
 
-def read_xor_jsonl(path: str, *, require_answers: bool = True, skip_errors: bool = False,
-                   stats: SkipStats | None = None) -> Iterator[QAExample]:
-  """Streams XOR-TyDi questions (XOR-Retrieve eng-span or XOR-Full, train or dev).
+def read_xor_jsonl(path: str, *, require_answers: bool = True, require_question: bool = True,
+                   default_lang: str | None = None, default_ids: bool = False,
+                   skip_errors: bool = False,
+                   stats: SkipStats | None = None) -> Iterator[Question]:
+  """Streams XOR-TyDi questions (XOR-Retrieve eng-span or XOR-Full, train, dev or test).
 
-  ``require_answers=False`` reads test files, which have no ``answers``.
+  ``answers`` is a list of strings; a bare string is read as a one-answer list. Numeric ids are
+  read as strings.
+
+  Args:
+    path: the JSONL file (optionally .gz).
+    require_answers: False reads test files, which have no ``answers`` (the record gets ()).
+    require_question: False reads gold files that carry only ids and answers (question "").
+    default_lang: the language of records without ``lang`` (typed question files).
+    default_ids: a record without ``id`` gets its 0-based record index (typed question files).
+    skip_errors, stats: as every reader.
   """
   def records():
-    for line, obj in _jsonl_objects(path):
-      def parse(obj=obj, line=line):
+    for index, (line, obj) in enumerate(_jsonl_objects(path)):
+      def parse(obj=obj, line=line, index=index):
         f = _Fields(obj(), path, line)
-        return QAExample(qid=f.text("id"), lang=f.text("lang").strip(), question=f.text("question"),
-                         answers=f.str_list("answers", nonempty=require_answers,
-                                            allow_missing=not require_answers))
+        qid = f.text("id", default=str(index) if default_ids else None)
+        lang = f.text("lang", default=default_lang).strip()
+        question = (f.text("question") if require_question or "question" in f.obj else "")
+        if isinstance(f.obj.get("answers"), str):
+          answers = (f.obj["answers"],)
+        else:
+          answers = f.str_list("answers", nonempty=require_answers,
+                               allow_missing=not require_answers)
+        return Question(qid=qid, lang=lang, question=question, answers=answers)
       yield line, parse
   return _with_skips(records(), skip_errors, stats)
 
 
 def read_nq_csv(path: str, *, skip_errors: bool = False,
-                stats: SkipStats | None = None) -> Iterator[QAExample]:
+                stats: SkipStats | None = None) -> Iterator[Question]:
   """Streams DPR NQ rows ``question \\t ['answer', ...]``; qid is the 0-based row index."""
   def rows():
     for index, (start, end, row, csv_error, lines) in enumerate(_csv_rows(path)):
@@ -385,14 +353,20 @@ def read_nq_csv(path: str, *, skip_errors: bool = False,
             or not all(isinstance(a, str) for a in answers)):
           raise DataFormatError(path, line, "answers", "expected a non-empty list of strings")
         lang = row[2] if len(row) == 3 else "en"
-        return QAExample(qid=qid, lang=lang, question=question, answers=tuple(answers))
+        return Question(qid=qid, lang=lang, question=question, answers=tuple(answers))
       yield start, parse
   return _with_skips(rows(), skip_errors, stats)
 
 
 def read_mkqa_jsonl(path: str, *, skip_errors: bool = False,
                     stats: SkipStats | None = None) -> Iterator[MkqaExample]:
-  """Streams raw MKQA records (``mkqa.jsonl`` or ``mkqa.jsonl.gz``)."""
+  """Streams raw MKQA records (``mkqa.jsonl`` or ``mkqa.jsonl.gz``).
+
+  Every language with a query must have a non-empty answer list. An answer is an object with a
+  string ``type``, a ``text`` that is a string or null (null: MKQA's "no answer", as in the
+  ``unanswerable`` and ``long_answer`` types), optional string ``aliases`` and ``entity``. The
+  gold answers and answerability are the official evaluator's: see ``records.MkqaExample``.
+  """
   def records():
     for line, obj in _jsonl_objects(path):
       def parse(obj=obj, line=line):
@@ -419,8 +393,6 @@ def read_mkqa_jsonl(path: str, *, skip_errors: bool = False,
             text = a.get("text")
             if text is not None and not isinstance(text, str):
               raise f.error(f"{where}.text", "expected a string or null")
-            if text is None and a["type"] != "unanswerable":
-              raise f.error(f"{where}.text", f"null text for answer type {a['type']!r}")
             aliases = a.get("aliases") or []
             if not isinstance(aliases, list) or not all(isinstance(s, str) for s in aliases):
               raise f.error(f"{where}.aliases", "expected a list of strings")
@@ -431,6 +403,9 @@ def read_mkqa_jsonl(path: str, *, skip_errors: bool = False,
         missing = sorted(set(queries) - set(answers))
         if missing:
           raise f.error("answers", f"no answers for languages {missing}")
+        empty = sorted(lang for lang in queries if not answers[lang])
+        if empty:
+          raise f.error(f"answers.{empty[0]}", "empty list for a language that has a query")
         return MkqaExample(example_id=example_id,
                            query=f.text("query", default=queries.get("en", "")),
                            queries=dict(queries), answers=answers)

@@ -7,16 +7,16 @@ time (local files only: nothing is downloaded).
 """
 from __future__ import annotations
 
-import json
-import os
 import random
 from typing import Callable, Iterator, Mapping, Optional, Sequence
 
 import seqio
 import tensorflow as tf
 
+from clqa_jax import fileio
 from clqa_jax.data import paths
 from clqa_jax.data import readers
+from clqa_jax.data import records
 from clqa_jax.data.errors import SkipStats
 
 # Raw (untokenized) features every question source yields, with the stage-1 extras.
@@ -35,18 +35,18 @@ STAGE1_SIGNATURE = {
 }
 
 
-def _stage1_dict(r: readers.Stage1Record) -> dict:
+def _stage1_dict(r: records.Stage1Record) -> dict:
   return {"qid": r.id, "lang": r.lang, "question": r.question, "answers": list(r.answers),
           "source_pid": r.source_pid, "question_en": r.question_en,
           "teacher_pids": list(r.teacher_pids), "teacher_scores": list(r.teacher_scores)}
 
 
-def _stage2_dict(r: readers.Stage2Record) -> dict:
+def _stage2_dict(r: records.Stage2Record) -> dict:
   return {"qid": r.id, "lang": r.lang, "question": r.question, "answers": list(r.answers),
           "source_pid": r.source_pid}
 
 
-def _qa_dict(r: readers.QAExample) -> dict:
+def _qa_dict(r: records.Question) -> dict:
   return {"qid": r.qid, "lang": r.lang, "question": r.question, "answers": list(r.answers),
           "source_pid": ""}
 
@@ -180,7 +180,7 @@ def _to_chunk(records: list[dict], signature: dict) -> dict:
 
 
 def _count_lines(path: str) -> int:
-  with open(path, "rb") as f:
+  with fileio.open(path, "rb") as f:
     return sum(1 for line in f if line.strip())
 
 
@@ -188,13 +188,12 @@ def _manifest_count(files: Sequence[str]) -> int | None:
   """Sum of MANIFEST.json ``counts[<file name>]`` for the files, when all are listed."""
   if not files:
     return None
-  manifest = os.path.join(os.path.dirname(files[0]), "MANIFEST.json")
+  manifest = fileio.join(fileio.dirname(files[0]), "MANIFEST.json")
   try:
-    with open(manifest) as f:
-      counts = json.load(f).get("counts", {})
+    counts = fileio.read_json(manifest).get("counts", {})
   except (OSError, ValueError):
     return None
-  names = [os.path.basename(f) for f in files]
+  names = [fileio.basename(f) for f in files]
   if all(isinstance(counts.get(n), int) for n in names):
     return sum(counts[n] for n in names)
   return None

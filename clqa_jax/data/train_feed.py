@@ -33,13 +33,13 @@ from typing import Any, Iterator, Mapping, Sequence
 import gin
 import numpy as np
 
+# Registers the tasks (and their gin configurables) before a run's config is locked.
+from clqa_jax import tasks
 from clqa_jax.data import fid_batch
 from clqa_jax.data import paths
 from clqa_jax.data import pipeline
-from clqa_jax.data.passage_store import PassageStore
+from clqa_jax.data.passage_store import MAX_PASSAGE_TOKENS, PassageStore
 from clqa_jax.data.retrieval_store import RetrievalStore, RetrievalVersion
-# Registers the tasks (and their gin configurables) before a run's config is locked.
-import tasks  # noqa: F401  pylint: disable=unused-import,g-bad-import-order
 
 logger = logging.getLogger(__name__)
 
@@ -188,6 +188,11 @@ class TrainFeed:
     if self.query_feature not in batch:
       raise KeyError(f"task {self.task_name!r} has no feature {self.query_feature!r}")
     return fid_batch._fit(batch[self.query_feature], pipeline.pp.QUERY_MAX_TOKENS)  # pylint: disable=protected-access
+
+  def feature_dimensions(self) -> dict[str, int]:
+    """The widths of every batch (``aot`` compiles the step from them, without data)."""
+    return dict(num_passages=self.k, query_length=pipeline.pp.QUERY_MAX_TOKENS,
+                passage_length=MAX_PASSAGE_TOKENS, target_length=pipeline.pp.ANSWER_MAX_TOKENS)
 
   def __call__(self, layout: Any) -> "FeedSource":
     """The ``BatchSource`` of the process whose rows ``layout`` (a DataLayout) describes."""

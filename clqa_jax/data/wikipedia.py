@@ -13,19 +13,13 @@ from __future__ import annotations
 import dataclasses
 import html
 import json
-import os
 import re
 import unicodedata
 import urllib.parse
 from typing import Iterator
 
-
-class WikipediaFormatError(ValueError):
-  """Malformed input; the message names file, line and field."""
-
-  def __init__(self, path: str, line: int, field: str, message: str):
-    super().__init__(f"{path}:{line}: field {field!r}: {message}")
-    self.path, self.line, self.field = path, line, field
+from clqa_jax import fileio
+from clqa_jax.data.errors import DataFormatError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,16 +72,16 @@ def parse_article_line(line: str, path: str, lineno: int, lang: str = "") -> Art
   try:
     obj = json.loads(line)
   except json.JSONDecodeError as e:
-    raise WikipediaFormatError(path, lineno, "<json>", f"not valid JSON ({e.msg})") from None
+    raise DataFormatError(path, lineno, "<json>", f"not valid JSON ({e.msg})") from None
   if not isinstance(obj, dict):
-    raise WikipediaFormatError(path, lineno, "<json>", "expected a JSON object")
+    raise DataFormatError(path, lineno, "<json>", "expected a JSON object")
   for field in ("id", "title", "text"):
     if field not in obj:
-      raise WikipediaFormatError(path, lineno, field, "missing")
+      raise DataFormatError(path, lineno, field, "missing")
     if not isinstance(obj[field], (str, int)) or (field != "id" and not isinstance(obj[field], str)):
-      raise WikipediaFormatError(path, lineno, field, f"expected a string, got {type(obj[field]).__name__}")
+      raise DataFormatError(path, lineno, field, f"expected a string, got {type(obj[field]).__name__}")
   if not str(obj["title"]).strip():
-    raise WikipediaFormatError(path, lineno, "title", "empty")
+    raise DataFormatError(path, lineno, "title", "empty")
   text, links = parse_links(obj["text"])
   return Article(id=str(obj["id"]), url=str(obj.get("url", "")), title=normalize_title(obj["title"]),
                  text=text, links=tuple(links), lang=lang)
@@ -95,21 +89,18 @@ def parse_article_line(line: str, path: str, lineno: int, lang: str = "") -> Art
 
 def article_files(path: str) -> list[str]:
   """A file, or every file under a wikiextractor output directory (sorted, hidden files skipped)."""
-  if os.path.isfile(path):
+  if fileio.isfile(path):
     return [path]
-  if not os.path.isdir(path):
+  if not fileio.isdir(path):
     raise FileNotFoundError(f"no wikiextractor output at {path}")
-  files = []
-  for root, dirs, names in os.walk(path):
-    dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-    files.extend(os.path.join(root, n) for n in sorted(names) if not n.startswith(".")
-                 and not n.endswith(".tmp"))
-  return sorted(files)
+  return [fileio.join(path, rel) for rel in fileio.walk_files(path)
+          if not any(part.startswith(".") for part in rel.split("/"))
+          and not rel.endswith(".tmp")]
 
 
 def read_articles(path: str, lang: str = "") -> Iterator[Article]:
   """Articles of one wikiextractor file, in file order (blank lines skipped)."""
-  with open(path, encoding="utf-8") as f:
+  with fileio.open(path) as f:
     for lineno, line in enumerate(f, 1):
       if line.strip():
         yield parse_article_line(line, path, lineno, lang)
@@ -125,13 +116,13 @@ class LangLink:
 def read_langlinks(path: str) -> list[LangLink]:
   """Interlanguage links (TSV `en_title, lang, title` with a header, or JSONL with those keys)."""
   out = []
-  with open(path, encoding="utf-8") as f:
+  with fileio.open(path) as f:
     first = f.readline()
     jsonl = first.lstrip().startswith("{")
     if not jsonl:
       header = first.rstrip("\n").split("\t")
       if header != ["en_title", "lang", "title"]:
-        raise WikipediaFormatError(path, 1, "<header>",
+        raise DataFormatError(path, 1, "<header>",
                                    f"expected 'en_title\\tlang\\ttitle', got {first.rstrip()!r}")
       lines = enumerate(f, 2)
     else:
@@ -143,18 +134,18 @@ def read_langlinks(path: str) -> list[LangLink]:
         try:
           obj = json.loads(line)
         except json.JSONDecodeError as e:
-          raise WikipediaFormatError(path, lineno, "<json>", f"not valid JSON ({e.msg})") from None
+          raise DataFormatError(path, lineno, "<json>", f"not valid JSON ({e.msg})") from None
         values = []
         for field in ("en_title", "lang", "title"):
           if not isinstance(obj.get(field), str) or not obj[field].strip():
-            raise WikipediaFormatError(path, lineno, field, "missing or not a non-empty string")
+            raise DataFormatError(path, lineno, field, "missing or not a non-empty string")
           values.append(obj[field])
       else:
         values = line.rstrip("\n").split("\t")
         if len(values) != 3:
-          raise WikipediaFormatError(path, lineno, "<row>", f"expected 3 tab-separated fields, got {len(values)}")
+          raise DataFormatError(path, lineno, "<row>", f"expected 3 tab-separated fields, got {len(values)}")
         for field, v in zip(("en_title", "lang", "title"), values):
           if not v.strip():
-            raise WikipediaFormatError(path, lineno, field, "empty")
+            raise DataFormatError(path, lineno, field, "empty")
       out.append(LangLink(normalize_title(values[0]), values[1].strip(), normalize_title(values[2])))
   return out

@@ -23,6 +23,7 @@ import jax
 import numpy as np
 
 from clqa_jax.checkpoints import exported as exported_lib
+from clqa_jax.data.records import Passage
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +183,7 @@ class CorpusIndex:
             f"(created {self.manifest['fingerprint'].get('created')}), not {export_dir}: "
             "re-run `clqa index` with this export")
     self.store = PassageStore(self.manifest["passage_store"])
-    self._texts: dict[int, tuple[str, str, str]] = {}
+    self._texts: dict[int, Passage] = {}
 
   @property
   def embeddings_dir(self) -> str:
@@ -205,8 +206,8 @@ class CorpusIndex:
       options.setdefault("config", scann_index.ScannConfig())   # gin's ScannConfig
     return searchers.build_searcher_from_shards(kind, self.embeddings_dir, **options)
 
-  def passages(self, rows: Sequence[int]) -> dict[int, tuple[str, str, str]]:
-    """{row: (pid, title, text)} for the rows asked, by one streaming pass over the TSV.
+  def passages(self, rows: Sequence[int]) -> dict[int, Passage]:
+    """{row: Passage} for the rows asked, by one streaming pass over the TSV.
 
     Rows are positions in the store (the TSV order with the same skipped rows); each row's pid
     is checked against the store, so a changed corpus file is an error, not wrong texts.
@@ -224,7 +225,7 @@ class CorpusIndex:
             raise IndexMismatchError(
                 f"{self.manifest['corpus']}: row {row} has pid {p.pid!r} but the index has "
                 f"{self.store.pid(row)!r}; the corpus changed since `clqa index`: rebuild it")
-          self._texts[row] = (p.pid, p.title, p.text)
+          self._texts[row] = p
         if row >= last:
           break
     return {int(r): self._texts[int(r)] for r in rows if int(r) >= 0}

@@ -1,9 +1,11 @@
 """Evaluation questions from XOR-Retrieve / XOR-Full / MKQA files, and their query tokens.
 
-Queries are tokenised as the training tasks do (``clqa_jax.data.preprocessors``) and the
-official code: ``"question: " + q`` with non-English questions first normalised
+Questions are ``data.records.Question``s read by the one reader of each format
+(``data.readers``). Queries are tokenised as the training tasks do (``clqa_jax.data.preprocessors``)
+and the official code: ``"question: " + q`` with non-English questions first normalised
 (``text_normalize.normalize``), SentencePiece ids without EOS, cut to 50 tokens, padded with 0.
-MKQA question ids repeat across languages, so a question is keyed by (lang, id).
+MKQA question ids repeat across languages, so a question is keyed by ``Question.key``
+(lang/id).
 """
 from __future__ import annotations
 
@@ -12,30 +14,20 @@ from typing import Sequence
 
 import numpy as np
 
+from clqa_jax.data import formats
+from clqa_jax.data import readers
 from clqa_jax.data import text_normalize
-from clqa_jax.eval import inputs
+from clqa_jax.data.errors import DataFormatError
+from clqa_jax.data.records import Question
 
 TASKS = ("xor-retrieve", "xor-full", "mkqa")
 QUERY_MAX_TOKENS = 50
 
 
-@dataclasses.dataclass(frozen=True)
-class EvalQuestion:
-  qid: str
-  lang: str
-  question: str
-  answers: tuple[str, ...]
-
-  @property
-  def key(self) -> str:
-    """Unique over languages (MKQA ids repeat across languages)."""
-    return f"{self.lang}/{self.qid}"
-
-
 def load_questions(path: str, task: str, langs: Sequence[str] | None = None,
-                   limit: int | None = None) -> list[EvalQuestion]:
-  """Questions of an XOR JSONL (``xor-retrieve``/``xor-full``) or a raw MKQA JSONL (``mkqa``,
-  converted as ``convert_mkqa_to_xorqa.py``; unanswerable questions dropped).
+                   limit: int | None = None) -> list[Question]:
+  """Questions of an XOR JSONL (``xor-retrieve``/``xor-full``) or a raw MKQA JSONL (``mkqa``;
+  unanswerable questions dropped, see ``eval.mkqa``).
 
   Args:
     path: the gold file.
@@ -45,48 +37,29 @@ def load_questions(path: str, task: str, langs: Sequence[str] | None = None,
   """
   if task not in TASKS:
     raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-  out: list[EvalQuestion] = []
+  out: list[Question] = []
   if task == "mkqa":
     from clqa_jax.eval import mkqa
-    records = mkqa.read_mkqa(path)
-    use = list(langs) if langs else mkqa.languages_of(records)
-    for rows in mkqa.convert_mkqa(records, use, path=path).values():
-      out.extend(EvalQuestion(r["id"], r["lang"], r["question"], tuple(r["answers"]))
-                 for r in rows)
+    examples = mkqa.read_mkqa(path)
+    use = list(langs) if langs else mkqa.languages_of(examples)
+    for questions in mkqa.convert_mkqa(examples, use).values():
+      out.extend(questions)
   else:
-    for line, obj in inputs.iter_jsonl(path):
-      for field in ("id", "lang", "question", "answers"):
-        if field not in obj:
-          raise inputs.EvalInputError(path, line, field, "is missing")
-      question = obj["question"]
-      if not isinstance(question, str) or not question.strip():
-        raise inputs.EvalInputError(path, line, "question", "must be a non-empty string")
-      answers = obj["answers"]
-      if isinstance(answers, str):
-        answers = [answers]
-      if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
-        raise inputs.EvalInputError(path, line, "answers", "must be a list of strings")
-      lang = obj["lang"]
-      if not isinstance(lang, str) or not lang:
-        raise inputs.EvalInputError(path, line, "lang", "must be a non-empty string")
-      if langs and lang not in langs:
-        continue
-      out.append(EvalQuestion(inputs.qid_string(obj["id"], path, line), lang, question,
-                              tuple(answers)))
+    out = [q for q in readers.read_xor_jsonl(path) if not langs or q.lang in langs]
   keys = [q.key for q in out]
   if len(set(keys)) != len(keys):
     dup = next(k for k in keys if keys.count(k) > 1)
-    raise inputs.EvalInputError(path, None, "id", f"question {dup!r} occurs more than once")
+    raise DataFormatError(path, None, "id", f"question {dup!r} occurs more than once")
   if limit is not None:
     out = out[:limit]
   if not out:
-    raise inputs.EvalInputError(path, None, None, "holds no questions to evaluate")
+    raise DataFormatError(path, None, None, "holds no questions to evaluate")
   return out
 
 
-def gold_questions(questions: Sequence[EvalQuestion]) -> list[inputs.GoldQuestion]:
-  """GoldQuestions keyed by ``EvalQuestion.key`` (for the metric functions)."""
-  return [inputs.GoldQuestion(q.key, q.lang, list(q.answers), 0) for q in questions]
+def gold_questions(questions: Sequence[Question]) -> list[Question]:
+  """The questions with ``qid`` replaced by their unique ``key`` (for the metric functions)."""
+  return [dataclasses.replace(q, qid=q.key) for q in questions]
 
 
 def query_text(question: str, lang: str) -> str:
@@ -94,10 +67,10 @@ def query_text(question: str, lang: str) -> str:
   q = question.strip()
   if lang != "en":
     q = text_normalize.normalize(q)
-  return f"question: {q}"
+  return formats.question_text(q)
 
 
-def tokenize_queries(sp, questions: Sequence[EvalQuestion],
+def tokenize_queries(sp, questions: Sequence[Question],
                      max_tokens: int = QUERY_MAX_TOKENS) -> np.ndarray:
   """int32 [N, max_tokens] query token ids (no EOS, pad 0) with a sentencepiece processor."""
   ids = sp.encode([query_text(q.question, q.lang) for q in questions], out_type=int)

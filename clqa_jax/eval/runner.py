@@ -20,11 +20,12 @@ import json
 import logging
 import os
 import time
-from typing import Any, Sequence
+from typing import Sequence
 
 import gin
 import numpy as np
 
+from clqa_jax.data.records import Question
 from clqa_jax.eval import questions as questions_lib
 
 logger = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ class EvalResult:
   tables: list
   paths: list[str]
   retrieval: Retrieval | None
-  answers: dict[str, str] | None      # by EvalQuestion.key
+  answers: dict[str, str] | None      # by Question.key
   timings: dict[str, float]
 
 
@@ -125,7 +126,7 @@ def _retrieval_tables(config: EvalConfig, qs, rows: np.ndarray, index, progress:
 
   passages = index.passages(np.unique(rows[rows >= 0]))
   predictions = [xor_retrieve.RetrievalPrediction(
-      q.key, q.lang, [passages[int(r)][2] for r in row if r >= 0]) for q, row in zip(qs, rows)]
+      q.key, q.lang, [passages[int(r)].text for r in row if r >= 0]) for q, row in zip(qs, rows)]
   table = xor_retrieve.evaluate_xor_retrieve(predictions, questions_lib.gold_questions(qs),
                                              config.ks, config.num_workers, progress=progress)
   if config.task != "xor-retrieve":
@@ -144,11 +145,10 @@ def _reading_table(config: EvalConfig, qs, answers: dict[str, str]):
     return xor_full.evaluate_xor_full(gold, answers)
   if config.task == "xor-retrieve":
     return xor_engspan.evaluate_xor_engspan(gold, answers)
-  converted: dict[str, list[dict[str, Any]]] = {}
+  converted: dict[str, list[Question]] = {}
   predictions: dict[str, dict[str, str]] = {}
   for q in qs:
-    converted.setdefault(q.lang, []).append(
-        {"id": q.qid, "question": q.question, "answers": list(q.answers), "lang": q.lang})
+    converted.setdefault(q.lang, []).append(q)
     predictions.setdefault(q.lang, {})[q.qid] = answers[q.key]
   return mkqa.evaluate_mkqa(converted, predictions, config.mia_segmentation)
 
@@ -164,8 +164,8 @@ def _write_predictions(out_dir: str, config: EvalConfig, qs, rows, passages, ans
     # script ignores. Written directly: MKQA ids repeat across languages.
     path = os.path.join(out_dir, "xor_retrieve_predictions.json")
     data = [{"id": q.qid, "lang": q.lang,
-             "ctxs": [passages[int(r)][2] for r in row if r >= 0],
-             "pids": [passages[int(r)][0] for r in row if r >= 0]} for q, row in zip(qs, rows)]
+             "ctxs": [passages[int(r)].text for r in row if r >= 0],
+             "pids": [passages[int(r)].pid for r in row if r >= 0]} for q, row in zip(qs, rows)]
     report.atomic_write_bytes(path, json.dumps(data, ensure_ascii=False).encode("utf-8"),
                               overwrite)
     paths.append(path)
@@ -273,7 +273,7 @@ def evaluate(export_dir: str, index_dir: str, data_file: str, out_dir: str,
   return EvalResult(tables, paths, retrieval, answers, timings)
 
 
-def answer(runner, index, sp, qs: Sequence[questions_lib.EvalQuestion], *, top_k: int = 100,
+def answer(runner, index, sp, qs: Sequence[Question], *, top_k: int = 100,
            reader_k: int = 100, search: str = "exact", max_answer_length: int = 50,
            searcher=None):
   """(answers [N], Retrieval) for questions: the ``clqa infer`` path."""

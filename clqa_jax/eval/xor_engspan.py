@@ -10,15 +10,16 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-from clqa_jax.eval import inputs
+from clqa_jax.data import formats
+from clqa_jax.data.records import Question
 from clqa_jax.eval import normalize
 from clqa_jax.eval import table
 
-XOR_LANGS = ("ar", "bn", "fi", "ja", "ko", "ru", "te")
+XOR_LANGS = formats.XOR_LANGUAGES
 METRICS = ("F1", "EM")
 
 
-def evaluate_xor_engspan(gold: Sequence[inputs.GoldQuestion],
+def evaluate_xor_engspan(gold: Sequence[Question],
                          predictions: Mapping[str, str]) -> table.LanguageTable:
   norm = normalize.normalize_squad_answer
   scores, counts = {}, {}

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
+from clqa_jax.data.records import Question
 from clqa_jax.eval import bleu
-from clqa_jax.eval import inputs
 from clqa_jax.eval import normalize
 from clqa_jax.eval import segment
 from clqa_jax.eval import table
@@ -43,7 +43,7 @@ def score_answer(lang: str, answers: Sequence[str] | str, prediction: str,
           "BLEU": bleu.char_bleu(final_gold, prediction)}
 
 
-def evaluate_answers(task: str, gold: Sequence[inputs.GoldQuestion],
+def evaluate_answers(task: str, gold: Sequence[Question],
                      predictions: Mapping[str, str],
                      skip_markers: Sequence[str] = XOR_SKIP_MARKERS,
                      mia_segmentation: bool = False) -> table.LanguageTable:
@@ -81,7 +81,7 @@ def evaluate_answers(task: str, gold: Sequence[inputs.GoldQuestion],
   return table.LanguageTable(task, METRICS, scores_x100, counts, macro, info)
 
 
-def evaluate_xor_full(gold: Sequence[inputs.GoldQuestion],
+def evaluate_xor_full(gold: Sequence[Question],
                       predictions: Mapping[str, str]) -> table.LanguageTable:
   """XOR-Full F1 / EM / BLEU exactly as ``eval_xor_full.py`` reports them."""
   return evaluate_answers("xor-full", gold, predictions)

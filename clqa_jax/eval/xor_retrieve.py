@@ -17,6 +17,8 @@ import functools
 import statistics
 from typing import Callable, Sequence
 
+from clqa_jax.data.errors import DataFormatError
+from clqa_jax.data.records import Question
 from clqa_jax.eval import inputs
 from clqa_jax.eval import table
 from clqa_jax.eval import word_tokenize
@@ -73,7 +75,7 @@ def _question_hits(job: tuple[Sequence[str], list[str], tuple[int, ...]]) -> dic
 
 
 def evaluate_xor_retrieve(predictions: Sequence[RetrievalPrediction],
-                          gold: Sequence[inputs.GoldQuestion],
+                          gold: Sequence[Question],
                           ks: Sequence[int] = DEFAULT_KS, num_workers: int = 1,
                           progress: bool = False) -> table.LanguageTable:
   """R@kt per language (x100) and their macro average.
@@ -140,29 +142,29 @@ def read_retrieve_predictions(path: str) -> list[RetrievalPrediction]:
   """The official prediction JSON: [{"id", "lang", "ctxs": [text | {"text", ...}, ...]}, ...]."""
   data = inputs.read_json(path)
   if not isinstance(data, list):
-    raise inputs.EvalInputError(path, None, None,
+    raise DataFormatError(path, None, None,
                                 'must be a JSON list of {"id", "lang", "ctxs"} objects')
   predictions = []
   for index, item in enumerate(data):
     where = f"[{index}]."
     if not isinstance(item, dict):
-      raise inputs.EvalInputError(path, None, f"[{index}]", "must be an object")
+      raise DataFormatError(path, None, f"[{index}]", "must be an object")
     for field in ("id", "ctxs"):
       if field not in item:
-        raise inputs.EvalInputError(path, None, where + field, "is missing")
+        raise DataFormatError(path, None, where + field, "is missing")
     qid = inputs.qid_string(item["id"], path, None, where + "id")
     lang = item.get("lang")
     if lang is not None and not isinstance(lang, str):
-      raise inputs.EvalInputError(path, None, where + "lang", f"must be a string, got {lang!r}")
+      raise DataFormatError(path, None, where + "lang", f"must be a string, got {lang!r}")
     ctxs = item["ctxs"]
     if not isinstance(ctxs, list):
-      raise inputs.EvalInputError(path, None, where + "ctxs", "must be a list")
+      raise DataFormatError(path, None, where + "ctxs", "must be a list")
     texts = []
     for j, ctx in enumerate(ctxs):
       if isinstance(ctx, dict):
         ctx = ctx.get("text")  # the passage text only: titles never count
       if not isinstance(ctx, str):
-        raise inputs.EvalInputError(path, None, f"{where}ctxs[{j}]",
+        raise DataFormatError(path, None, f"{where}ctxs[{j}]",
                                     "must be a passage text or an object with a string 'text'")
       texts.append(ctx)
     predictions.append(RetrievalPrediction(qid, lang, texts))

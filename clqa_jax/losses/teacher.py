@@ -3,7 +3,9 @@
 Any unified-model checkpoint can teach (``scorer='dense'``: its single-vector retriever), or a
 ReAtt-style model imported into the unified architecture (``scorer='maxsim'``: ColBERT MaxSim
 over one head's query/key states at the retrieval layer, summed over query tokens). The teacher
-runs in eval mode (no dropout) and everything it returns is behind ``stop_gradient``.
+runs in eval mode (no dropout) and everything it returns is behind ``stop_gradient``. Its params
+are loaded by the training loop from ``Teacher.checkpoint`` (``clqa_jax.checkpoints``) and
+passed in: this module reads no checkpoint.
 """
 from __future__ import annotations
 
@@ -16,16 +18,11 @@ import gin
 import jax
 import jax.numpy as jnp
 
-# checkpoint_kind and CHECKPOINT_KINDS are re-exported: the teacher's checkpoint is any kind.
-from clqa_jax.checkpoints.unified_params import (CHECKPOINT_KINDS, CheckpointKindError,  # noqa: F401
-                                                  checkpoint_kind, load_unified_params)
 from clqa_jax.losses import terms
 
 logger = logging.getLogger(__name__)
 
 SCORERS = ("dense", "maxsim")
-# Checkpoint loading is shared with init-from-checkpoint (clqa_jax/checkpoints/unified_params).
-TeacherCheckpointError = CheckpointKindError
 
 
 @gin.configurable
@@ -36,10 +33,10 @@ class Teacher:
   Attributes:
     model: the teacher's ``UnifiedRetrieverReader`` (its own config; may differ from the
       student's).
-    checkpoint: where its params come from, detected from the directory's contents (see
-      ``checkpoint_kind``): a training run or step directory of this codebase, an exported
-      checkpoint (``clqa export``), or a ``clqa import class`` / ``clqa import hf_mt5
-      --unified`` output; read by the trainer with ``load_params``.
+    checkpoint: where its params come from: a training run (or its checkpoints or one step
+      directory) or an exported checkpoint (``clqa export``, ``clqa import class`` / ``clqa
+      import hf_mt5 --unified``); the training loop loads it
+      (``checkpoints.unified_params.load_unified_params``).
     scorer: 'dense' (dot product of the retrieval vectors) or 'maxsim'.
     maxsim_head: the attention head whose states MaxSim uses (ReAtt: 6).
   """
@@ -51,13 +48,6 @@ class Teacher:
   def __post_init__(self):
     if self.scorer not in SCORERS:
       raise ValueError(f"Teacher.scorer={self.scorer!r}; choose one of {SCORERS}")
-
-  def load_params(self, abstract_params: Any) -> Any:
-    """The frozen params from ``self.checkpoint`` (any kind ``checkpoint_kind`` tells apart)."""
-    if not self.checkpoint:
-      raise TeacherCheckpointError("Teacher.checkpoint is not set: the teacher needs trained "
-                                   "params")
-    return load_unified_params(self.checkpoint, self.model, abstract_params, "Teacher.checkpoint")
 
   def outputs(self, params: Any, batch: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
     """Teacher representations of the English queries and the batch's passages.

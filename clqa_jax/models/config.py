@@ -116,10 +116,26 @@ class MT5Config:
     return cls.from_dict(json.loads(text))
 
 
+def _bound_in_gin(configurable: str, parameter: str) -> bool:
+  try:
+    gin.query_parameter(f"{configurable}.{parameter}")
+    return True
+  except ValueError:
+    return False
+
+
 @gin.configurable
-def mt5_preset(name: str = "small", **overrides: Any) -> MT5Config:
-  """gin-friendly constructor: ``mt5_preset.name = "large"``."""
-  return MT5Config.preset(name, **overrides)
+def mt5_preset(name: str = "small") -> MT5Config:
+  """The gin size files' constructor (``mt5_preset.name = "large"``): the dimensions of the
+  named preset, except those bound on ``MT5Config`` in gin, which win (``MT5Config.vocab_size =
+  1024`` on top of ``mt5_preset.name = "tiny"``); options such as ``MT5Config.dtype`` come from
+  gin as usual. The sizes themselves live only in ``_PRESETS``."""
+  if name not in _PRESETS:
+    raise ValueError(f"unknown MT5Config preset {name!r}; choose one of {PRESETS}")
+  preset = dataclasses.asdict(MT5Config.preset(name))
+  sizes = ("vocab_size", "d_model", "d_kv", "d_ff", "num_heads", "num_encoder_layers",
+           "num_decoder_layers")
+  return MT5Config(**{k: preset[k] for k in sizes if not _bound_in_gin("MT5Config", k)})
 
 
 def remat_policy(name: str):

@@ -96,6 +96,31 @@ def _num_slices(devices: Sequence[jax.Device]) -> int:
   return len({getattr(d, "slice_index", 0) for d in devices})
 
 
+def topology_ordered_grid(shape: tuple[int, ...], devices: Sequence[jax.Device]) -> np.ndarray:
+  """``mesh_utils.create_device_mesh``, splitting physical axes when a logical axis is not a
+  product of whole ones (e.g. model=2 on a v5e 4x8 slice)."""
+  try:
+    return mesh_utils.create_device_mesh(shape, devices)
+  except NotImplementedError:
+    return mesh_utils.create_device_mesh(shape, devices, allow_split_physical_axes=True)
+
+
+def group_data_axis_by_process(grid: np.ndarray, data_axis: int) -> np.ndarray:
+  """Reorders the positions along ``data_axis`` so that each process's devices are adjacent.
+
+  A topology-aware layout follows the torus, so on a multi-host slice one host's chips can sit
+  at data positions 0, 4, 8, 12 of a 16-way axis, and that host would have to feed batch rows
+  0-3, 16-19, 32-35, 48-51. Each host feeds one contiguous block of rows, so positions are
+  sorted (stably) by the lowest process index they hold; within a host the topology order
+  stays. Axes before ``data_axis`` (``replica``) are reordered independently per index.
+  """
+  if data_axis > 0:
+    return np.stack([group_data_axis_by_process(g, data_axis - 1) for g in grid])
+  keys = [min(d.process_index for d in np.ravel(grid[i])) for i in range(grid.shape[0])]
+  order = sorted(range(grid.shape[0]), key=lambda i: keys[i])
+  return grid[order]
+
+
 def device_grid(config: MeshConfig, devices: Sequence[jax.Device]) -> np.ndarray:
   """The devices arranged in the mesh's shape (axis order: [replica,] data, model).
 
@@ -112,16 +137,18 @@ def device_grid(config: MeshConfig, devices: Sequence[jax.Device]) -> np.ndarray
           f"axis) but got {_fmt(sizes)}; set MeshConfig.replica={slices}")
     ici = tuple(1 if n == REPLICA else s for n, s in sizes.items())
     dcn = tuple(s if n == REPLICA else 1 for n, s in sizes.items())
-    return mesh_utils.create_hybrid_device_mesh(ici, dcn, devices)
-  shape = tuple(sizes.values())
-  try:
-    return mesh_utils.create_device_mesh(shape, devices)
-  except (ValueError, NotImplementedError, AssertionError) as e:
-    # Topology-aware layout can refuse odd shapes on TPU; plain device order is still
-    # correct, only possibly slower, so say so.
-    logger.warning("topology-aware mesh layout failed for %s (%s); using device order",
-                   _fmt(sizes), e)
-    return np.asarray(devices).reshape(shape)
+    grid = mesh_utils.create_hybrid_device_mesh(ici, dcn, devices)
+  else:
+    shape = tuple(sizes.values())
+    try:
+      grid = topology_ordered_grid(shape, devices)
+    except (ValueError, NotImplementedError, AssertionError) as e:
+      # Topology-aware layout can refuse odd shapes on TPU; plain device order is still
+      # correct, only possibly slower, so say so.
+      logger.warning("topology-aware mesh layout failed for %s (%s); using device order",
+                     _fmt(sizes), e)
+      grid = np.asarray(devices).reshape(shape)
+  return group_data_axis_by_process(grid, list(sizes).index(DATA))
 
 
 @gin.configurable

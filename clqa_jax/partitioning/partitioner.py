@@ -339,7 +339,9 @@ class PartitionedFunction:
       return self._jitted.lower(*args, **kwargs)
 
 
-@gin.configurable
-def make_partitioner(config: PartitioningConfig | None = None) -> Partitioner:
-  """The run's partitioner from gin (``gin/partitioning/{dp,fsdp,2d}.gin``)."""
-  return Partitioner.from_config(config or PartitioningConfig())
+@gin.configurable(denylist=["devices"])
+def make_partitioner(config: PartitioningConfig | None = None,
+                     devices: Sequence[jax.Device] | None = None) -> Partitioner:
+  """The run's partitioner from gin (``gin/partitioning/{dp,fsdp,2d}.gin``), over ``devices``
+  (default: all)."""
+  return Partitioner.from_config(config or PartitioningConfig(), devices)

@@ -1,22 +1,21 @@
 """Beam plumbing shared by the stages: options, corpus reading, per-language sharded writes,
-counts gathered into the manifest, and the resumable stage runner."""
+counts gathered into the manifest, and the resumable stage runner (all files via fileio)."""
 from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 import time
 from typing import Any, Callable
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from clqa_jax import fileio
 from clqa_jax.data import wikipedia
+from clqa_jax.synth import beam_io
 from clqa_jax.synth import config as config_lib
 from clqa_jax.synth import manifest
 
-SHARD_TEMPLATE = "-SSSSS-of-NNNNN"
 # Part of every stage fingerprint: bump when a change of the code changes what a stage writes.
 STAGE_VERSION = 2
 _COUNTS_PREFIX = "_counts."
@@ -30,7 +29,7 @@ def article_inputs(cfg: config_lib.SynthConfig) -> list[tuple[str, str]]:
   """(lang, file) of every wikiextractor file of the configured languages."""
   out = []
   for lang in cfg.langs:
-    out += [(lang, f) for f in wikipedia.article_files(os.path.join(cfg.corpus_dir, "articles", lang))]
+    out += [(lang, f) for f in wikipedia.article_files(fileio.join(cfg.corpus_dir, "articles", lang))]
   return out
 
 
@@ -44,11 +43,6 @@ def read_articles(p: beam.Pipeline, cfg: config_lib.SynthConfig) -> beam.PCollec
           | "ReshuffleArticles" >> beam.Reshuffle())
 
 
-def read_jsonl(p: beam.Pipeline, pattern: str, label: str) -> beam.PCollection:
-  return (p | f"Read{label}" >> beam.io.ReadFromText(pattern)
-          | f"Parse{label}" >> beam.Map(json.loads))
-
-
 def write_by_lang(pcoll: beam.PCollection, staging: str, prefix: str, langs: tuple[str, ...],
                   num_shards: int, label: str) -> None:
   """Writes records to `<staging>/<prefix with {lang}>-SSSSS-of-NNNNN`, one file set per language."""
@@ -56,9 +50,8 @@ def write_by_lang(pcoll: beam.PCollection, staging: str, prefix: str, langs: tup
   parts = pcoll | f"{label}ByLang" >> beam.Partition(lambda r, n: index[r["lang"]], len(langs))
   for lang, part in zip(langs, parts):
     (part | f"{label}Json.{lang}" >> beam.Map(lambda r: json.dumps(r, ensure_ascii=False))
-     | f"{label}Write.{lang}" >> beam.io.WriteToText(
-         os.path.join(staging, prefix.format(lang=lang)), num_shards=num_shards,
-         shard_name_template=SHARD_TEMPLATE))
+     | f"{label}Write.{lang}" >> beam_io.WriteLines(fileio.join(staging, prefix.format(lang=lang)),
+                                                   num_shards))
 
 
 def count(pcoll: beam.PCollection, key_fn: Callable[[Any], str], staging: str, name: str) -> None:
@@ -66,47 +59,39 @@ def count(pcoll: beam.PCollection, key_fn: Callable[[Any], str], staging: str, n
   (pcoll | f"CountKey.{name}" >> beam.Map(lambda r: (key_fn(r), 1))
    | f"CountSum.{name}" >> beam.CombinePerKey(sum)
    | f"CountJson.{name}" >> beam.Map(lambda kv: json.dumps({"key": kv[0], "n": kv[1]}, ensure_ascii=False))
-   | f"CountWrite.{name}" >> beam.io.WriteToText(os.path.join(staging, _COUNTS_PREFIX + name),
-                                                 num_shards=1, shard_name_template=""))
+   | f"CountWrite.{name}" >> beam_io.WriteLines(fileio.join(staging, _COUNTS_PREFIX + name),
+                                                sharded=False))
 
 
 def _collect_counts(staging: str) -> dict[str, dict[str, int]]:
   counts: dict[str, dict[str, int]] = {}
-  for n in sorted(os.listdir(staging)):
+  for n in fileio.listdir(staging):
     if n.startswith(_COUNTS_PREFIX):
-      path = os.path.join(staging, n)
-      with open(path, encoding="utf-8") as f:
-        rows = [json.loads(l) for l in f if l.strip()]
+      path = fileio.join(staging, n)
+      rows = [json.loads(l) for l in fileio.read_text(path).splitlines() if l.strip()]
       counts[n[len(_COUNTS_PREFIX):]] = {r["key"]: r["n"] for r in sorted(rows, key=lambda r: r["key"])}
-      os.remove(path)
+      fileio.remove(path)
   return counts
 
 
 def run_stage(cfg: config_lib.SynthConfig, stage: str, inputs: list[str], stage_config: dict[str, Any],
-              build: Callable[[beam.Pipeline, str], None],
-              extra: Callable[[str], dict[str, Any]] | None = None) -> dict[str, Any]:
+              build: Callable[[beam.Pipeline, str], None]) -> dict[str, Any]:
   """Runs one stage unless its manifest says it is complete for the same config and inputs.
 
   `build(pipeline, staging_dir)` adds the stage's transforms; outputs land in the staging
-  directory, which is swapped into `<output_dir>/<stage>` with its manifest only on success.
+  directory, which is published as `<output_dir>/<stage>` with its manifest only on success.
   """
-  final = os.path.join(cfg.output_dir, stage)
+  final = fileio.join(cfg.output_dir, stage)
   fp = manifest.fingerprint({"stage": stage, "version": STAGE_VERSION, **stage_config}, inputs)
   if manifest.is_complete(final, fp, cfg.overwrite):
     logging.info("synth %s: complete for these inputs and config, skipped (%s)", stage, final)
     return {**manifest.read_manifest(final), "skipped": True}
-  os.makedirs(cfg.output_dir, exist_ok=True)
-  staging = manifest.staging_dir(cfg.output_dir, stage)
   t0 = time.time()
-  try:
+  with manifest.publish_stage(final) as staging:
     with beam.Pipeline(options=pipeline_options(cfg)) as p:
       build(p, staging)
     counts = _collect_counts(staging)
-    more = extra(staging) if extra else {}
-    result = manifest.commit(staging, final, stage, counts, stage_config, fp,
-                             {"runner": cfg.runner, "seconds": round(time.time() - t0, 3), **more})
-  except BaseException:
-    shutil.rmtree(staging, ignore_errors=True)
-    raise
+    result = manifest.write_manifest(staging, stage, counts, stage_config, fp,
+                                     {"runner": cfg.runner, "seconds": round(time.time() - t0, 3)})
   logging.info("synth %s: done in %.1fs: %s", stage, time.time() - t0, json.dumps(counts, ensure_ascii=False))
   return {**result, "skipped": False}

@@ -7,11 +7,12 @@ from typing import Any, Callable
 
 import gin
 
+from clqa_jax.data import formats
 from clqa_jax.synth import filters
 
 MINIWIKI_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                             "resources", "miniwiki")
-XOR_LANGS = ("ar", "bn", "fi", "ja", "ko", "ru", "te")
+XOR_LANGS = formats.XOR_LANGUAGES
 
 
 @gin.configurable

@@ -1,14 +1,14 @@
 """Element-wise functions and DoFns of the synthetic-data stages (pure Python, testable alone)."""
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
 from typing import Any, Iterator
 
 import apache_beam as beam
 
+from clqa_jax import fileio
+from clqa_jax.data import readers
 from clqa_jax.data import wikipedia
 from clqa_jax.synth import cloze
 from clqa_jax.synth import config as config_lib
@@ -37,10 +37,6 @@ class _Progress:
     if now - self.last >= self.every_s:
       self.last = now
       logging.info("%s: %d done, %.1f/s", self.what, self.n, self.n / max(now - self.t0, 1e-9))
-
-
-class QuestionFormatError(ValueError):
-  """A malformed XOR-TyDi question line; names file, line and field."""
 
 
 def load_to_english(langlinks_path: str) -> dict[str, dict[str, str]]:
@@ -160,7 +156,7 @@ def make_backend(cfg: config_lib.SynthConfig) -> rewrite.RewriteBackend:
     from clqa_jax.synth import http_backend
     h = cfg.http
     return http_backend.HttpBackend(
-        h.base_url, h.model, cache_dir=h.cache_dir or os.path.join(cfg.output_dir, "rewrite_cache"),
+        h.base_url, h.model, cache_dir=h.cache_dir or fileio.join(cfg.output_dir, "rewrite_cache"),
         api=h.api, batch_size=h.batch_size, max_retries=h.max_retries, backoff_s=h.backoff_s,
         timeout_s=h.timeout_s, max_tokens=h.max_tokens, api_key_env=h.api_key_env)
   model_config, params, vocab = _load_checkpoint(cfg)
@@ -212,18 +208,6 @@ class DedupDoFn(beam.DoFn):
 
 
 def validate_xor_file(path: str) -> Iterator[str]:
-  """Checks XOR-TyDi JSONL lines (id, lang, question, answers); yields each line's language."""
-  with open(path, encoding="utf-8") as f:
-    for lineno, line in enumerate(f, 1):
-      if not line.strip():
-        continue
-      try:
-        obj = json.loads(line)
-      except json.JSONDecodeError as e:
-        raise QuestionFormatError(f"{path}:{lineno}: field '<json>': {e.msg}") from None
-      for field in ("id", "lang", "question"):
-        if not isinstance(obj.get(field), str) or not obj[field]:
-          raise QuestionFormatError(f"{path}:{lineno}: field {field!r}: missing or not a string")
-      if not isinstance(obj.get("answers"), list) or not all(isinstance(a, str) for a in obj["answers"]):
-        raise QuestionFormatError(f"{path}:{lineno}: field 'answers': expected a list of strings")
-      yield obj["lang"]
+  """Checks XOR-TyDi JSONL lines (``readers.read_xor_jsonl``); yields each line's language."""
+  for question in readers.read_xor_jsonl(path):
+    yield question.lang

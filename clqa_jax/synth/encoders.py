@@ -18,6 +18,8 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
+from clqa_jax import fileio
+from clqa_jax.data import formats
 from clqa_jax.synth import scripts
 
 _NUMBER = re.compile(r"\d{2,}")
@@ -78,7 +80,7 @@ class CheckpointQueryEncoder:
     from clqa_jax.models import UnifiedRetrieverReader  # the model API (DESIGN.md §4)
 
     model = UnifiedRetrieverReader(config)
-    sp = spm.SentencePieceProcessor(model_file=vocab_path)
+    sp = spm.SentencePieceProcessor(model_proto=fileio.read_bytes(vocab_path))  # local or gs://
 
     @jax.jit
     def encode_fn(tokens):
@@ -87,7 +89,7 @@ class CheckpointQueryEncoder:
     def tokenize(texts: list[str]) -> np.ndarray:
       out = np.zeros((len(texts), max_len), np.int32)
       for i, t in enumerate(texts):
-        ids = sp.encode("question: " + t)[:max_len]
+        ids = sp.encode(formats.question_text(t))[:max_len]
         out[i, :len(ids)] = ids
       return out
 

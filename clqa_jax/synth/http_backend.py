@@ -5,9 +5,9 @@ requests in flight at once. api="completions": POST {base_url}/completions with 
 `batch_size` prompts per request (the endpoint's native batching).
 Retries: HTTP 5xx and 429, timeouts and connection errors, with delay
 `backoff_s * 2**attempt`, at most `max_retries` retries; other 4xx fail at once.
-Cache: one JSON file per request item under `cache_dir`, keyed by the SHA-256 of the canonical
-request (endpoint, model, prompt, sampling parameters), written atomically, so a rerun sends only
-what is missing.
+Cache: one JSON file per request item under `cache_dir` (local or gs://, through fileio), keyed
+by the SHA-256 of the canonical request (endpoint, model, prompt, sampling parameters), written
+atomically, so a rerun sends only what is missing.
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from clqa_jax import fileio
 from clqa_jax.synth import exemplars
 from clqa_jax.synth import rewrite
 
@@ -59,24 +60,19 @@ class HttpBackend:
     if not self.cache_dir:
       return None
     key = hashlib.sha256(json.dumps(req, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
-    return os.path.join(self.cache_dir, key[:2], key + ".json")
+    return fileio.join(self.cache_dir, key[:2], key + ".json")
 
   def _cache_get(self, req: dict[str, Any]) -> str | None:
     path = self._cache_path(req)
-    if path and os.path.exists(path):
-      with open(path, encoding="utf-8") as f:
-        return json.load(f)["reply"]
+    if path and fileio.exists(path):
+      return fileio.read_json(path)["reply"]
     return None
 
   def _cache_put(self, req: dict[str, Any], reply: str) -> None:
     path = self._cache_path(req)
     if not path:
       return
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-      json.dump({"request": req, "reply": reply}, f, ensure_ascii=False)
-    os.replace(tmp, path)
+    fileio.atomic_write(path, json.dumps({"request": req, "reply": reply}, ensure_ascii=False))
 
   # -- transport -----------------------------------------------------------------------------
   def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:

@@ -1,19 +1,22 @@
-"""Stage directories written atomically, with a MANIFEST.json that makes stages resumable.
+"""Stage directories published atomically, with a MANIFEST.json that makes stages resumable.
 
-A stage writes into `<root>/.<stage>.tmp-<nonce>/`; when the pipeline has finished, the manifest
-`{"stage", "files", "counts", "config", "fingerprint", "complete": true}` is written there and the
-directory is swapped into `<root>/<stage>` (the old one moved aside first, then deleted). A stage
-whose manifest is complete with the same fingerprint (its config and its inputs' fingerprints) is
-skipped; a complete stage with another fingerprint is only replaced when `overwrite=True`.
+A stage writes into a temporary sibling of `<root>/<stage>` (`fileio.publish_dir`); when the
+pipeline has finished, the manifest `{"stage", "files", "counts", "config", "fingerprint",
+"complete": true}` is written there and the directory is moved into `<root>/<stage>`: one swap on
+local disk, file by file with the manifest last on GCS, so a stage without a complete manifest is
+never taken as done. A stage whose manifest is complete with the same fingerprint (its config and
+its inputs' fingerprints) is skipped; a complete stage with another fingerprint is only replaced
+when `overwrite=True`.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import os
-import shutil
-import uuid
-from typing import Any
+import posixpath
+from typing import Any, Iterator
+
+from clqa_jax import fileio
 
 MANIFEST = "MANIFEST.json"
 
@@ -33,28 +36,28 @@ def fingerprint(config: dict[str, Any], inputs: list[str]) -> str:
 
 def input_fingerprint(path: str) -> str:
   """A stage directory: its manifest fingerprint; a file: size and mtime; a directory: all files."""
-  m = read_manifest(path) if os.path.isdir(path) else None
+  is_dir = fileio.isdir(path)
+  m = read_manifest(path) if is_dir else None
   if m is not None:
     return m.get("fingerprint", "")
-  if os.path.isfile(path):
-    st = os.stat(path)
-    return f"{st.st_size}:{st.st_mtime_ns}"
-  if os.path.isdir(path):
+  if fileio.isfile(path):
+    return f"{fileio.size(path)}:{fileio.mtime_ns(path)}"
+  if is_dir:
+    # Files by (directory, name): the order of a sorted os.walk, which older manifests used.
+    rels = sorted(fileio.walk_files(path), key=lambda r: (posixpath.dirname(r), posixpath.basename(r)))
     parts = []
-    for root, _, names in sorted(os.walk(path)):
-      for n in sorted(names):
-        st = os.stat(os.path.join(root, n))
-        parts.append(f"{os.path.relpath(os.path.join(root, n), path)}:{st.st_size}:{st.st_mtime_ns}")
+    for rel in rels:
+      f = fileio.join(path, *rel.split("/"))
+      parts.append(f"{rel}:{fileio.size(f)}:{fileio.mtime_ns(f)}")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
   raise FileNotFoundError(f"stage input {path} does not exist")
 
 
 def read_manifest(stage_dir: str) -> dict[str, Any] | None:
-  path = os.path.join(stage_dir, MANIFEST)
-  if not os.path.exists(path):
+  path = fileio.join(stage_dir, MANIFEST)
+  if not fileio.exists(path):
     return None
-  with open(path, encoding="utf-8") as f:
-    return json.load(f)
+  return fileio.read_json(path)
 
 
 def is_complete(stage_dir: str, fp: str, overwrite: bool = False) -> bool:
@@ -71,33 +74,25 @@ def is_complete(stage_dir: str, fp: str, overwrite: bool = False) -> bool:
       "(or SynthConfig.overwrite=True) to replace it")
 
 
-def staging_dir(root: str, stage: str) -> str:
-  path = os.path.join(root, f".{stage}.tmp-{uuid.uuid4().hex[:8]}")
-  os.makedirs(path)
-  return path
+@contextlib.contextmanager
+def publish_stage(final: str) -> Iterator[str]:
+  """Yields a staging directory that becomes `final` (replacing it) when the block succeeds and
+  is deleted when it fails. Call after `is_complete`: an existing `final` is replaced."""
+  with fileio.publish_dir(final, overwrite=True, commit_marker=MANIFEST) as staging:
+    yield staging
 
 
-def commit(staging: str, final: str, stage: str, counts: dict[str, Any], config: dict[str, Any],
-           fp: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-  """Writes the manifest into `staging` and swaps it into place as `final`."""
-  files = sorted(os.path.relpath(os.path.join(r, n), staging)
-                 for r, _, names in os.walk(staging) for n in names if n != MANIFEST)
+def write_manifest(staging: str, stage: str, counts: dict[str, Any], config: dict[str, Any],
+                   fp: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+  """Lists the stage's files and writes its complete manifest into `staging` (last step)."""
+  files = []
+  for rel in fileio.walk_files(staging):
+    if fileio.is_tmp_name(posixpath.basename(rel)):  # a write abandoned by a failed worker
+      fileio.remove(fileio.join(staging, *rel.split("/")))
+    elif rel != MANIFEST:
+      files.append(rel)
   manifest = {"stage": stage, "files": files, "counts": counts, "config": config,
               "fingerprint": fp, "complete": True, **(extra or {})}
-  tmp = os.path.join(staging, MANIFEST + ".tmp")
-  with open(tmp, "w", encoding="utf-8") as f:
-    json.dump(manifest, f, indent=1, ensure_ascii=False, sort_keys=True, default=str)
-  os.replace(tmp, os.path.join(staging, MANIFEST))
-  old = None
-  if os.path.exists(final):
-    old = f"{final}.old-{uuid.uuid4().hex[:8]}"
-    os.replace(final, old)
-  os.replace(staging, final)
-  if old:
-    shutil.rmtree(old, ignore_errors=True)
+  fileio.atomic_write(fileio.join(staging, MANIFEST),
+                      json.dumps(manifest, indent=1, ensure_ascii=False, sort_keys=True, default=str))
   return manifest
-
-
-def sharded_name(prefix: str, shard: int, num_shards: int) -> str:
-  """`prefix-SSSSS-of-NNNNN`, the contract's shard naming."""
-  return f"{prefix}-{shard:05d}-of-{num_shards:05d}"

@@ -10,6 +10,7 @@ import csv
 import io
 from typing import Any
 
+from clqa_jax.data import readers
 from clqa_jax.data import wikipedia
 from clqa_jax.synth import scripts
 from clqa_jax.synth import textseg
@@ -46,18 +47,8 @@ def tsv_row(passage: dict[str, str]) -> str:
 
 
 def read_tsv(path: str) -> list[tuple[str, str, str]]:
-  """(pid, title, text) rows of a DPR passage TSV (header required)."""
-  with open(path, encoding="utf-8", newline="") as f:
-    reader = csv.reader(f, delimiter="\t")
-    header = next(reader, None)
-    if header != ["id", "text", "title"]:
-      raise ValueError(f"{path}:1: expected header id\\ttext\\ttitle, got {header}")
-    out = []
-    for lineno, row in enumerate(reader, 2):
-      if len(row) != 3:
-        raise ValueError(f"{path}:{lineno}: expected 3 fields (id, text, title), got {len(row)}")
-      out.append((row[0], row[2], row[1]))
-  return out
+  """(pid, title, text) rows of a DPR passage TSV (``readers.read_passages_tsv``)."""
+  return [(p.pid, p.title, p.text) for p in readers.read_passages_tsv(path)]
 
 
 def sentence_records(article: wikipedia.Article, en_title: str | None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Protocol
 
+from clqa_jax import fileio
 from clqa_jax.synth import exemplars
 
 
@@ -78,7 +79,7 @@ class Seq2SeqBackend:
       config = config.mt5
       params = {k: v for k, v in params.items() if k != "retriever"}
     model = MT5(config)
-    sp = spm.SentencePieceProcessor(model_file=vocab_path)
+    sp = spm.SentencePieceProcessor(model_proto=fileio.read_bytes(vocab_path))  # local or gs://
 
     @jax.jit
     def run(tokens):

@@ -12,15 +12,16 @@ each with a MANIFEST.json. `run_all` runs them in order; each is skipped when co
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from typing import Any
 
 import apache_beam as beam
 
+from clqa_jax import fileio
+from clqa_jax.synth import beam_io
 from clqa_jax.synth import beam_util
 from clqa_jax.synth import config as config_lib
 from clqa_jax.synth import dofns
+from clqa_jax.synth import manifest
 from clqa_jax.synth import passages as passages_lib
 
 STAGES = ("passages", "anchors", "parallel", "teacher", "qa", "questions")
@@ -28,13 +29,12 @@ _PASSAGE_FIELDS = ("corpus_dir", "langs", "passage_words", "passage_chars")
 
 
 def _dir(cfg: config_lib.SynthConfig, stage: str) -> str:
-  return os.path.join(cfg.output_dir, stage)
+  return fileio.join(cfg.output_dir, stage)
 
 
 def _require(cfg: config_lib.SynthConfig, stage: str, by: str) -> str:
   path = _dir(cfg, stage)
-  m = os.path.join(path, "MANIFEST.json")
-  if not os.path.exists(m):
+  if not fileio.exists(fileio.join(path, manifest.MANIFEST)):
     raise FileNotFoundError(f"synth {by} needs the {stage} stage's output at {path}: run "
                             f"`clqa synth {stage}` first (or `clqa synth all`)")
   return path
@@ -48,17 +48,17 @@ def run_passages(cfg: config_lib.SynthConfig) -> dict[str, Any]:
         lambda a: passages_lib.article_passages(a, cfg.passage_words, cfg.passage_chars))
     for name, keep in (("psgs_w100.tsv", lambda r: r["lang"] == "en"), ("all_w100.tsv", lambda r: True)):
       (psg | f"Keep.{name}" >> beam.Filter(keep) | f"Row.{name}" >> beam.Map(passages_lib.tsv_row)
-       | f"Write.{name}" >> beam.io.WriteToText(os.path.join(staging, name), num_shards=1,
-                                                shard_name_template="", header="id\ttext\ttitle"))
+       | f"Write.{name}" >> beam_io.WriteLines(fileio.join(staging, name), sharded=False,
+                                               header="id\ttext\ttitle"))
     beam_util.count(articles, lambda a: a.lang, staging, "articles")
     beam_util.count(psg, lambda r: r["lang"], staging, "passages")
-  return beam_util.run_stage(cfg, "passages", [os.path.join(cfg.corpus_dir, "articles")],
+  return beam_util.run_stage(cfg, "passages", [fileio.join(cfg.corpus_dir, "articles")],
                              cfg.stage_config(*_PASSAGE_FIELDS), build)
 
 
 def run_anchors(cfg: config_lib.SynthConfig) -> dict[str, Any]:
   """Articles -> sentences with (anchor span, linked article, its English title, language)."""
-  langlinks = os.path.join(cfg.corpus_dir, "langlinks.tsv")
+  langlinks = fileio.join(cfg.corpus_dir, "langlinks.tsv")
   passages_dir = _require(cfg, "passages", "anchors")
 
   def build(p, staging):
@@ -71,7 +71,8 @@ def run_anchors(cfg: config_lib.SynthConfig) -> dict[str, Any]:
     beam_util.count(sents, lambda r: r["lang"], staging, "sentences")
     anchors = sents | "Anchors" >> beam.FlatMap(lambda r: [r["lang"]] * len(r["anchors"]))
     beam_util.count(anchors, lambda l: l, staging, "anchors")
-  return beam_util.run_stage(cfg, "anchors", [langlinks, passages_dir, os.path.join(cfg.corpus_dir, "articles")],
+  return beam_util.run_stage(cfg, "anchors",
+                             [langlinks, passages_dir, fileio.join(cfg.corpus_dir, "articles")],
                              cfg.stage_config(*_PASSAGE_FIELDS), build)
 
 
@@ -80,7 +81,7 @@ def run_parallel(cfg: config_lib.SynthConfig) -> dict[str, Any]:
   anchors_dir = _require(cfg, "anchors", "parallel")
 
   def build(p, staging):
-    sents = beam_util.read_jsonl(p, os.path.join(anchors_dir, "sentences.*.jsonl-*"), "Sentences")
+    sents = beam_io.read_jsonl(p, fileio.join(anchors_dir, "sentences.*.jsonl-*"), "Sentences")
     groups = (sents | "KeyByArticlePair" >> beam.FlatMap(dofns.route_to_pairs, targets=cfg.target_langs)
               | "GroupPairs" >> beam.GroupByKey())
     mined = groups | "Mine" >> beam.ParDo(dofns.MineDoFn(cfg)).with_outputs(dofns.PAIRS_TAG, main="records")
@@ -100,9 +101,9 @@ def run_teacher(cfg: config_lib.SynthConfig) -> dict[str, Any]:
   passages_dir = _require(cfg, "passages", "teacher")
 
   def build(p, staging):
-    cands = beam_util.read_jsonl(p, os.path.join(parallel_dir, "candidates.*.jsonl-*"), "Candidates")
+    cands = beam_io.read_jsonl(p, fileio.join(parallel_dir, "candidates.*.jsonl-*"), "Candidates")
     records = (cands | "Batch" >> beam.BatchElements(min_batch_size=8, max_batch_size=256)
-               | "Retrieve" >> beam.ParDo(dofns.TeacherDoFn(cfg, os.path.join(passages_dir, "psgs_w100.tsv"))))
+               | "Retrieve" >> beam.ParDo(dofns.TeacherDoFn(cfg, fileio.join(passages_dir, "psgs_w100.tsv"))))
     beam_util.write_by_lang(records, staging, "clr_pt.{lang}.jsonl", cfg.target_langs, cfg.num_shards, "Stage1")
     beam_util.count(records, lambda r: r["lang"], staging, "records")
   return beam_util.run_stage(
@@ -115,7 +116,7 @@ def run_qa(cfg: config_lib.SynthConfig) -> dict[str, Any]:
   anchors_dir = _require(cfg, "anchors", "qa")
 
   def build(p, staging):
-    sents = beam_util.read_jsonl(p, os.path.join(anchors_dir, "sentences.*.jsonl-*"), "Sentences")
+    sents = beam_io.read_jsonl(p, fileio.join(anchors_dir, "sentences.*.jsonl-*"), "Sentences")
     items = sents | "ClozeItems" >> beam.FlatMap(dofns.qa_items, targets=cfg.target_langs,
                                                  variants=cfg.qa_variants, backend=cfg.rewrite_backend)
     rewritten = (items | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=cfg.rewrite_batch_size)
@@ -144,27 +145,21 @@ def run_qa(cfg: config_lib.SynthConfig) -> dict[str, Any]:
 
 def run_questions(cfg: config_lib.SynthConfig) -> dict[str, Any]:
   """Copies (and validates) the corpus's XOR-TyDi question files into `<output_dir>/xor`."""
-  src = os.path.join(cfg.corpus_dir, "xor")
-  final = os.path.join(cfg.output_dir, "xor")
-  from clqa_jax.synth import manifest  # local: only this stage writes without Beam
+  src = fileio.join(cfg.corpus_dir, "xor")
+  final = fileio.join(cfg.output_dir, "xor")
   fp = manifest.fingerprint({"stage": "xor"}, [src])
   if manifest.is_complete(final, fp, cfg.overwrite):
     return {**manifest.read_manifest(final), "skipped": True}
-  os.makedirs(cfg.output_dir, exist_ok=True)
-  staging = manifest.staging_dir(cfg.output_dir, "xor")
   counts: dict[str, dict[str, int]] = {}
-  try:
-    for name in sorted(os.listdir(src)):
+  with manifest.publish_stage(final) as staging:
+    for name in fileio.listdir(src):
       if not name.endswith(".jsonl"):
         continue
       per_lang = counts.setdefault(name, {})
-      for lang in dofns.validate_xor_file(os.path.join(src, name)):
+      for lang in dofns.validate_xor_file(fileio.join(src, name)):
         per_lang[lang] = per_lang.get(lang, 0) + 1
-      shutil.copyfile(os.path.join(src, name), os.path.join(staging, name))
-    result = manifest.commit(staging, final, "xor", counts, {"corpus_dir": cfg.corpus_dir}, fp)
-  except BaseException:
-    shutil.rmtree(staging, ignore_errors=True)
-    raise
+      fileio.copy(fileio.join(src, name), fileio.join(staging, name))
+    result = manifest.write_manifest(staging, "xor", counts, {"corpus_dir": cfg.corpus_dir}, fp)
   return {**result, "skipped": False}
 
 

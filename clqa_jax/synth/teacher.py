@@ -17,6 +17,9 @@ from typing import Callable, Protocol
 import numpy as np
 import scipy.sparse as sp
 
+from clqa_jax import fileio
+from clqa_jax.data import formats
+
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 MASK_TOKEN = "_X_"
 
@@ -103,7 +106,7 @@ class DenseRetriever:
     from clqa_jax.models import UnifiedRetrieverReader  # the model API (DESIGN.md §4)
 
     model = UnifiedRetrieverReader(config)
-    sp_model = spm.SentencePieceProcessor(model_file=vocab_path)
+    sp_model = spm.SentencePieceProcessor(model_proto=fileio.read_bytes(vocab_path))  # local or gs://
     enc_q = jax.jit(lambda t: model.apply({"params": params}, t, method=UnifiedRetrieverReader.encode_queries))
     enc_p = jax.jit(lambda t: model.apply({"params": params}, t, method=UnifiedRetrieverReader.encode_passages))
 
@@ -114,12 +117,12 @@ class DenseRetriever:
         out[i, :len(ids)] = ids
       return out
 
-    texts = [f"title: {title} context: {text}" for _, title, text in passages]
+    texts = [formats.passage_text(title, text) for _, title, text in passages]
     vecs = [np.asarray(enc_p(tokens(texts[i:i + batch_size], max_passage_len, True)))
             for i in range(0, len(texts), batch_size)]
 
     def encode_queries(queries: list[str]) -> np.ndarray:
-      return np.concatenate([np.asarray(enc_q(tokens(["question: " + q for q in queries[i:i + batch_size]],
+      return np.concatenate([np.asarray(enc_q(tokens([formats.question_text(q) for q in queries[i:i + batch_size]],
                                                      max_query_len, False)))
                              for i in range(0, len(queries), batch_size)], 0)
 

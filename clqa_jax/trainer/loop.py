@@ -26,13 +26,13 @@ import gin
 import jax
 import numpy as np
 
+from clqa_jax import gin_utils
+from clqa_jax.checkpoints import training as checkpointing
 from clqa_jax.checkpoints import unified_params
-from clqa_jax.cli import gin_flags
 from clqa_jax.losses.teacher import Teacher
 from clqa_jax.partitioning import distributed
 from clqa_jax.partitioning import partitioner as partitioner_lib
 from clqa_jax.partitioning.partitioner import Partitioner, PartitioningConfig
-from clqa_jax.trainer import checkpointing
 from clqa_jax.trainer import hooks as hooks_lib
 from clqa_jax.trainer import microbatch
 from clqa_jax.trainer import optimizer as optimizer_lib
@@ -73,7 +73,54 @@ def _host_metrics(metrics: Any) -> dict[str, float]:
   return {k: float(np.asarray(v)) for k, v in jax.device_get(metrics).items()}
 
 
-@gin.configurable(denylist=["stream", "devices"])
+def _make_partitioner(partitioning: PartitioningConfig | None, devices) -> Partitioner:
+  if partitioning is None:
+    return partitioner_lib.make_partitioner(devices=devices)   # gin/partitioning/*.gin
+  return Partitioner.from_config(partitioning, devices)
+
+
+def _compile_only(topology: str, *, model, objective, batches, batch_size, learning_rate,
+                  optimizer, partitioning, teacher, num_microbatches, enable_dropout, seed,
+                  init_shapes):
+  """``train``'s step built as for training, compiled for ``topology`` (see ``aot``)."""
+  from clqa_jax.losses import objectives as objectives_lib  # pylint: disable=g-import-not-at-top
+  from clqa_jax.trainer import aot  # pylint: disable=g-import-not-at-top
+
+  devices = aot.topology_devices(topology)
+  partitioner = _make_partitioner(partitioning, devices)
+  tx = optimizer(learning_rate)
+  microbatch.check_divisible(batch_size, num_microbatches, partitioner.data_parallel_size)
+  abstract_params, param_shardings = state_init.abstract_params_and_shardings(
+      partitioner, model, init_shapes)
+  shardings = state_init.state_shardings(partitioner, tx, abstract_params, param_shardings)
+  abstract_state = state_init.abstract_state(tx, abstract_params, shardings, seed)
+  uses_teacher = teacher is not None and getattr(objective, "needs_teacher", False)
+  teacher_abstract = teacher_shardings = None
+  if uses_teacher:
+    t_abstract, teacher_shardings = state_init.abstract_params_and_shardings(
+        partitioner, teacher.model, init_shapes)
+    teacher_abstract = jax.tree.map(
+        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), t_abstract,
+        teacher_shardings)
+  step_fn = train_step_lib.make_train_step(
+      model=model, objective=objective, optimizer=tx, learning_rate_fn=learning_rate,
+      num_microbatches=num_microbatches, teacher=teacher if uses_teacher else None,
+      enable_dropout=enable_dropout)
+  stage1 = isinstance(objective, objectives_lib.ClrPtObjective)
+  batch_shapes = aot.batch_feature_shapes(batches, batch_size, stage1, model.config.mt5.vocab_size)
+  dims = {k: v.shape for k, v in batch_shapes.items()}
+  model_flops = aot.model_flops_per_step(
+      model.config, batch_size, dims["passage_tokens"][1], dims["query_tokens"][1],
+      dims["passage_tokens"][2], dims["decoder_target_tokens"][1],
+      query_copies=2 if stage1 else 1)
+  return aot.compile_step_for_topology(
+      topology=topology, devices=devices, partitioner=partitioner, step_fn=step_fn,
+      shardings=shardings, abstract_state=abstract_state, teacher_abstract=teacher_abstract,
+      teacher_shardings=teacher_shardings, batch_shapes=batch_shapes, model_flops=model_flops,
+      batch_size=batch_size, num_microbatches=num_microbatches)
+
+
+@gin.configurable(denylist=["stream", "devices", "compile_only_on"])
 def train(*,
           model_dir: str = gin.REQUIRED,
           model: Any = gin.REQUIRED,
@@ -96,7 +143,8 @@ def train(*,
           eval_hook: hooks_lib.EvalHook | None = None,
           refresh_hook: hooks_lib.RefreshHook | None = None,
           stream=None,
-          devices=None) -> TrainResult:
+          devices=None,
+          compile_only_on: str | None = None) -> TrainResult:
   """Trains ``model`` with ``objective`` for ``total_steps`` steps of ``batch_size`` questions.
 
   Args:
@@ -112,12 +160,18 @@ def train(*,
     partitioning: the mesh and rules; None takes ``make_partitioner()`` (gin/partitioning/).
     eval_hook, refresh_hook: see ``hooks`` (gin-bindable factories' results, or callables).
     devices: the devices of the mesh (default: all); for tests and single-host debugging.
+    compile_only_on: a TPU topology name (e.g. 'v4-32'): build this run's step exactly as
+      for training, compile it ahead of time for that topology's devices from abstract shapes
+      (no data, no weights, nothing written) and return an ``aot.FitReport`` instead.
   """
+  if compile_only_on is not None:
+    return _compile_only(compile_only_on, model=model, objective=objective, batches=batches,
+                         batch_size=batch_size, learning_rate=learning_rate, optimizer=optimizer,
+                         partitioning=partitioning, teacher=teacher,
+                         num_microbatches=num_microbatches, enable_dropout=enable_dropout,
+                         seed=seed, init_shapes=init_shapes)
   distributed.maybe_initialize_distributed()
-  if partitioning is None:
-    partitioner = partitioner_lib.make_partitioner()   # gin/partitioning/*.gin
-  else:
-    partitioner = Partitioner.from_config(partitioning, devices)
+  partitioner = _make_partitioner(partitioning, devices)
   tx = optimizer(learning_rate)
   if total_steps <= 0:
     raise ValueError(f"train.total_steps must be positive, got {total_steps}")
@@ -127,7 +181,7 @@ def train(*,
     raise ValueError(f"objective {objective.name!r} needs a teacher: bind train.teacher "
                      "(and Teacher.checkpoint) in gin")
 
-  ckpt = checkpointing.Checkpointer(os.path.join(model_dir, "checkpoints"), checkpoint)
+  ckpt = checkpointing.Checkpointer(checkpointing.run_checkpoints_dir(model_dir), checkpoint)
   abstract_params, param_shardings = state_init.abstract_params_and_shardings(
       partitioner, model, init_shapes)
   shardings = state_init.state_shardings(partitioner, tx, abstract_params, param_shardings)
@@ -140,8 +194,9 @@ def train(*,
     if checkpoint.init_checkpoint:
       abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                               abstract_params, param_shardings)
-      params = unified_params.load_unified_params(checkpoint.init_checkpoint, model, abstract,
-                                                  "CheckpointConfig.init_checkpoint")
+      params = unified_params.load_unified_params(
+          checkpoint.init_checkpoint, getattr(model, "config", None), abstract,
+          "CheckpointConfig.init_checkpoint")
       logger.info("initialised params from %s", checkpoint.init_checkpoint)
     state, _ = state_init.init_train_state(partitioner, model, tx, seed=seed,
                                            shapes=init_shapes, params=params)
@@ -161,7 +216,9 @@ def train(*,
         partitioner, teacher.model, init_shapes)
     t_abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                               t_abstract, teacher_shardings)
-    teacher_params = teacher.load_params(t_abstract)
+    teacher_params = unified_params.load_unified_params(
+        teacher.checkpoint, getattr(teacher.model, "config", None), t_abstract,
+        "Teacher.checkpoint")
 
   source = batches(layout)
   if "data_position" in meta:
@@ -172,7 +229,7 @@ def train(*,
 
   if jax.process_index() == 0:
     # Every configurable the run uses has been called by now.
-    gin_flags.write_operative_config(model_dir)
+    gin_utils.write_operative_config(model_dir)
     _write_model_config(model_dir, model)
 
   step_fn = train_step_lib.make_train_step(

@@ -66,6 +66,11 @@ class SyntheticBatches:
   def __iter__(self):
     return self
 
+  def feature_dimensions(self) -> dict[str, int]:
+    """The widths of every batch (``aot`` compiles the step from them, without data)."""
+    return dict(num_passages=self.num_passages, query_length=self.query_length,
+                passage_length=self.passage_length, target_length=self.target_length)
+
   def __next__(self) -> dict[str, np.ndarray]:
     seed = (self.seed * 1_000_003 + self.position) * 4099 + self.shard_id
     self.position += 1

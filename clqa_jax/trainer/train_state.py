@@ -1,7 +1,7 @@
 """The train state: everything a step changes, as one pytree orbax can save.
 
 Checkpoint *metadata* (data position, retrieval-store version) travels next to it as JSON (see
-``checkpointing``), not inside it, because it is host-side bookkeeping, not device arrays.
+``clqa_jax.checkpoints.training``), not inside it, because it is host-side bookkeeping, not device arrays.
 """
 from __future__ import annotations
 

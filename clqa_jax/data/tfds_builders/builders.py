@@ -6,23 +6,17 @@ SeqIO tasks' job.
 """
 from __future__ import annotations
 
-import glob
-import os
-
 import tensorflow_datasets as tfds
 
+from clqa_jax import fileio
+from clqa_jax.data import formats
 from clqa_jax.data import readers
 
 MANUAL_SUBDIRS = {"clqa_xor_tydi": "xor", "clqa_mkqa": "mkqa", "clqa_nq_open": "nq"}
 
-# The 26 MKQA languages (the evaluation list of CLASS's eval_mkqa_all.py, "en" once).
-MKQA_LANGUAGES = ("ar", "da", "de", "en", "es", "fi", "fr", "he", "hu", "it", "ja", "km", "ko",
-                  "ms", "nl", "no", "pl", "pt", "ru", "sv", "th", "tr", "vi", "zh_cn", "zh_hk",
-                  "zh_tw")
 
-
-def _find(manual_dir: str, pattern: str, what: str) -> str:
-  matches = sorted(glob.glob(os.path.join(manual_dir, pattern)))
+def _find(manual_dir, pattern: str, what: str) -> str:
+  matches = fileio.glob(fileio.join(str(manual_dir), pattern))
   if not matches:
     raise FileNotFoundError(
         f"{what}: no file matching {pattern!r} in the manual directory {manual_dir!r}; "
@@ -85,7 +79,8 @@ class ClqaXorTydi(tfds.core.GeneratorBasedBuilder):
 
 
 class ClqaMkqa(tfds.core.GeneratorBasedBuilder):
-  """MKQA, one split per language; ``answers`` = text + aliases (empty when unanswerable)."""
+  """MKQA, one split per language; ``answers``: the official gold set, empty when unanswerable
+  (``records.MkqaExample``)."""
 
   VERSION = tfds.core.Version("1.0.0")
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
@@ -107,17 +102,16 @@ class ClqaMkqa(tfds.core.GeneratorBasedBuilder):
     for ex in readers.read_mkqa_jsonl(str(path)):
       present.update(ex.queries)
     # The real file has all 26 languages; a subset (e.g. a test fixture) yields fewer splits.
-    return {lang: self._generate_examples(path, lang) for lang in MKQA_LANGUAGES if lang in present}
+    return {lang: self._generate_examples(path, lang) for lang in formats.MKQA_LANGUAGES
+            if lang in present}
 
   def _generate_examples(self, path, lang):
     for ex in readers.read_mkqa_jsonl(str(path)):
       if lang not in ex.queries:
         continue
-      yield ex.example_id, {
-          "qid": ex.example_id, "lang": lang, "question": ex.queries[lang],
-          "answers": list(ex.gold_answers(lang)),
-          "answer_types": [a.type for a in ex.answers.get(lang, ())],
-      }
+      q = ex.to_question(lang)
+      yield q.qid, {"qid": q.qid, "lang": q.lang, "question": q.question,
+                    "answers": list(q.answers), "answer_types": list(q.answer_types)}
 
 
 class ClqaNqOpen(tfds.core.GeneratorBasedBuilder):
@@ -136,8 +130,9 @@ class ClqaNqOpen(tfds.core.GeneratorBasedBuilder):
     out = {}
     for split, name in (("train", "nq-train.qa.csv"), ("validation", "nq-dev.qa.csv"),
                         ("test", "nq-test.qa.csv")):
-      if glob.glob(os.path.join(dl_manager.manual_dir, name)):
-        out[split] = self._generate_examples(os.path.join(dl_manager.manual_dir, name))
+      path = fileio.join(str(dl_manager.manual_dir), name)
+      if fileio.exists(path):
+        out[split] = self._generate_examples(path)
     if not out:
       _find(dl_manager.manual_dir, "nq-*.qa.csv", "NQ-open")
     return out

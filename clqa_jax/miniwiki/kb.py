@@ -1,6 +1,6 @@
 """A small knowledge base of real entities with their names in the eight corpus languages.
 
-The mini corpus generator (`corpus_gen.py`) renders these facts as encyclopedia articles. Names
+The mini corpus generator (`generate.py`) renders these facts as encyclopedia articles. Names
 are written the way each language's Wikipedia writes them. Finnish and Russian inflect names, so
 the case forms the templates need (genitive, locative) are listed for real entities; synthetic
 entities get them from the rules in `morphology.py`.
@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 
-LANGS = ("en", "ar", "bn", "fi", "ja", "ko", "ru", "te")
+from clqa_jax.data import formats
+
+LANGS = ("en",) + formats.XOR_LANGUAGES
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,23 +9,25 @@ transliterated per script) is rendered through per-language templates (`template
   xor/xor_{dev,train}_full.jsonl                XOR-Full style questions, answers in the question's language
 
 Usage: `clqa synth generate --out DIR --synthetic_entities N` (the committed corpus uses the
-defaults of `generate_corpus`).
+defaults of `generate_corpus`). DIR may be local or gs:// (files go through `clqa_jax.fileio`).
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import re
 import urllib.parse
 
-from clqa_jax.synth import kb
-from clqa_jax.synth import morphology
+from clqa_jax import fileio
+from clqa_jax.data import formats
+from clqa_jax.miniwiki import kb
+from clqa_jax.miniwiki import morphology
+from clqa_jax.miniwiki import names as names_lib
+from clqa_jax.miniwiki import templates
 from clqa_jax.synth import scripts
-from clqa_jax.synth import templates
 
-XOR_LANGS = ("ar", "bn", "fi", "ja", "ko", "ru", "te")
+XOR_LANGS = formats.XOR_LANGUAGES
 _ARTICLES_PER_FILE = 1000
 _PLACEHOLDER = re.compile(r"\{(\w+)(?::(\w+))?\}|\[(\w+)(?::(\w+))?\]")
 
@@ -35,7 +37,7 @@ def stable_hash(text: str) -> int:
 
 
 def _syllables(rng: random.Random, n: int) -> list[str]:
-  return [rng.choice(scripts.CONSONANTS) + rng.choice(scripts.VOWELS) for _ in range(n)]
+  return [rng.choice(names_lib.CONSONANTS) + rng.choice(names_lib.VOWELS) for _ in range(n)]
 
 
 def _synthetic_names(kind: str, rng: random.Random, langs: tuple[str, ...]) -> dict[str, str]:
@@ -44,11 +46,12 @@ def _synthetic_names(kind: str, rng: random.Random, langs: tuple[str, ...]) -> d
     first, last = _syllables(rng, 2), _syllables(rng, 3)
     names = {}
     for lang in langs:
-      f, l = (scripts.transliterate_syllables(first, lang), scripts.transliterate_syllables(last, lang))
+      f = names_lib.transliterate_syllables(first, lang)
+      l = names_lib.transliterate_syllables(last, lang)
       names[lang] = f"{f}・{l}" if lang == "ja" else f"{f} {l}"
     return names
   base = _syllables(rng, rng.choice((2, 3)))
-  names = {lang: scripts.transliterate_syllables(base, lang) for lang in langs}
+  names = {lang: names_lib.transliterate_syllables(base, lang) for lang in langs}
   if kind == "river":
     affix = {"en": "{} River", "ar": "نهر {}", "bn": "{} নদী", "ja": "{}川", "ko": "{}강", "te": "{} నది"}
     names = {lang: affix.get(lang, "{}").format(n) for lang, n in names.items()}
@@ -186,7 +189,7 @@ def render_article(e: kb.Entity, lang: str, by_key: dict[str, kb.Entity],
   for i, (kind, roles, values) in enumerate(_article_sentences(e, by_key, index)):
     if lang != "en" and i > 0 and stable_hash(f"{seed}|drop|{e.key}|{lang}|{i}") % 7 == 0:
       continue  # Wikipedias differ: not every fact is in every language.
-    values = {k: scripts.digits_for(lang, v) for k, v in values.items()}
+    values = {k: names_lib.digits_for(lang, v) for k, v in values.items()}
     if e.profession:
       values["PROF"] = templates.PROFESSIONS[e.profession][lang]
     sentences.append(_render(templates.SENTENCES[kind][lang], lang, e, roles, values))
@@ -217,13 +220,8 @@ def _question_text(kind: str, lang: str, subject: kb.Entity) -> str:
   return re.sub(r"\{(x)(?::(\w+))?\}", sub, templates.QUESTIONS[kind][lang])
 
 
-def _write_atomic(path: str, lines: list[str]) -> None:
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  tmp = path + ".tmp"
-  with open(tmp, "w", encoding="utf-8") as f:
-    for line in lines:
-      f.write(line + "\n")
-  os.replace(tmp, path)
+def _write_lines(path: str, lines: list[str]) -> None:
+  fileio.atomic_write(path, "".join(line + "\n" for line in lines))
 
 
 def generate_corpus(out_dir: str, num_synthetic: int = 60, seed: int = 0,
@@ -249,14 +247,14 @@ def generate_corpus(out_dir: str, num_synthetic: int = 60, seed: int = 0,
     for f, part in enumerate(range(0, max(1, len(lines)), _ARTICLES_PER_FILE)):
       d = f // 100  # wikiextractor layout: AA/wiki_00 .. AA/wiki_99, AB/wiki_00, ...
       subdir = chr(ord("A") + d // 26) + chr(ord("A") + d % 26)
-      _write_atomic(os.path.join(out_dir, "articles", lang, subdir, f"wiki_{f % 100:02d}"),
+      _write_lines(fileio.join(out_dir, "articles", lang, subdir, f"wiki_{f % 100:02d}"),
                     lines[part:part + _ARTICLES_PER_FILE])
   links = ["en_title\tlang\ttitle"]
   for e in entities:
     for lang in langs:
       if lang != "en" and _has_article(e, lang, seed):
         links.append(f"{e.names['en']}\t{lang}\t{e.names[lang]}")
-  _write_atomic(os.path.join(out_dir, "langlinks.tsv"), links)
+  _write_lines(fileio.join(out_dir, "langlinks.tsv"), links)
   counts["langlinks"] = len(links) - 1
   rows: dict[tuple[str, str], list[str]] = {}
   for kind, subject, answer, year in _questions(entities, by_key, index):
@@ -265,11 +263,11 @@ def generate_corpus(out_dir: str, num_synthetic: int = 60, seed: int = 0,
       qid = f"{stable_hash(f'{seed}|{kind}|{subject.key}|{lang}'):016x}"
       question = _question_text(kind, lang, subject)
       en_answer = answer.names["en"] if answer else year
-      full_answer = answer.names[lang] if answer else scripts.digits_for(lang, year)
+      full_answer = answer.names[lang] if answer else names_lib.digits_for(lang, year)
       for variant, ans in (("retrieve_eng_span", en_answer), ("full", full_answer)):
         rows.setdefault((split, variant), []).append(json.dumps(
             {"id": qid, "lang": lang, "question": question, "answers": [ans]}, ensure_ascii=False))
   for (split, variant), lines in sorted(rows.items()):
-    _write_atomic(os.path.join(out_dir, "xor", f"xor_{split}_{variant}.jsonl"), lines)
+    _write_lines(fileio.join(out_dir, "xor", f"xor_{split}_{variant}.jsonl"), lines)
     counts[f"xor_{split}_{variant}"] = len(lines)
   return counts

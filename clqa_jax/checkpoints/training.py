@@ -6,14 +6,14 @@ init-from):
   train/      step, optimizer state, rng
   meta/       JSON: data position, retrieval-store version, anything the loop records
 Saves are asynchronous and atomic (orbax writes to a temporary directory and renames it).
-Restore precedence (``restore_or_init`` in the loop): the run's own latest step, else an
-explicit init checkpoint (params only), else a fresh init.
+Restore precedence (``trainer.loop``): the run's own latest step, else an explicit init
+checkpoint (params only), else a fresh init. Every step's ``meta`` also records the run's
+``best_metric``/``best_mode``, so ``clqa export --step best`` needs nothing but the checkpoints.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 from typing import Any, Callable
 
 import gin
@@ -21,11 +21,17 @@ import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as ocm
 
-from clqa_jax.trainer.train_state import TrainState
+from clqa_jax import fileio
 
 logger = logging.getLogger(__name__)
 
 PARAMS, TRAIN, META = "params", "train", "meta"
+CHECKPOINTS_SUBDIR = "checkpoints"  # MODEL_DIR/checkpoints holds a run's steps
+
+
+def run_checkpoints_dir(model_dir: str) -> str:
+  """The training-checkpoint directory of a run directory."""
+  return fileio.join(model_dir, CHECKPOINTS_SUBDIR)
 
 
 class CheckpointNotFoundError(FileNotFoundError):
@@ -65,6 +71,18 @@ class CheckpointConfig:
       raise ValueError(f"CheckpointConfig.keep must be >= 1, got {self.keep}")
 
 
+def list_steps(checkpoints_dir: str) -> list[int]:
+  """The saved steps of a training-checkpoint directory: its numbered subdirectories holding a
+  ``params`` item, ascending (orbax's temporary directories are not numbers)."""
+  return sorted(int(name) for name in fileio.listdir(checkpoints_dir)
+                if name.isdigit() and fileio.isdir(fileio.join(checkpoints_dir, name, PARAMS)))
+
+
+def is_step_dir(path: str) -> bool:
+  """Whether ``path`` is one step directory of a training-checkpoint directory."""
+  return fileio.basename(path).isdigit() and fileio.isdir(fileio.join(path, PARAMS))
+
+
 def _metric_fn(name: str) -> Callable[[dict], float]:
   def get(metrics: dict) -> float:
     return float(metrics[name])
@@ -75,7 +93,7 @@ class Checkpointer:
   """Thin wrapper around ``ocp.CheckpointManager`` for the train state and its metadata."""
 
   def __init__(self, directory: str, config: CheckpointConfig = CheckpointConfig()):
-    self.directory = os.path.abspath(directory) if "://" not in directory else directory
+    self.directory = fileio.abspath(directory)
     self.config = config
     policies: list[Any] = [ocm.LatestN(n=config.keep)]
     best_fn = None
@@ -99,9 +117,10 @@ class Checkpointer:
   def all_steps(self) -> list[int]:
     return list(self.manager.all_steps())
 
-  def save(self, state: TrainState, meta: dict[str, Any], *,
+  def save(self, state: Any, meta: dict[str, Any], *,
            metrics: dict[str, float] | None = None) -> bool:
-    """Saves ``state`` at ``state.step`` (asynchronously if configured). Returns whether saved."""
+    """Saves a ``TrainState`` (step, params, opt_state, rng) at ``state.step`` (asynchronously
+    if configured). Returns whether it saved."""
     step = int(jax.device_get(state.step))
     if step in self.manager.all_steps():
       return False  # already saved (e.g. periodic save then SIGTERM at the same step)
@@ -114,11 +133,13 @@ class Checkpointer:
         step, metrics=metrics, force=True,
         args=ocp.args.Composite(**{PARAMS: ocp.args.StandardSave(state.params),
                                    TRAIN: ocp.args.StandardSave(train),
-                                   META: ocp.args.JsonSave(dict(meta, step=step))}))
+                                   META: ocp.args.JsonSave(dict(
+                                       meta, step=step, best_metric=self.config.best_metric,
+                                       best_mode=self.config.best_mode))}))
 
-  def restore(self, abstract_state: TrainState, step: int | None = None
-              ) -> tuple[TrainState, dict[str, Any]]:
-    """The state at ``step`` (default latest) laid out as ``abstract_state``'s shardings."""
+  def restore(self, abstract_state: Any, step: int | None = None) -> tuple[Any, dict[str, Any]]:
+    """The state at ``step`` (default latest) laid out as ``abstract_state``'s shardings
+    (a ``TrainState`` of abstract arrays; the result has its type)."""
     step = self.latest_step() if step is None else step
     if step is None:
       raise CheckpointNotFoundError(f"no checkpoint in {self.directory}")
@@ -129,8 +150,8 @@ class Checkpointer:
         TRAIN: ocp.args.StandardRestore(abstract_train),
         META: ocp.args.JsonRestore()}))
     train = out[TRAIN]
-    state = TrainState(step=train["step"], params=out[PARAMS], opt_state=train["opt_state"],
-                       rng=train["rng"])
+    state = abstract_state.replace(step=train["step"], params=out[PARAMS],
+                                   opt_state=train["opt_state"], rng=train["rng"])
     return state, dict(out[META] or {})
 
   def wait(self) -> None:
@@ -142,19 +163,18 @@ class Checkpointer:
 
 
 def _resolve_step_dir(path: str) -> tuple[str, int]:
-  """(run directory, step) for a run directory (its latest step) or a step directory."""
+  """(checkpoints directory, step) for a checkpoints directory (its latest step) or one step
+  directory."""
   path = path.rstrip("/")
-  base = os.path.basename(path)
-  if base.isdigit() and os.path.isdir(os.path.join(path, PARAMS)):
-    return os.path.dirname(path), int(base)
-  if not os.path.isdir(path):
+  if is_step_dir(path):
+    return fileio.dirname(path), int(fileio.basename(path))
+  if not fileio.isdir(path):
     raise CheckpointNotFoundError(f"checkpoint path {path!r} does not exist")
-  steps = sorted(int(d) for d in os.listdir(path)
-                 if d.isdigit() and os.path.isdir(os.path.join(path, d, PARAMS)))
+  steps = list_steps(path)
   if not steps:
     raise CheckpointNotFoundError(
         f"{path!r} holds no training checkpoint (expected step directories with a "
-        f"'{PARAMS}' item); give a run directory or one of its step directories")
+        f"'{PARAMS}' item); give a run's checkpoints directory or one of its step directories")
   return path, steps[-1]
 
 
@@ -163,10 +183,18 @@ def load_params(path: str, abstract_params: Any) -> Any:
 
   Used for the frozen teacher and for ``CheckpointConfig.init_checkpoint``.
   """
-  run_dir, step = _resolve_step_dir(path)
-  with ocp.CheckpointManager(run_dir, item_names=(PARAMS,),
+  checkpoints_dir, step = _resolve_step_dir(path)
+  with ocp.CheckpointManager(checkpoints_dir, item_names=(PARAMS,),
                              options=ocp.CheckpointManagerOptions(read_only=True)) as mgr:
     out = mgr.restore(step, args=ocp.args.Composite(
         **{PARAMS: ocp.args.StandardRestore(abstract_params)}))
-  logger.info("loaded params of %s step %d", run_dir, step)
+  logger.info("loaded params of %s step %d", checkpoints_dir, step)
   return out[PARAMS]
+
+
+def read_meta(checkpoints_dir: str, step: int) -> dict[str, Any]:
+  """The ``meta`` item (JSON) of one step."""
+  with ocp.CheckpointManager(checkpoints_dir, item_names=(META,),
+                             options=ocp.CheckpointManagerOptions(read_only=True)) as mgr:
+    out = mgr.restore(step, args=ocp.args.Composite(**{META: ocp.args.JsonRestore()}))
+  return dict(out[META] or {})

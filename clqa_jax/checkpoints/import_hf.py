@@ -1,0 +1,75 @@
+"""``clqa import``: a Hugging Face mT5 or official CLASS directory -> an exported checkpoint.
+
+The output is the format ``clqa export`` writes (``exported.write_exported``), so everything
+that reads exports (``load_exported``, eval, index, infer, ``Teacher.checkpoint``,
+``CheckpointConfig.init_checkpoint``, ``clqa export`` itself) reads imports too.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from clqa_jax import fileio
+from clqa_jax.checkpoints import exported
+from clqa_jax.checkpoints import hf_mt5
+
+SOURCES = ("hf_mt5", "class")
+HF_VOCAB_FILE = "spiece.model"  # the SentencePiece model a Hugging Face T5 directory ships
+
+
+def resolve_import_vocabulary(src: str, vocab_path: str | None) -> str:
+  """The SentencePiece model to ship: explicit, the source's ``spiece.model``, or the
+  configured default (``clqa_jax.data.paths.vocabulary_path``: env CLQA_VOCAB / data root)."""
+  if vocab_path:
+    candidate = vocab_path
+  elif fileio.exists(fileio.join(src, HF_VOCAB_FILE)):
+    candidate = fileio.join(src, HF_VOCAB_FILE)
+  else:
+    from clqa_jax.data import paths
+    try:
+      candidate = paths.vocabulary_path()
+    except FileNotFoundError as e:
+      raise FileNotFoundError(f"{src} has no {HF_VOCAB_FILE}: pass --vocab PATH ({e})") from e
+  if not fileio.isfile(candidate):
+    raise FileNotFoundError(f"vocabulary {candidate!r} not found: pass --vocab PATH")
+  return candidate
+
+
+def import_checkpoint(source: str, src: str, out_dir: str, *, unified: bool = False,
+                      retriever_layer: int | None = None, seed: int = 0,
+                      scan_layers: bool = False, vocab_path: str | None = None,
+                      dtype: str = "float32", overwrite: bool = False
+                      ) -> tuple[dict[str, Any], list[str]]:
+  """Reads ``src`` and writes it to ``out_dir`` as an exported checkpoint.
+
+  Args:
+    source: "hf_mt5" (a Hugging Face mT5 directory) or "class" (the official CLASS layout).
+    unified: hf_mt5: import as a UnifiedRetrieverReader with a freshly initialised retriever
+      head (init ``seed``); otherwise a plain mT5 export (model_config kind "mt5").
+    retriever_layer: class / unified: the retriever layer R (default: encoder layers // 2).
+    scan_layers: store each stack's layers stacked for scan-over-layers models.
+    vocab_path: see ``resolve_import_vocabulary``.
+
+  Returns:
+    (the manifest, the parameter paths that did not come from ``src``).
+  """
+  if source not in SOURCES:
+    raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+  if source == "hf_mt5" and not unified and retriever_layer is not None:
+    raise ValueError("--retriever_layer needs 'class' or --unified")
+  if fileio.exists(out_dir) and not overwrite:
+    raise FileExistsError(f"{out_dir} exists; pass --overwrite to replace it")
+  overrides = {"scan_layers": True} if scan_layers else {}
+  initialised: list[str] = []
+  if source == "hf_mt5" and unified:
+    config, params, initialised = hf_mt5.load_hf_mt5_as_unified(src, retriever_layer, seed,
+                                                                **overrides)
+  elif source == "hf_mt5":
+    config, params = hf_mt5.load_hf_mt5(src, **overrides)
+  else:
+    config, params = hf_mt5.load_class_checkpoint(src, retriever_layer, **overrides)
+  vocab = resolve_import_vocabulary(src, vocab_path)
+  record = {"kind": source, "path": fileio.abspath(src), "step": None,
+            "initialised": initialised}
+  manifest = exported.write_exported(out_dir, config, params, vocab, dtype=dtype,
+                                     source=record, overwrite=overwrite)
+  return manifest, initialised
