@@ -35,24 +35,10 @@ def gcs_emulator(tmp_path_factory):
 
 @pytest.fixture
 def gcs_bucket(gcs_emulator, monkeypatch, tmp_path_factory):
-  """A new empty bucket on the emulator, as 'gs://NAME'; every GCS client of this process (and
-  of subprocesses, through the environment) points at the emulator for the test, and any
-  Python connection to a non-loopback address fails the test."""
-  import fsspec.config  # pylint: disable=g-import-not-at-top
+  """A new empty bucket on the emulator, as 'gs://NAME', with every GCS client pointed at the
+  emulator for the test (gcs_emulator.clients_on_emulator)."""
   import gcs_emulator as emu  # pylint: disable=g-import-not-at-top
 
-  for key, value in emu.emulator_env(gcs_emulator.url,
-                                     str(tmp_path_factory.mktemp("gcloud-config"))).items():
-    monkeypatch.setenv(key, value)
-  for key in emu.UNSET_ENV:
-    monkeypatch.delenv(key, raising=False)
-  gs_conf = {"token": "anon", "project": emu.PROJECT}
-  monkeypatch.setitem(fsspec.config.conf, "gs", gs_conf)
-  monkeypatch.setitem(fsspec.config.conf, "gcs", gs_conf)
-  emu.use_plain_gcsfs(monkeypatch)
-  guard = emu.ConnectionGuard()
-  guard.install(monkeypatch)
-  emu.clear_client_caches()
-  yield f"gs://{gcs_emulator.create_bucket()}"
-  emu.clear_client_caches()
-  assert not guard.refused, f"connections off loopback were attempted: {guard.refused}"
+  with emu.clients_on_emulator(gcs_emulator, monkeypatch,
+                               str(tmp_path_factory.mktemp("gcloud-config"))):
+    yield f"gs://{gcs_emulator.create_bucket()}"

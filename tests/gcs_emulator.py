@@ -20,12 +20,12 @@ test session (``tests/conftest.py``: fixtures ``gcs_emulator`` and ``gcs_bucket`
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -211,5 +211,26 @@ def clear_client_caches() -> None:
   GCSFileSystem.clear_instance_cache()
 
 
-def empty_dir() -> str:
-  return tempfile.mkdtemp(prefix="clqa-gcloud-")
+@contextlib.contextmanager
+def clients_on_emulator(emulator: GcsEmulator, monkeypatch, cloudsdk_config: str):
+  """Points every GCS client of this process (and of subprocesses, through the environment) at
+  ``emulator`` while the block runs; any Python connection to a non-loopback address raises
+  there and fails the block at its end."""
+  import fsspec.config  # pylint: disable=g-import-not-at-top
+
+  for key, value in emulator_env(emulator.url, cloudsdk_config).items():
+    monkeypatch.setenv(key, value)
+  for key in UNSET_ENV:
+    monkeypatch.delenv(key, raising=False)
+  gs_conf = {"token": "anon", "project": PROJECT}
+  monkeypatch.setitem(fsspec.config.conf, "gs", gs_conf)
+  monkeypatch.setitem(fsspec.config.conf, "gcs", gs_conf)
+  use_plain_gcsfs(monkeypatch)
+  guard = ConnectionGuard()
+  guard.install(monkeypatch)
+  clear_client_caches()
+  try:
+    yield
+  finally:
+    clear_client_caches()
+  assert not guard.refused, f"connections off loopback were attempted: {guard.refused}"
