@@ -26,6 +26,7 @@ import tempfile
 import time
 from typing import Any, Callable
 
+from clqa_jax import fileio
 from clqa_jax.data import formats
 from clqa_jax.data import readers
 
@@ -51,13 +52,13 @@ def vocabulary_text(root: str, out_path: str) -> int:
   """Writes the vocabulary training text: passage titles and texts of both corpora, then the
   synthetic questions, English cloze queries and answers. Returns the number of lines."""
   lines = 0
-  with open(out_path, "w", encoding="utf-8") as out:
+  with fileio.atomic_open(out_path, "w") as out:
     for name in ("passages/all_w100.tsv", "passages/psgs_w100.tsv"):
-      for p in readers.read_passages_tsv(os.path.join(root, name)):
+      for p in readers.read_passages_tsv(fileio.join(root, *name.split("/"))):
         out.write(f"{p.title}\n{p.text}\n")
         lines += 2
     for stage, read in (("stage1", readers.read_stage1_jsonl), ("stage2", readers.read_stage2_jsonl)):
-      for path in readers.expand_shards(os.path.join(root, stage, "*.jsonl-*-of-*")):
+      for path in readers.expand_shards(fileio.join(root, stage, "*.jsonl-*-of-*")):
         for record in read(path):
           for text in (record.question, getattr(record, "question_en", ""), *record.answers):
             if text:
@@ -70,13 +71,13 @@ def train_vocabulary(root: str, vocab_size: int = VOCAB_SIZE) -> str:
   """``<root>/vocab/spm.model`` (trained once; mT5 special ids, byte fallback)."""
   from clqa_jax.data import spm_train  # pylint: disable=g-import-not-at-top
 
-  path = os.path.join(root, "vocab", "spm.model")
-  if os.path.exists(path):
+  path = fileio.join(root, "vocab", "spm.model")
+  if fileio.exists(path):
     return path
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  with tempfile.NamedTemporaryFile("w", suffix=".txt", dir=os.path.dirname(path)) as tmp:
-    vocabulary_text(root, tmp.name)
-    spm_train.train_sentencepiece([tmp.name], vocab_size, path, hard_vocab_limit=False)
+  with tempfile.TemporaryDirectory(prefix="clqa-vocab-text-") as tmp:
+    text = os.path.join(tmp, "vocab.txt")
+    vocabulary_text(root, text)
+    spm_train.train_sentencepiece([text], vocab_size, path, hard_vocab_limit=False)
   return path
 
 
@@ -124,10 +125,10 @@ class DemoConfig:
 
   @property
   def data(self) -> str:
-    return os.path.join(self.out, "data")
+    return fileio.join(self.out, "data")
 
   def run_dir(self, name: str) -> str:
-    return os.path.join(self.out, "runs", name)
+    return fileio.join(self.out, "runs", name)
 
 
 def _print(msg: str) -> None:
@@ -136,21 +137,16 @@ def _print(msg: str) -> None:
 
 def _step(cfg: DemoConfig, name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
   """Runs a step unless its completion record exists; writes the record atomically."""
-  record = os.path.join(cfg.out, "steps", f"{name}.json")
-  if os.path.exists(record):
-    with open(record, encoding="utf-8") as f:
-      done = json.load(f)
+  record = fileio.join(cfg.out, "steps", f"{name}.json")
+  if fileio.exists(record):
+    done = fileio.read_json(record)
     _print(f"[{name}] already complete ({done.get('seconds', 0):.0f}s earlier): skipped")
     return done
   _print(f"[{name}] running ...")
   started = time.time()
   info = dict(fn() or {})
   info["seconds"] = time.time() - started
-  os.makedirs(os.path.dirname(record), exist_ok=True)
-  tmp = record + ".tmp"
-  with open(tmp, "w", encoding="utf-8") as f:
-    json.dump(info, f, indent=1, ensure_ascii=False, default=str)
-  os.replace(tmp, record)
+  fileio.atomic_write(record, json.dumps(info, indent=1, ensure_ascii=False, default=str))
   _print(f"[{name}] done in {info['seconds']:.1f}s")
   return info
 
@@ -188,19 +184,19 @@ def evaluate(cfg: DemoConfig, languages=XOR_LANGUAGES) -> dict[str, Any]:
   from clqa_jax.eval import runner as runner_lib  # pylint: disable=g-import-not-at-top
   from clqa_jax.eval.inference import ModelRunner  # pylint: disable=g-import-not-at-top
 
-  export_dir = os.path.join(cfg.out, "export")
+  export_dir = fileio.join(cfg.out, "export")
   model_runner = ModelRunner.from_export(export_dir, progress=False)
   tables, paths = [], []
   for task, corpus, data_file in EVALUATIONS:
-    index_dir = os.path.join(cfg.out, "index", os.path.splitext(corpus)[0])
-    corpus_index.build_index(export_dir, os.path.join(cfg.data, "passages", corpus), index_dir,
+    index_dir = fileio.join(cfg.out, "index", os.path.splitext(corpus)[0])
+    corpus_index.build_index(export_dir, fileio.join(cfg.data, "passages", corpus), index_dir,
                              runner=model_runner, progress=False)
     config = runner_lib.EvalConfig(task=task, top_k=cfg.retrieval_depth,
                                    reader_k=cfg.num_passages,
                                    max_answer_length=cfg.max_answer_tokens,
                                    langs=tuple(languages))
-    result = runner_lib.evaluate(export_dir, index_dir, os.path.join(cfg.data, "xor", data_file),
-                                 os.path.join(cfg.out, "eval", task), config,
+    result = runner_lib.evaluate(export_dir, index_dir, fileio.join(cfg.data, "xor", data_file),
+                                 fileio.join(cfg.out, "eval", task), config,
                                  runner=model_runner, overwrite=True, progress=False)
     tables += result.tables
     paths += result.paths
@@ -212,10 +208,10 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
   import jax  # pylint: disable=g-import-not-at-top
 
   started = time.time()
-  os.makedirs(cfg.out, exist_ok=True)
+  fileio.makedirs(cfg.out)
   if cfg.jax_cache is not None:
-    jax.config.update("jax_compilation_cache_dir", cfg.jax_cache or os.path.join(cfg.out,
-                                                                                 "jax_cache"))
+    jax.config.update("jax_compilation_cache_dir", cfg.jax_cache or fileio.join(cfg.out,
+                                                                                "jax_cache"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
   _step(cfg, "synth", lambda: {"stages": {k: v for k, v in run_synth(cfg.data).items()}})
   _step(cfg, "vocab", lambda: {"vocab": train_vocabulary(cfg.data)})
@@ -227,14 +223,14 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
   stage2 = _step(cfg, "stage2", lambda: _train(
       cfg, "experiments/mini_mlqa_pt.gin", "stage2", cfg.stage2_steps,
       [f"INIT_CHECKPOINT = '{stage1['checkpoints']}'", f"REFRESH_EVERY = {cfg.refresh_every}",
-       f"RETRIEVAL_DIR = '{os.path.join(cfg.run_dir('stage2'), 'retrieval')}'"]))
+       f"RETRIEVAL_DIR = '{fileio.join(cfg.run_dir('stage2'), 'retrieval')}'"]))
 
   def export():
     from clqa_jax.checkpoints import export as export_lib  # pylint: disable=g-import-not-at-top
-    out = os.path.join(cfg.out, "export")
+    out = fileio.join(cfg.out, "export")
     manifest = export_lib.export_checkpoint(stage2["checkpoints"], out, overwrite=True,
-                                            vocab_path=os.path.join(cfg.data, "vocab",
-                                                                    "spm.model"))
+                                            vocab_path=fileio.join(cfg.data, "vocab",
+                                                                   "spm.model"))
     return {"export": out, "manifest": manifest}
 
   _step(cfg, "export", export)
@@ -248,7 +244,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     _print("")
   total = time.time() - started
   _print(f"outputs in {cfg.out}: data/ (synthetic data, vocab), runs/{{teacher,stage1,stage2}} "
-         f"(checkpoints, TensorBoard, config.gin), export/, index/, eval/ ({', '.join(os.path.relpath(p, os.path.join(cfg.out, 'eval')) for p in result['reports'])})")
+         f"(checkpoints, TensorBoard, config.gin), export/, index/, eval/ ({', '.join(os.path.relpath(p, fileio.join(cfg.out, 'eval')) for p in result['reports'])})")
   _print("(the mini corpus is tiny: 96 English passages, so R@5kt spans about half of the "
          "English corpus; the figures show the pipeline works end to end, not model quality)")
   _print(f"total runtime {total:.1f}s (this invocation; completed steps were skipped)")

@@ -31,6 +31,7 @@ import posixpath
 import shutil
 import tempfile
 import uuid
+import weakref
 from typing import IO, Any, Iterator, Union
 
 # Before epath chooses a backend for the first remote path: fsspec (gcsfs), not TensorFlow.
@@ -376,9 +377,41 @@ def staged_local_dir(final: PathLike, *, overwrite: bool = False,
       copytree(local, tmp)
 
 
+def pinned_local_copy(path: PathLike, owner: object) -> str:
+  """``local_copy`` for readers that keep files open past one block (memory maps): a local
+  filename with ``path``'s content, valid while ``owner`` lives.
+
+  A local ``path`` comes back unchanged (no copy). A remote file or directory is downloaded
+  once to a temporary directory that is deleted when ``owner`` is garbage-collected or the
+  interpreter exits.
+  """
+  path = as_str(path)
+  if not is_remote(path):
+    return path
+  stack = contextlib.ExitStack()
+  local = stack.enter_context(local_copy(path))
+  weakref.finalize(owner, stack.close)
+  return local
+
+
 def mtime_ns(path: PathLike) -> int:
-  """A file's modification time in nanoseconds (whole seconds on GCS, where the object's
-  update time is what the store keeps)."""
+  """A file's modification time in nanoseconds (object stores keep whole seconds)."""
   if is_remote(path):
-    return int(as_path(path).stat().mtime) * 1_000_000_000
+    return int(as_path(path).stat().mtime) * 10**9
   return os.stat(as_str(path)).st_mtime_ns
+
+
+def publish_built_dir(built: PathLike, final: PathLike, *, overwrite: bool = False,
+                      commit_marker: str | None = None) -> None:
+  """Moves a finished local directory ``built`` to ``final``, as ``publish_dir`` does on
+  success: one rename when ``final`` is local, an upload (``commit_marker`` last) and the
+  deletion of ``built`` when it is remote. For builders that must keep their own (e.g.
+  resumable) build directory rather than ``publish_dir``'s temporary one.
+  """
+  built = as_str(built)
+  final = as_str(final).rstrip("/") if is_remote(final) else as_str(final)
+  if is_remote(built):
+    raise ValueError(f"publish_built_dir moves a local directory, got {built}")
+  if exists(final) and not overwrite:
+    raise FileExistsError(f"{final} already exists (pass overwrite to replace it)")
+  _move_dir_into_place(built, final, commit_marker)

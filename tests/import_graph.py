@@ -46,11 +46,14 @@ def imported_modules(path: str, *, module_level_only: bool = False) -> list[tupl
 
 def _module_level(tree: ast.Module):
   """Statements executed at import: the module body, descending into if/try/with blocks but
-  not into functions or classes' methods."""
+  not into functions, classes' methods or ``if TYPE_CHECKING:`` blocks."""
   stack = list(tree.body)
   while stack:
     node = stack.pop()
     yield node
+    if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+      stack.extend(node.orelse)
+      continue
     if isinstance(node, (ast.If, ast.Try, ast.With)):
       for field in ("body", "orelse", "finalbody", "handlers"):
         stack.extend(getattr(node, field, []) or [])

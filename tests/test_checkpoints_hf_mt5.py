@@ -224,6 +224,79 @@ def test_hf_mt5_as_unified_fills_the_retriever_head(hf_dirs, tmp_path, capsys):
     assert list(got[k].shape) == entry["shape"], k
 
 
+def _set_config_fields(directory, **fields):
+  """Adds fields to a Hugging Face directory's config.json, as the official CLASS code saves them."""
+  path = os.path.join(directory, "config.json")
+  with open(path) as f:
+    config = json.load(f)
+  config.update(fields)
+  with open(path, "w") as f:
+    json.dump(config, f)
+
+
+def _import(args, capsys):
+  parser = argparse.ArgumentParser()
+  import_cmd.add_arguments(parser)
+  rc = import_cmd.run(parser.parse_args(args))
+  return rc, capsys.readouterr()
+
+
+def test_class_import_reads_the_retriever_layer_from_config_json(hf_dirs, tmp_path, capsys):
+  hf, st, _ = hf_dirs
+  src = str(tmp_path / "class")
+  tensors = _write_class_checkpoint(hf, src, retriever_layer=2)  # not 3 encoder layers // 2
+  _set_config_fields(src, retriever_layer=2)
+  out = tmp_path / "out"
+  rc, _ = _import(["class", "--src", src, "--out", str(out), "--vocab",
+                   os.path.join(st, "spiece.model")], capsys)
+  assert rc == 0
+  config, params, _, manifest = exported.load_exported(str(out))
+  assert config.retriever_layer == 2
+  np.testing.assert_array_equal(
+      params["retriever"]["query_proj"],
+      tensors["encoder.block.2.layer.0.SelfAttention.query_proj.weight"].T)
+  assert manifest["source"]["retriever_head"] is None  # the projection head, no MaxSim head
+  # A --retriever_layer that contradicts config.json is an error naming the file and field.
+  rc, printed = _import(["class", "--src", src, "--out", str(tmp_path / "o2"), "--vocab",
+                         os.path.join(st, "spiece.model"), "--retriever_layer", "1"], capsys)
+  assert rc == 1 and "config.json: field retriever_layer is 2" in printed.err
+  _set_config_fields(src, retriever_layer=3)  # outside the 3 encoder layers
+  with pytest.raises(hf_mt5.CheckpointFormatError, match="field retriever_layer is 3"):
+    load_class_checkpoint(src)
+
+
+def test_teacher_import_reads_layer_and_maxsim_head_from_config_json(hf_dirs, tmp_path, capsys):
+  import shutil
+
+  from clqa_jax.checkpoints import unified_params
+  from clqa_jax.checkpoints.kinds import CheckpointKindError
+
+  _, st, _ = hf_dirs
+  src = str(tmp_path / "teacher")
+  shutil.copytree(st, src)
+  _set_config_fields(src, retriever_layer=0, retriever_head=2)
+  out = tmp_path / "out"
+  rc, _ = _import(["hf_mt5", "--src", src, "--out", str(out), "--unified"], capsys)
+  assert rc == 0
+  config, _, _, manifest = exported.load_exported(str(out))
+  assert config.retriever_layer == 0 and config.resolved_retriever_layer == 0
+  assert manifest["source"]["retriever_head"] == 2
+  unified_params.check_maxsim_head(str(out), 2, "Teacher.checkpoint")
+  with pytest.raises(CheckpointKindError, match="source.retriever_head is 2"):
+    unified_params.check_maxsim_head(str(out), 6, "Teacher.checkpoint")
+  # Without the fields: layers // 2 and the official teacher default head 6.
+  plain = tmp_path / "plain"
+  rc, _ = _import(["hf_mt5", "--src", st, "--out", str(plain), "--unified"], capsys)
+  assert rc == 0
+  config, _, _, manifest = exported.load_exported(str(plain))
+  assert config.retriever_layer is None and config.resolved_retriever_layer == 1
+  assert manifest["source"]["retriever_head"] == hf_mt5.DEFAULT_TEACHER_RETRIEVER_HEAD == 6
+  _set_config_fields(src, retriever_head=99)
+  rc, printed = _import(["hf_mt5", "--src", src, "--out", str(tmp_path / "o3"), "--unified"],
+                        capsys)
+  assert rc == 1 and "field retriever_head is 99" in printed.err
+
+
 def test_tied_embeddings_match_hf(tmp_path):
   """tie_word_embeddings=True: no lm_head, logits = embedding . (h * d^-0.5), as HF."""
   import transformers

@@ -1,5 +1,6 @@
 """checkpoint_kind tells every checkpoint directory apart; clqa import writes exactly the
 format clqa export writes."""
+import dataclasses
 import json
 import os
 
@@ -79,9 +80,11 @@ def test_import_writes_the_export_format(dirs, tmp_path):
   want = exported.read_manifest(dirs["exported"])
   assert sorted(manifest) == sorted(want)
   assert manifest["source"] == {"kind": "class", "path": os.path.abspath(dirs["class"]),
-                                "step": None, "initialised": []}
+                                "step": None, "initialised": [], "retriever_head": None}
   config, params, _, loaded = exported.load_exported(imported)
-  assert config == CONFIG and loaded == manifest
+  # export_hf writes R into config.json as retriever_layer; the import reads it back.
+  assert config == dataclasses.replace(CONFIG, retriever_layer=CONFIG.resolved_retriever_layer)
+  assert loaded == manifest
   flat, ref = pm.flatten(params), pm.flatten(jax.tree.map(np.asarray, dirs["params"]))
   assert sorted(flat) == sorted(ref)
   for k in ref:

@@ -7,11 +7,13 @@ import jax
 import numpy as np
 import pytest
 import sentencepiece as spm
+from fake_gcs import fake_gcs, object_paths  # noqa: F401  (fake_gcs is a fixture)
 from jax.sharding import Mesh
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "fixtures", "data"))
 import tiny_vocab  # noqa: E402
 
+from clqa_jax import fileio  # noqa: E402
 from clqa_jax.data import fid_batch  # noqa: E402
 from clqa_jax.data import passage_store as ps_lib  # noqa: E402
 from clqa_jax.data import readers  # noqa: E402
@@ -125,6 +127,25 @@ def test_passage_store_rejects_duplicate_pids_and_bad_rows(tmp_path, vocab_path)
   np.testing.assert_array_equal(s.rows(["x3", "x1"]), [1, 0])
 
 
+
+def test_passage_store_on_gs_path(store, corpus, vocab_path, fake_gcs):
+  """Built locally, uploaded with manifest.json last, opened from a local copy; the files are
+  those of a local build."""
+  remote = "gs://bucket/stores/all"
+  built = ps_lib.PassageStore.build(corpus, vocab_path, remote, chunk_size=5, progress=False)
+  names = sorted(os.listdir(store.directory))
+  assert object_paths(fake_gcs) == [f"{remote}/{n}" for n in names]
+  for name in names:
+    if name != "manifest.json":  # build_seconds differs
+      with open(os.path.join(store.directory, name), "rb") as f:
+        assert fileio.read_bytes(f"{remote}/{name}") == f.read(), name
+  np.testing.assert_array_equal(built.tokens_array, store.tokens_array)
+  assert not fileio.is_remote(built.tokens_array.filename)
+  again = ps_lib.PassageStore.build(corpus, vocab_path, remote, progress=False)  # reopened
+  assert again.manifest == built.manifest
+  np.testing.assert_array_equal(again.rows(["5", "900"]), store.rows(["5", "900"]))
+  assert not os.path.exists(ps_lib._build_dir(remote))
+
 # -- RetrievalStore ----------------------------------------------------------------------------
 
 
@@ -158,6 +179,26 @@ def test_retrieval_store_versions_swap_atomically(tmp_path):
     rs.latest().lookup(["q9"])
   assert not [f for f in os.listdir(tmp_path / "r") if f.startswith(".")]
 
+
+
+def test_retrieval_store_on_gs_path(tmp_path, fake_gcs):
+  local, remote = RetrievalStore(str(tmp_path / "r"), keep_versions=1), RetrievalStore(
+      "gs://bucket/r", keep_versions=1)
+  assert remote.versions() == []
+  with pytest.raises(FileNotFoundError):
+    remote.latest()
+  for rs in (local, remote):
+    rs.write(100, ["q2", "q1"], np.array([[1, 2, 3], [4, 5, 6]]), source_rows=np.array([2, -1]),
+             k=2, meta={"window": "next"})
+    rs.write(200, ["q1", "q2"], np.array([[7, 8], [9, 10]]), scores=np.ones((2, 2)), k=2)
+  assert remote.versions() == [200] and remote.latest().step == 200
+  np.testing.assert_array_equal(remote.latest().lookup(["q2"]), [[9, 10]])
+  np.testing.assert_array_equal(remote.latest().lookup_scores(["q2"]), [[1, 1]])
+  names = ["LATEST"] + [f"step_0000000200/{n}" for n in
+                        ("meta.json", "qids.npy", "rows.npy", "scores.npy")]
+  assert object_paths(fake_gcs) == [f"gs://bucket/r/{n}" for n in names]
+  for name in names:
+    assert fileio.read_bytes(f"gs://bucket/r/{name}") == (tmp_path / "r" / name).read_bytes()
 
 # -- FiD batches -------------------------------------------------------------------------------
 

@@ -3,7 +3,9 @@ import json
 import os
 
 import pytest
+from fake_gcs import fake_gcs, object_paths  # noqa: F401  (fake_gcs is a fixture)
 
+from clqa_jax import fileio
 from clqa_jax.cli import main as cli_main
 from clqa_jax.eval import report
 from clqa_jax.eval import table
@@ -28,7 +30,20 @@ def test_reports_round_trip_and_refuse_overwrite(tmp_path):
   with pytest.raises(FileExistsError):
     report.write_json(paths[0], [_table()])
   report.write_json(paths[0], [_table()], overwrite=True)
-  assert not [f for f in os.listdir(tmp_path) if ".tmp." in f]
+  assert not [f for f in os.listdir(tmp_path) if ".tmp" in f]
+
+
+def test_reports_on_gs_path(tmp_path, fake_gcs):
+  local = report.write_reports(str(tmp_path / "res"), [_table()])
+  paths = report.write_reports("gs://bucket/eval/res", [_table()])
+  assert object_paths(fake_gcs) == sorted(paths) == sorted(
+      "gs://bucket/eval/" + os.path.basename(p) for p in local)
+  assert report.read_json(paths[0]) == [_table()]
+  for mine, theirs in zip(local[:2], paths[:2]):
+    assert fileio.read_bytes(theirs) == open(mine, "rb").read()
+  with pytest.raises(FileExistsError, match="--overwrite"):
+    report.write_json(paths[0], [_table()])
+  report.write_json(paths[0], [_table()], overwrite=True)
 
 
 def test_text_table_lists_languages_then_macro():

@@ -74,6 +74,64 @@ def test_mecab_wakati_reproduces_raw_mecab_output():
   assert segment.mecab_wakati("") == "\n"
 
 
+# Whitespace characters MeCab emits as tokens (U+3000, U+00A0, U+2003, U+2002, U+2009) and the
+# tab, which it skips like the ASCII space.
+MECAB_WHITESPACE = ("\u3000", "\u00a0", "\u2003", "\u2002", "\u2009", "\t")
+
+
+def _raw_mecab_wakati():
+  """``MeCab.Tagger("-Owakati").parse``, independently: libmecab's C ``mecab_sparse_tostr`` (the
+  call mecab-python3's ``Tagger.parse`` makes), from the library fugashi bundles, on UniDic-lite."""
+  import ctypes
+  import glob
+
+  import fugashi
+  import unidic_lite
+
+  libs = glob.glob(os.path.join(os.path.dirname(fugashi.__file__), os.pardir, "fugashi.libs",
+                                "libmecab*"))
+  assert libs, "fugashi's bundled libmecab not found"
+  lib = ctypes.CDLL(libs[0])
+  lib.mecab_new2.restype = ctypes.c_void_p
+  lib.mecab_new2.argtypes = [ctypes.c_char_p]
+  lib.mecab_sparse_tostr.restype = ctypes.c_char_p
+  lib.mecab_sparse_tostr.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+  dicdir = unidic_lite.DICDIR
+  rc = os.path.join(dicdir, "mecabrc")
+  tagger = lib.mecab_new2(f"-Owakati -r {rc} -d {dicdir}".encode())
+  assert tagger, "mecab_new2 failed"
+  return lambda text: lib.mecab_sparse_tostr(tagger, text.encode("utf-8")).decode("utf-8")
+
+
+def test_mecab_wakati_keeps_whitespace_tokens_like_raw_mecab():
+  raw = _raw_mecab_wakati()
+  # Hand-checked: U+3000 is a token of its own, also at the ends; ASCII space and tab are not.
+  assert raw("東京\u3000大阪") == "東京 \u3000 大阪 \n"
+  assert segment.mecab_wakati("\u3000東京\u3000") == "\u3000 東京 \u3000 \n"
+  assert segment.mecab_wakati("\t東京\t大阪 ") == "東京 大阪 \n"
+  rng = random.Random(0)
+  words = ["東京", "大阪", "ハリー", "ポッター", "2019年", "首都です。", "Tokyo", "a", "・", "、"]
+  for ws in MECAB_WHITESPACE:
+    for text in (ws, f"東京{ws}大阪", f"{ws}東京{ws}", f"東京{ws}{ws}大阪", f"東京{ws}"):
+      assert segment.mecab_wakati(text) == raw(text), repr(text)
+  for _ in range(300):
+    text = "".join(rng.choice(words + list(MECAB_WHITESPACE) + [" "])
+                   for _ in range(rng.randint(0, 8)))
+    assert segment.mecab_wakati(text) == raw(text), repr(text)
+
+
+def test_japanese_bleu_with_whitespace_tokens_equals_the_official_call():
+  raw = _raw_mecab_wakati()
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    for ws in MECAB_WHITESPACE:
+      gold, pred = [f"ハリー{ws}ポッター", f"東京{ws}"], f"ハリー{ws}ポッター"
+      official = nltk_bleu([raw(g) for g in gold], pred)
+      assert xor_full.score_answer("ja", gold, pred)["BLEU"] == official, repr(ws)
+  # The U+3000 token lengthens the reference "ハリー \u3000 ポッター \n" to 12 characters.
+  assert len(segment.mecab_wakati("ハリー\u3000ポッター")) == 12
+
+
 def test_japanese_scoring_segments_and_rewrites_the_prediction():
   # 東京 vs gold 東京都 -> [東京] vs [東京, 都]: F1 2/3.
   scores = xor_full.score_answer("ja", ["東京都"], "東京")

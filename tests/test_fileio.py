@@ -3,6 +3,7 @@ emulator)."""
 import os
 
 import pytest
+from fake_gcs import fake_gcs, object_paths  # noqa: F401  (fake_gcs is a fixture)
 
 from clqa_jax import fileio
 
@@ -88,3 +89,68 @@ def test_mtime_ns_follows_rewrites(tmp_path):
   assert fileio.mtime_ns(path) == 2_000_000_456
   fileio.atomic_write(path, "b")
   assert fileio.mtime_ns(path) != 2_000_000_456
+
+
+def test_remote_walk_publish_and_staging(fake_gcs):
+  """gcsfs-shaped paths: walk_files keeps subdirectories, publish_dir moves nested files into
+  a prefix with no object yet, and staged/local copies round-trip a directory."""
+  fileio.write_json("gs://b/run/sub/x.json", {"a": 1})
+  fileio.atomic_write("gs://b/run/a.txt", "hi")
+  assert fileio.walk_files("gs://b/run") == ["a.txt", "sub/x.json"]
+  assert fileio.listdir("gs://b/run") == ["a.txt", "sub"]
+  with fileio.publish_dir("gs://b/pub", commit_marker="DONE") as tmp:
+    fileio.atomic_write(fileio.join(tmp, "d", "y"), b"y")
+    fileio.atomic_write(fileio.join(tmp, "DONE"), "")
+  with fileio.staged_local_dir("gs://b/staged") as local:
+    with open(os.path.join(local, "q"), "w") as f:
+      f.write("q")
+  assert object_paths(fake_gcs) == ["gs://b/pub/DONE", "gs://b/pub/d/y", "gs://b/run/a.txt",
+                                     "gs://b/run/sub/x.json", "gs://b/staged/q"]
+  with fileio.local_copy("gs://b/pub") as local:
+    assert sorted(os.listdir(local)) == ["DONE", "d"]
+    with open(os.path.join(local, "d", "y"), "rb") as f:
+      assert f.read() == b"y"
+
+
+def test_pinned_local_copy_lives_with_its_owner(tmp_path, fake_gcs):
+  class Owner:
+    pass
+
+  local_file = str(tmp_path / "a.npy")
+  assert fileio.pinned_local_copy(local_file, Owner()) == local_file  # local: no copy
+  fileio.atomic_write("gs://b/store/x.bin", b"xyz")
+  owner = Owner()
+  local = fileio.pinned_local_copy("gs://b/store", owner)
+  assert not fileio.is_remote(local)
+  with open(os.path.join(local, "x.bin"), "rb") as f:
+    assert f.read() == b"xyz"
+  del owner
+  assert not os.path.exists(local)
+
+
+@pytest.mark.parametrize("remote", [False, True])
+def test_publish_built_dir(tmp_path, fake_gcs, remote):
+  final = "gs://b/store" if remote else str(tmp_path / "store")
+  built = tmp_path / "store.build"
+  (built / "sub").mkdir(parents=True)
+  (built / "sub" / "a").write_bytes(b"a")
+  (built / "DONE").write_text("")
+  fileio.publish_built_dir(str(built), final, commit_marker="DONE")
+  assert not built.exists()
+  assert fileio.walk_files(final) == ["DONE", "sub/a"]
+  built.mkdir()
+  (built / "b").write_bytes(b"b")
+  with pytest.raises(FileExistsError):
+    fileio.publish_built_dir(str(built), final)
+  fileio.publish_built_dir(str(built), final, overwrite=True)
+  assert fileio.walk_files(final) == ["b"]
+  if not remote:
+    assert sorted(os.listdir(tmp_path)) == ["store"]  # the old directory is gone
+
+
+def test_mtime_ns(tmp_path, fake_gcs):
+  path = tmp_path / "a"
+  path.write_text("x")
+  assert fileio.mtime_ns(str(path)) == os.stat(path).st_mtime_ns
+  fileio.atomic_write("gs://b/a", "x")
+  assert fileio.mtime_ns("gs://b/a") % 10**9 == 0

@@ -7,8 +7,10 @@ import jax.numpy as jnp
 import ml_dtypes
 import numpy as np
 import pytest
+from fake_gcs import fake_gcs, object_paths  # noqa: F401  (fake_gcs is a fixture)
 from jax.sharding import Mesh
 
+from clqa_jax import fileio
 from clqa_jax.index import encode
 from clqa_jax.index import searchers
 from clqa_jax.index import shards
@@ -177,3 +179,30 @@ def test_storage_round_trip():
   np.testing.assert_array_equal(h, x.astype(np.float16))
   with pytest.raises(shards.ShardError):
     shards.to_storage(x, "float32")
+
+
+def test_encode_to_gs_path_and_read_back(tmp_path, fake_gcs):
+  """Shards written to a gs:// directory (no local 'gs:' directory), resumed, read back from
+  a local copy (memory-mapped) and into memory (per process), equal to a local encoding."""
+  params = make_params()
+  row_ids, tokens = corpus()
+  local, remote = str(tmp_path / "local"), "gs://bucket/emb"
+  run(local, params, row_ids, tokens)
+  with pytest.raises(RuntimeError, match="preemption"):
+    run(remote, params, row_ids, tokens, fail_after=3)
+  fileio.atomic_write(fileio.join(remote, ".rows-p00000-s00001.npy.tmp-0123"), b"partial")
+  summary = run(remote, params, row_ids, tokens)
+  assert (summary.shards_skipped, summary.shards_encoded) == (1, 2)
+  names = sorted(os.listdir(local))
+  assert [p.rsplit("/", 1)[1] for p in object_paths(fake_gcs)] == names
+  for name in names:
+    with open(os.path.join(local, name), "rb") as f:
+      assert fileio.read_bytes(fileio.join(remote, name)) == f.read(), name
+  expected_rows, expected = shards.load_embeddings(local)
+  got_rows, got = shards.load_embeddings(remote)
+  np.testing.assert_array_equal(got_rows, expected_rows)
+  np.testing.assert_array_equal(got, expected)
+  manifests = shards.list_process_manifests(remote, 0)
+  rows, emb = shards.load_shard(remote, manifests[2], mmap=True)  # read into memory
+  np.testing.assert_array_equal(rows, expected_rows[80:])
+  np.testing.assert_array_equal(emb, expected[80:])

@@ -1,4 +1,4 @@
-"""encode_corpus with the UnifiedRetrieverReader's encode_passages on a 4 x 2 (data, model) mesh."""
+"""encode_corpus with UnifiedModel.embed_passages on a 4 x 2 (data, model) mesh."""
 import flax.linen as nn
 import jax
 import numpy as np
@@ -7,6 +7,7 @@ from clqa_jax.index import encode
 from clqa_jax.index import model_encoders
 from clqa_jax.index import shards
 from clqa_jax.models.config import MT5Config
+from clqa_jax.models.model_api import UnifiedModel
 from clqa_jax.models.unified import UnifiedConfig
 from clqa_jax.models.unified import UnifiedRetrieverReader
 from clqa_jax.partitioning import mesh as mesh_lib
@@ -34,7 +35,7 @@ def test_unified_passage_encoding_sharded_equals_unsharded(tmp_path):
   lengths = rng.integers(3, lp + 1, size=n)
   tokens[np.arange(lp)[None] >= lengths[:, None]] = 0
   tokens[np.arange(n), lengths - 1] = 1  # EOS
-  fn = model_encoders.passage_encode_fn(model, rules)
+  fn = model_encoders.passage_encode_fn(UnifiedModel(model), rules)
   encode.encode_corpus(fn, [(np.arange(n) + 100, tokens)], str(tmp_path), params=params,
                        fingerprint={"model": "tiny"}, global_batch_size=16, mesh=mesh,
                        dtype="float16", rows_per_shard=20, progress=False)

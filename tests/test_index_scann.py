@@ -3,7 +3,9 @@ import os
 
 import numpy as np
 import pytest
+from fake_gcs import fake_gcs, object_paths  # noqa: F401  (fake_gcs is a fixture)
 
+from clqa_jax import fileio
 from clqa_jax.index import base
 from clqa_jax.index import clustered
 from clqa_jax.index import exact
@@ -60,6 +62,26 @@ def test_scann_save_load_identical(corpus, built, tmp_path):
   np.testing.assert_array_equal(got[0], want[0])
   assert not [p for p in os.listdir(tmp_path) if ".tmp-" in p]
 
+
+
+def test_scann_save_load_gs_path(corpus, built, tmp_path, fake_gcs):
+  """A gs:// index: serialized locally, uploaded (the same files as a local save), loaded
+  from a local copy."""
+  _, queries = corpus
+  searcher, _ = built
+  searcher.save(str(tmp_path / "local"))
+  remote = "gs://bucket/index"
+  searcher.save(remote)
+  with pytest.raises(FileExistsError):
+    searcher.save(remote)
+  searcher.save(remote, overwrite=True)
+  names = fileio.walk_files(str(tmp_path / "local"))
+  assert object_paths(fake_gcs) == [f"{remote}/{n}" for n in names]
+  assert fileio.read_bytes(f"{remote}/index.json") == (tmp_path / "local" / "index.json").read_bytes()
+  loaded = searchers.load_searcher(remote)
+  want, got = searcher.search(queries[:50], 10), loaded.search(queries[:50], 10)
+  np.testing.assert_array_equal(got[1], want[1])
+  np.testing.assert_array_equal(got[0], want[0])
 
 def test_scann_small_corpus_is_exact_and_errors():
   rng = np.random.default_rng(0)

@@ -31,12 +31,14 @@ def test_teacher_scores_span_the_batch_and_match_the_model():
       o = t.outputs(params, batch)
       out[scorer] = t.scores(o, o)
       out["relevance"] = o["reader_relevance"]
-    ref = MODEL.apply({"params": params}, batch["query_en_tokens"], batch["passage_tokens"],
-                      batch["decoder_input_tokens"], return_reader_relevance=True)
+    ref = MODEL.module.apply({"params": params}, batch["query_en_tokens"],
+                             batch["passage_tokens"], batch["decoder_input_tokens"],
+                             return_reader_relevance=True)
     out["ref_dense"] = ref["retrieval_scores"]
     out["ref_relevance"] = ref["reader_relevance"]
-    out["ref_maxsim"] = MODEL.apply({"params": params}, batch["query_en_tokens"],
-                                    batch["passage_tokens"], 1, method=MODEL.maxsim_scores)
+    out["ref_maxsim"] = MODEL.module.apply({"params": params}, batch["query_en_tokens"],
+                                           batch["passage_tokens"], 1,
+                                           method="maxsim_scores")
     return out
 
   out = jax.device_get(compute(params, batch))

@@ -12,8 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from clqa_jax.models import decoding
-from clqa_jax.models import MT5Config, UnifiedConfig, UnifiedRetrieverReader
+from clqa_jax.models import MT5Config, UnifiedConfig, UnifiedModel, UnifiedRetrieverReader
 from models_testutil import random_params
 from official_formulation import official_forward, official_pairs
 
@@ -161,12 +160,13 @@ def test_greedy_and_beam_decoding_use_the_cache_correctly(setup):
   scores are the teacher-forced log-likelihoods / length."""
   model, params, query, passages, _ = setup
   max_len = 6
+  wrapped = UnifiedModel(model)
 
   @jax.jit
   def decode(params, query, passages):
-    greedy = decoding.generate_answers(model, params, query, passages, max_length=max_len)
-    beams, scores = decoding.generate_answers(model, params, query, passages,
-                                              max_length=max_len, beam_size=2)
+    batch = {"query_tokens": query, "passage_tokens": passages}
+    greedy = wrapped.predict_batch(params, batch, max_length=max_len)
+    beams, scores = wrapped.predict_beams(params, batch, max_length=max_len, beam_size=2)
     shifted = lambda t: jnp.concatenate([jnp.zeros_like(t[..., :1]), t[..., :-1]], -1)
     greedy_logits = model.apply({"params": params}, query, passages, shifted(greedy))["logits"]
     best = beams[:, 0]

@@ -8,10 +8,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from fake_gcs import fake_gcs, object_paths  # noqa: F401  (fake_gcs is a fixture)
 from jax.sharding import PartitionSpec as P
 
 from clqa_jax import gin_utils
 from clqa_jax import axis_names as ax
+from clqa_jax import fileio
 from clqa_jax.partitioning import (MeshConfig, MeshShapeError, Partitioner, PartitioningConfig,
                                    create_mesh, logical_axis_rules,
                                    make_partitioner, maybe_initialize_distributed,
@@ -156,6 +158,17 @@ def test_partitioner_init_model_info_and_divisibility(tmp_path, caplog):
   with pytest.raises(ValueError, match="params/b: dimension 0 .* not divisible"):
     strict.initialize(lambda r: _Tiny().init(r, x), jax.random.key(0))
 
+
+
+def test_model_info_to_gs_path_writes_no_local_dir(fake_gcs):
+  partitioner = Partitioner.from_config(PartitioningConfig(MeshConfig(data=2, model=4), "2d"))
+  x = jnp.ones((8, 16))
+  _, info = partitioner.initialize(lambda r: _Tiny().init(r, x), jax.random.key(0))
+  fileio.atomic_write("gs://bucket/run/config.gin", "")  # the run "directory" exists
+  path = write_model_info("gs://bucket/run", info.layouts, partitioner.mesh, "2d")
+  assert path == "gs://bucket/run/model-info.txt"
+  assert object_paths(fake_gcs) == ["gs://bucket/run/config.gin", path]
+  assert "3 arrays, 137 parameters" in fileio.read_text(path)
 
 def test_partition_donates_and_applies_rules():
   partitioner = Partitioner.from_config(PartitioningConfig(MeshConfig(data=4, model=2), "2d"))

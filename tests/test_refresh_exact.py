@@ -9,6 +9,7 @@ import pytest
 
 from clqa_jax.data import train_feed
 from clqa_jax.models import MT5Config, UnifiedConfig
+from clqa_jax.models.model_api import UnifiedModel
 from clqa_jax.models.unified import UnifiedRetrieverReader
 from clqa_jax.partitioning.partitioner import DataLayout
 from clqa_jax.trainer import refresh
@@ -59,7 +60,7 @@ def test_refresh_is_exact_search_and_batches_follow_it(root, tmp_path, window):
   feed = train_feed.TrainFeed(task="clqa.mlqa_pt.xor_retrieve", corpus="passages/psgs_w100.tsv",
                               retrieval=str(tmp_path / "retrieval"), k=K, seed=3)
   source = feed(DataLayout(4, 4, 0, 1))
-  hook = refresh.PassageRefresh(feed=feed, model=MODEL, every=EVERY, window=window,
+  hook = refresh.PassageRefresh(feed=feed, model=UnifiedModel(MODEL), every=EVERY, window=window,
                                 encode_batch_size=32, progress=False)
   for step, seed in ((0, 0), (EVERY, 1)):
     params = _params(seed)
@@ -90,7 +91,7 @@ def test_all_window_covers_every_question_of_a_mixture(root, tmp_path):
   feed = train_feed.TrainFeed(task="clqa.xor_retrieve", corpus="passages/psgs_w100.tsv",
                               retrieval=str(tmp_path / "retrieval"), k=K)
   source = feed(DataLayout(4, 4, 0, 1))
-  hook = refresh.PassageRefresh(feed=feed, model=MODEL, every=EVERY, window="all",
+  hook = refresh.PassageRefresh(feed=feed, model=UnifiedModel(MODEL), every=EVERY, window="all",
                                 encode_batch_size=32, progress=False)
   hook(0, _params(0))
   qids = {q for b in feed.question_batches(4, train=False) for q in b["qid"]}

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from clqa_jax.losses import objectives
+from clqa_jax.models.model_api import UnifiedModel
 from clqa_jax.partitioning.mesh import MeshConfig
 from clqa_jax.partitioning.partitioner import PartitioningConfig
 from clqa_jax.checkpoints import training as checkpointing
@@ -19,7 +20,7 @@ from fixtures.trainer.compile_cache import compilation_cache  # noqa: F401
 from fixtures.trainer.standin_model import StandinUnified
 
 # The loop is what is tested here: a contract-compatible stand-in keeps compilation short.
-MODEL = StandinUnified()
+MODEL = UnifiedModel(StandinUnified())
 
 
 class SignalAfter(SyntheticBatches):

@@ -9,6 +9,7 @@ import pytest
 
 from clqa_jax.losses import objectives
 from clqa_jax.losses.teacher import Teacher
+from clqa_jax.models.model_api import UnifiedModel
 from clqa_jax.partitioning.mesh import MeshConfig
 from clqa_jax.partitioning.partitioner import Partitioner, PartitioningConfig
 from clqa_jax.trainer import optimizer as opt_lib
@@ -59,7 +60,7 @@ def _assert_trees_close(a, b, rtol=2e-5, atol=2e-6):
 
 def test_mlqa_accumulation_equals_plain_step():
   # Plain accumulation does not depend on the model: a cheap stand-in keeps compilation short.
-  standin = StandinUnified()
+  standin = UnifiedModel(StandinUnified())
   batches = [synthetic_batch(s, batch_size=8, stage1=False) for s in range(2)]
   s1, m1 = _run(objectives.MlqaObjective(), 1, batches, model=standin)
   s2, m2 = _run(objectives.MlqaObjective(), 2, batches, model=standin)

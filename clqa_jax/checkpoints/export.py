@@ -84,9 +84,8 @@ def resolve_source(path: str, step: str | int = "latest", *, best_metric: str | 
   if kind == "exported":
     return ExportSource("export", path, None, None)
   if kind not in kinds.TRAINING_KINDS:
-    raise ValueError(f"{path} is {kinds.KINDS[kind]}; import it first (clqa import "
-                     f"{'class' if kind == 'class' else 'hf_mt5 --unified'} --src {path} "
-                     "--out DIR), which writes an exported checkpoint")
+    raise ValueError(f"{path} is {kinds.KINDS[kind]}; import it first "
+                     f"({kinds.import_hint(kind, path)}), which writes an exported checkpoint")
   where = kinds.locate_training(path, kind)
   if where.step is not None:
     if step not in ("latest", where.step, str(where.step)):

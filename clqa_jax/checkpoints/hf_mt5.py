@@ -125,8 +125,8 @@ def has_class_retriever_head(src: str) -> bool:
   return any(_RETRIEVER_TENSOR.match(n) for n in hf_tensor_names(src))
 
 
-def config_from_hf(src: str, **overrides: Any) -> MT5Config:
-  """MT5Config from a Hugging Face ``config.json`` (T5.1.1/mT5 gated-GELU only)."""
+def _read_hf_config(src: str) -> tuple[str, dict[str, Any]]:
+  """(path, fields) of ``src/config.json``."""
   path = fileio.join(src, "config.json")
   try:
     hf = fileio.read_json(path)
@@ -134,6 +134,60 @@ def config_from_hf(src: str, **overrides: Any) -> MT5Config:
     raise FileNotFoundError(f"{src}: config.json not found") from None
   except json.JSONDecodeError as e:
     raise CheckpointFormatError(f"{path}: line {e.lineno}: {e.msg}") from e
+  if not isinstance(hf, dict):
+    raise CheckpointFormatError(f"{path}: line 1: expected a JSON object")
+  return path, hf
+
+
+# config.json fields the official CLASS code adds to T5Config (model.py, RRAttention): the encoder
+# block whose self-attention gives the retrieval vectors, and the attention head whose query/key
+# states are the MaxSim token vectors (absent for the projection head CLASS trains).
+RETRIEVER_LAYER_FIELD = "retriever_layer"
+RETRIEVER_HEAD_FIELD = "retriever_head"
+# The official train.py gives a teacher config without retriever_head this head.
+DEFAULT_TEACHER_RETRIEVER_HEAD = 6
+
+
+def _optional_index(path: str, hf: dict[str, Any], field: str, bound: int) -> int | None:
+  """``hf[field]`` checked to be an integer in [0, bound); None when absent or null."""
+  value = hf.get(field)
+  if value is None:
+    return None
+  if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < bound:
+    raise CheckpointFormatError(f"{path}: field {field} is {value!r}; expected an integer in "
+                                f"[0, {bound})")
+  return value
+
+
+def retriever_layer_from_hf(src: str, requested: int | None = None) -> int | None:
+  """The retriever layer R of a Hugging Face / CLASS directory, as the official code reads it.
+
+  ``config.json``'s ``retriever_layer`` when present (the official teacher and evaluation code
+  load it with the config), else ``requested`` (None: the model's default, encoder layers // 2).
+
+  Raises:
+    CheckpointFormatError: the field is no valid layer, or ``requested`` differs from it.
+  """
+  path, hf = _read_hf_config(src)
+  stored = _optional_index(path, hf, RETRIEVER_LAYER_FIELD, hf.get("num_layers") or 0)
+  if stored is None:
+    return requested
+  if requested is not None and requested != stored:
+    raise CheckpointFormatError(
+        f"{path}: field {RETRIEVER_LAYER_FIELD} is {stored}, but retriever layer {requested} "
+        "was asked for; the checkpoint was trained with its own layer (drop --retriever_layer)")
+  return stored
+
+
+def retriever_head_from_hf(src: str) -> int | None:
+  """``config.json``'s ``retriever_head`` (the MaxSim attention head), or None when absent."""
+  path, hf = _read_hf_config(src)
+  return _optional_index(path, hf, RETRIEVER_HEAD_FIELD, hf.get("num_heads") or 0)
+
+
+def config_from_hf(src: str, **overrides: Any) -> MT5Config:
+  """MT5Config from a Hugging Face ``config.json`` (T5.1.1/mT5 gated-GELU only)."""
+  path, hf = _read_hf_config(src)
   proj = hf.get("feed_forward_proj", "relu")
   if proj != "gated-gelu":
     raise CheckpointFormatError(
@@ -193,13 +247,16 @@ def load_class_checkpoint(path: str, retriever_layer: int | None = None,
                           **config_overrides: Any):
   """Loads an official CLASS checkpoint (mT5 layout + retriever head at encoder block R).
 
+  R is ``config.json``'s ``retriever_layer`` when present (``retriever_layer_from_hf``), else
+  ``retriever_layer``, else encoder layers // 2.
+
   Returns:
     (UnifiedConfig, params) for ``UnifiedRetrieverReader``.
   """
   from clqa_jax.models.unified import UnifiedConfig  # Avoids a models <-> checkpoints cycle.
 
   mt5 = config_from_hf(path, **config_overrides)
-  config = UnifiedConfig(mt5=mt5, retriever_layer=retriever_layer)
+  config = UnifiedConfig(mt5=mt5, retriever_layer=retriever_layer_from_hf(path, retriever_layer))
   tensors = read_hf_tensors(path)
   rules = pm.mt5_rules(mt5) + pm.CLASS_RETRIEVER_RULES
   params = pm.hf_to_tree(tensors, mt5, rules, retriever_layer=config.resolved_retriever_layer,
@@ -230,17 +287,30 @@ def load_hf_mt5_as_unified(path: str, retriever_layer: int | None = None, seed: 
   """A Hugging Face mT5 checkpoint as the start of a ``UnifiedRetrieverReader`` (stage 1).
 
   The retriever head (``retriever/query_proj``, ``passage_proj``, ``layer_norm``), which
-  plain mT5 lacks, is freshly initialised with ``seed``.
+  plain mT5 lacks, is freshly initialised with ``seed``. R is ``config.json``'s
+  ``retriever_layer`` when present (a ReAtt-style teacher saved by the official code), else
+  ``retriever_layer``, else encoder layers // 2.
 
   Returns:
     (UnifiedConfig, params, initialised): ``initialised`` lists the parameter paths that did
     not come from the checkpoint.
   """
+  mt5, params = load_hf_mt5(path, **config_overrides)
+  return add_new_retriever_head(mt5, params, retriever_layer_from_hf(path, retriever_layer), seed)
+
+
+def add_new_retriever_head(mt5: MT5Config, params: dict[str, Any],
+                           retriever_layer: int | None, seed: int):
+  """Plain mT5 ``params`` plus a retriever head initialised with ``seed``: the start of a
+  ``UnifiedRetrieverReader`` (any mT5 source imported with ``--unified``).
+
+  Returns:
+    (UnifiedConfig, params, initialised): ``initialised`` lists the head's parameter paths.
+  """
   import jax
 
   from clqa_jax.models.unified import RetrieverHead, UnifiedConfig
 
-  mt5, params = load_hf_mt5(path, **config_overrides)
   config = UnifiedConfig(mt5=mt5, retriever_layer=retriever_layer)
   head = RetrieverHead(mt5.d_model, mt5.layer_norm_epsilon)
   dummy = jax.numpy.zeros((1, mt5.d_model), jax.numpy.float32)

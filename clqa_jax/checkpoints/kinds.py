@@ -10,6 +10,7 @@ import dataclasses
 from clqa_jax import fileio
 from clqa_jax.checkpoints import exported
 from clqa_jax.checkpoints import hf_mt5
+from clqa_jax.checkpoints import t5x_reader
 from clqa_jax.checkpoints import training
 
 KINDS = {
@@ -23,8 +24,12 @@ KINDS = {
               "pytorch_model.bin",
     "class": "the official CLASS layout: a Hugging Face mT5 directory with the retriever head "
              "tensors (encoder.block.R.layer.0.SelfAttention.query_proj.weight, ...)",
+    "t5x": f"a T5X checkpoint directory (checkpoint_N): a '{t5x_reader.CHECKPOINT_FILE}' "
+           "msgpack file and target.* arrays, no orbax metadata",
 }
 TRAINING_KINDS = ("training_run", "training_checkpoints", "training_step")
+# The kinds ``clqa import`` reads, and the source argument that imports each as a unified model.
+IMPORT_AS_UNIFIED = {"hf_mt5": "hf_mt5 --unified", "class": "class", "t5x": "t5x --unified"}
 
 
 class CheckpointKindError(ValueError):
@@ -61,6 +66,8 @@ def checkpoint_kind(path: str, role: str = "checkpoint") -> str:
           "checkpoint now)")
   if training.list_steps(path):
     return "training_checkpoints"
+  if t5x_reader.is_t5x_checkpoint(names):
+    return "t5x"
   shown = ", ".join(names[:12]) + (f", ... ({len(names)} entries)" if len(names) > 12 else "")
   expected = "; ".join(f"{kind}: {what}" for kind, what in KINDS.items())
   raise CheckpointKindError(f"{role} {path!r} is no checkpoint: found [{shown or 'nothing'}]; "
@@ -74,6 +81,11 @@ class TrainingLocation:
   checkpoints_dir: str
   step: int | None
   run_dir: str | None
+
+
+def import_hint(kind: str, path: str) -> str:
+  """The command that turns a checkpoint of an importable kind into a unified export."""
+  return f"clqa import {IMPORT_AS_UNIFIED[kind]} --src {path} --out DIR"
 
 
 def locate_training(path: str, kind: str) -> TrainingLocation:

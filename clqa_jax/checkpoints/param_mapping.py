@@ -140,6 +140,19 @@ def mt5_rules(config: MT5Config) -> list[Rule]:
   return list(MT5_RULES)
 
 
+def mismatch_error(headline: str, missing: list[str], unexpected: list[str],
+                   problems: list[str] = ()) -> CheckpointMappingError:
+  """The error that lists every missing and every unexpected source name (and other
+  problems), one line each, under ``headline``."""
+  lines = [headline]
+  if missing:
+    lines.append(f"missing ({len(missing)}): " + ", ".join(missing))
+  if unexpected:
+    lines.append(f"unexpected ({len(unexpected)}): " + ", ".join(unexpected))
+  lines.extend(problems)
+  return CheckpointMappingError("\n".join(lines))
+
+
 def hf_to_tree(tensors: dict[str, np.ndarray], config: MT5Config, rules: list[Rule],
                retriever_layer: int | None = None, source: str = "checkpoint") -> dict[str, Any]:
   """Maps Hugging Face tensors to our nested (unscanned) param tree.
@@ -169,13 +182,8 @@ def hf_to_tree(tensors: dict[str, np.ndarray], config: MT5Config, rules: list[Ru
   unexpected = sorted(set(tensors) - set(table))
   missing = sorted(set(table) - set(tensors))
   if unexpected or missing or problems:
-    lines = [f"{source}: tensors do not match the mT5 layout for this config"]
-    if missing:
-      lines.append(f"missing ({len(missing)}): " + ", ".join(missing))
-    if unexpected:
-      lines.append(f"unexpected ({len(unexpected)}): " + ", ".join(unexpected))
-    lines.extend(problems)
-    raise CheckpointMappingError("\n".join(lines))
+    raise mismatch_error(f"{source}: tensors do not match the mT5 layout for this config",
+                         missing, unexpected, problems)
   flat = {}
   for name, (path, transform) in table.items():
     array = TRANSFORMS[transform][0](np.asarray(tensors[name], np.float32), config)

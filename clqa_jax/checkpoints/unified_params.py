@@ -15,6 +15,7 @@ import jax.numpy as jnp
 
 from clqa_jax import fileio
 from clqa_jax.checkpoints import exported
+from clqa_jax.checkpoints import import_hf
 from clqa_jax.checkpoints import kinds
 from clqa_jax.checkpoints import training
 from clqa_jax.checkpoints.kinds import CheckpointKindError
@@ -106,8 +107,27 @@ def load_unified_params(path: str, model_config: Any, abstract_params: Any,
     params = _place(params, abstract_params)
   else:
     raise CheckpointKindError(
-        f"{role} {path!r} is {kinds.KINDS[kind]}; import it first (clqa import "
-        f"{'class' if kind == 'class' else 'hf_mt5 --unified'} --src {path} --out DIR) and "
-        "point at the output")
+        f"{role} {path!r} is {kinds.KINDS[kind]}; import it first "
+        f"({kinds.import_hint(kind, path)}) and point at the output")
   logger.info("%s params: %s checkpoint %s", role, kind, path)
   return params
+
+
+def check_maxsim_head(path: str, head: int, role: str = "checkpoint") -> None:
+  """The MaxSim attention head ``head`` must be the one an imported checkpoint records.
+
+  ``clqa import`` records the source config.json's ``retriever_head`` (manifest ``source``,
+  ``import_hf.RETRIEVER_HEAD_RECORD``); other checkpoints record none and are not checked.
+
+  Raises:
+    CheckpointKindError: the recorded head differs from ``head``.
+  """
+  if kinds.checkpoint_kind(path, role) != "exported":
+    return
+  recorded = exported.read_manifest(path).get("source", {}).get(import_hf.RETRIEVER_HEAD_RECORD)
+  if recorded is not None and recorded != head:
+    raise CheckpointKindError(
+        f"{fileio.join(path, exported.MANIFEST)}: field source.{import_hf.RETRIEVER_HEAD_RECORD}"
+        f" is {recorded} (the source config.json's MaxSim head), but {role} is scored with head "
+        f"{head}: set Teacher.maxsim_head = {recorded}")
+

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import os
 import sys
 
 from clqa_jax import gin_utils
@@ -86,6 +85,7 @@ def eval_config(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
   logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.INFO),
                       format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+  from clqa_jax import fileio
   from clqa_jax.checkpoints import exported
   from clqa_jax.data.errors import DataFormatError, StoreMismatchError
   from clqa_jax.eval import corpus_index
@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     runner = ModelRunner.from_export(args.export, partitioner=partitioner_lib.make_partitioner(),
                                      query_batch_size=config.query_batch_size,
                                      reader_batch_size=config.reader_batch_size)
-    if not os.path.exists(os.path.join(args.index, corpus_index.INDEX_JSON)):
+    if not fileio.exists(fileio.join(args.index, corpus_index.INDEX_JSON)):
       if not args.corpus:
         raise corpus_index.IndexMismatchError(
             f"{args.index} is not a finished index: build it with `clqa index` or pass --corpus")

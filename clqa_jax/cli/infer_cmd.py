@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 
 
@@ -59,10 +58,10 @@ def _read_questions(args):
 
 def run(args: argparse.Namespace) -> int:
   logging.basicConfig(level=logging.WARNING)
-  import sentencepiece as spm
-
+  from clqa_jax import fileio
   from clqa_jax import gin_utils
   from clqa_jax.checkpoints import exported
+  from clqa_jax.data import spm_train
   from clqa_jax.eval import corpus_index
   from clqa_jax.data.errors import DataFormatError
   from clqa_jax.eval import report
@@ -76,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     index = corpus_index.CorpusIndex(args.index, args.export)
     runner = ModelRunner.from_export(args.export, partitioner=partitioner_lib.make_partitioner(),
                                      reader_batch_size=args.batch_size, progress=len(qs) > 1)
-    sp = spm.SentencePieceProcessor(model_file=os.path.join(args.export, exported.VOCAB_FILE))
+    sp = spm_train.load_processor(fileio.join(args.export, exported.VOCAB_FILE))
     answers, retrieval = runner_lib.answer(
         runner, index, sp, qs, top_k=args.top_k, reader_k=args.reader_k, search=args.search,
         max_answer_length=args.max_answer_length)

@@ -22,7 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "index": ("clqa_jax.cli.index_cmd", "encode a passage corpus and build a search index"),
     "synth": ("clqa_jax.cli.synth_cmd", "synthetic supervision pipelines (Apache Beam)"),
     "inspect": ("clqa_jax.cli.inspect_cmd", "per-language rates, lengths and samples of a task or mixture"),
-    "import": ("clqa_jax.cli.import_cmd", "import external checkpoints (Hugging Face mT5, official CLASS)"),
+    "import": ("clqa_jax.cli.import_cmd", "import external checkpoints (Hugging Face mT5, official CLASS, T5X mT5)"),
     "export": ("clqa_jax.cli.export_cmd", "export a training checkpoint for evaluation"),
     "metrics": ("clqa_jax.cli.metrics_cmd", "official-semantics metrics on prediction files"),
     "vocab": ("clqa_jax.cli.vocab_cmd", "train a small SentencePiece vocabulary"),

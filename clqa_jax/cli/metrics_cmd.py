@@ -66,12 +66,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _txt_predictions(path: str, gold) -> dict[str, str]:
+  from clqa_jax import fileio
   from clqa_jax.data.errors import DataFormatError
   try:
-    with open(path, encoding="utf-8") as handle:
-      lines = handle.read().split("\n")
+    lines = fileio.read_text(path).split("\n")
   except OSError as e:
-    raise DataFormatError(path, None, None, f"cannot open: {e.strerror}") from e
+    raise DataFormatError(path, None, None, f"cannot open: {e.strerror or e}") from e
   # As the official --txt_file: answers pair with gold questions by position.
   return {question.qid: answer for question, answer in zip(gold, lines)}
 
@@ -120,8 +120,8 @@ def run(args: argparse.Namespace) -> int:
             f"languages")
       return 0
     if args.out and not args.overwrite:
-      import os
-      if os.path.exists(args.out):
+      from clqa_jax import fileio
+      if fileio.exists(args.out):
         raise FileExistsError(f"{args.out} exists; pass --overwrite to replace it")
     result = _evaluate(args)
     print(report.format_text(result))

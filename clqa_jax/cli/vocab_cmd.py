@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import sys
 
 
@@ -23,9 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
   import sentencepiece as spm
 
+  from clqa_jax import fileio
   from clqa_jax.data import spm_train
 
-  if os.path.exists(args.out) and not args.force:
+  if fileio.exists(args.out) and not args.force:
     print(f"clqa vocab: {args.out} exists; pass --force to overwrite", file=sys.stderr)
     return 1
   try:
@@ -35,9 +35,9 @@ def run(args: argparse.Namespace) -> int:
   except (FileNotFoundError, ValueError, RuntimeError) as e:
     print(f"clqa vocab: {e}", file=sys.stderr)
     return 1
-  sp = spm.SentencePieceProcessor(model_file=path)
-  with open(path, "rb") as f:
-    digest = hashlib.sha256(f.read()).hexdigest()
+  model = fileio.read_bytes(path)
+  sp = spm.SentencePieceProcessor(model_proto=model)
+  digest = hashlib.sha256(model).hexdigest()
   print(f"wrote {path}: {sp.vocab_size()} pieces (pad {sp.pad_id()}, eos {sp.eos_id()}, "
         f"unk {sp.unk_id()}), sha256 {digest[:16]}")
   return 0

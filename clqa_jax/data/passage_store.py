@@ -9,8 +9,12 @@ Layout of a store directory (all little-endian, row = position of the passage in
 
 The build streams the TSV (never holding the corpus), tokenises in chunks, shows progress with
 rate and ETA, is resumable (``.build`` directory with progress.json) and finishes with one
-``os.replace`` of the directory, so a store is either complete or absent. Opening a store with
-a different corpus or vocabulary raises ``StoreMismatchError`` instead of silently reusing it.
+rename of the directory, so a store is either complete or absent. Opening a store with a
+different corpus or vocabulary raises ``StoreMismatchError`` instead of silently reusing it.
+
+A store directory may be remote (``gs://``). It is built in a local directory (under the
+system temporary directory, resumable on the same machine) and uploaded with manifest.json
+last; opening a remote store copies it to local disk first, since it is memory-mapped.
 """
 from __future__ import annotations
 
@@ -18,14 +22,16 @@ import hashlib
 import json
 import logging
 import os
-import shutil
+import tempfile
 import time
 from typing import Iterable, Sequence
 
 import numpy as np
 
+from clqa_jax import fileio
 from clqa_jax.data import formats
 from clqa_jax.data import readers
+from clqa_jax.data import spm_train
 from clqa_jax.data.errors import SkipStats, StoreMismatchError
 from clqa_jax.data.records import Passage
 
@@ -38,14 +44,14 @@ _FINGERPRINT_BYTES = 1 << 20
 def corpus_fingerprint(path: str) -> dict:
   """Size, mtime and sha256 of the first and last MiB: cheap on a 13 GB TSV, and any rewrite,
   truncation or append changes it."""
-  st = os.stat(path)
+  size = fileio.size(path)
   h = hashlib.sha256()
-  with open(path, "rb") as f:
+  with fileio.open(path, "rb") as f:
     h.update(f.read(_FINGERPRINT_BYTES))
-    if st.st_size > _FINGERPRINT_BYTES:
-      f.seek(max(_FINGERPRINT_BYTES, st.st_size - _FINGERPRINT_BYTES))
+    if size > _FINGERPRINT_BYTES:
+      f.seek(max(_FINGERPRINT_BYTES, size - _FINGERPRINT_BYTES))
       h.update(f.read(_FINGERPRINT_BYTES))
-  return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256_head_tail": h.hexdigest()}
+  return {"size": size, "mtime_ns": fileio.mtime_ns(path), "sha256_head_tail": h.hexdigest()}
 
 
 def _same_corpus(a: dict, b: dict) -> bool:
@@ -55,10 +61,8 @@ def _same_corpus(a: dict, b: dict) -> bool:
 
 def _sp_processor(vocab):
   """A sentencepiece processor from a seqio vocabulary, a processor, or a .model path."""
-  import sentencepiece as spm
-
   if isinstance(vocab, str):
-    return spm.SentencePieceProcessor(model_file=vocab)
+    return spm_train.load_processor(vocab)
   if hasattr(vocab, "tokenizer"):
     return vocab.tokenizer
   return vocab
@@ -66,30 +70,35 @@ def _sp_processor(vocab):
 
 def _sp_model_bytes(vocab) -> bytes:
   if isinstance(vocab, str):
-    with open(vocab, "rb") as f:
-      return f.read()
+    return fileio.read_bytes(vocab)
   if hasattr(vocab, "sp_model"):
     return vocab.sp_model
   return vocab.serialized_model_proto()
 
 
+def _read_manifest(directory: str) -> dict:
+  manifest = fileio.read_json(fileio.join(directory, "manifest.json"))
+  if manifest.get("format_version") != FORMAT_VERSION:
+    raise StoreMismatchError(f"{directory}: store format {manifest.get('format_version')}, "
+                             f"expected {FORMAT_VERSION}; rebuild it")
+  return manifest
+
+
 class PassageStore:
-  """Random access to tokenised passages by row or pid (read-only, memory-mapped)."""
+  """Random access to tokenised passages by row or pid (read-only, memory-mapped; a remote
+  store is copied to local disk when opened)."""
 
   def __init__(self, directory: str):
     self.directory = directory
-    with open(os.path.join(directory, "manifest.json")) as f:
-      self.manifest = json.load(f)
-    if self.manifest.get("format_version") != FORMAT_VERSION:
-      raise StoreMismatchError(f"{directory}: store format {self.manifest.get('format_version')}, "
-                               f"expected {FORMAT_VERSION}; rebuild it")
+    self.manifest = _read_manifest(directory)
     n, width = self.manifest["count"], self.manifest["max_length"]
     self.max_length = width
-    self._tokens = np.memmap(os.path.join(directory, "tokens.bin"), np.int32, "r", shape=(n, width))
-    self._lengths = np.memmap(os.path.join(directory, "lengths.bin"), np.int16, "r", shape=(n,))
-    self._pids = np.load(os.path.join(directory, "pids.npy"), mmap_mode="r")
-    self._pid_sorted = np.load(os.path.join(directory, "pid_sorted.npy"), mmap_mode="r")
-    self._pid_order = np.load(os.path.join(directory, "pid_order.npy"), mmap_mode="r")
+    local = fileio.pinned_local_copy(directory, self)
+    self._tokens = np.memmap(fileio.join(local, "tokens.bin"), np.int32, "r", shape=(n, width))
+    self._lengths = np.memmap(fileio.join(local, "lengths.bin"), np.int16, "r", shape=(n,))
+    self._pids = np.load(fileio.join(local, "pids.npy"), mmap_mode="r")
+    self._pid_sorted = np.load(fileio.join(local, "pid_sorted.npy"), mmap_mode="r")
+    self._pid_order = np.load(fileio.join(local, "pid_order.npy"), mmap_mode="r")
     self._numeric = self._pid_sorted.dtype.kind == "i"
 
   # -- construction ------------------------------------------------------------------------
@@ -97,21 +106,21 @@ class PassageStore:
   @classmethod
   def open(cls, directory: str, *, corpus_path: str | None = None, vocab=None) -> "PassageStore":
     """Opens a store, checking it was built from ``corpus_path`` / ``vocab`` when given."""
-    store = cls(directory)
+    manifest = _read_manifest(directory)  # checked before a remote store is copied
     if corpus_path is not None:
       want = corpus_fingerprint(corpus_path)
-      if not _same_corpus(want, store.manifest["corpus_fingerprint"]):
+      if not _same_corpus(want, manifest["corpus_fingerprint"]):
         raise StoreMismatchError(
-            f"{directory} was built from {store.manifest['corpus_path']} "
-            f"({store.manifest['corpus_fingerprint']}), not {corpus_path} ({want}); "
+            f"{directory} was built from {manifest['corpus_path']} "
+            f"({manifest['corpus_fingerprint']}), not {corpus_path} ({want}); "
             "use another store directory or rebuild with overwrite=True")
     if vocab is not None:
       want = hashlib.sha256(_sp_model_bytes(vocab)).hexdigest()
-      if want != store.manifest["vocab_sha256"]:
+      if want != manifest["vocab_sha256"]:
         raise StoreMismatchError(
-            f"{directory} was built with vocabulary sha256 {store.manifest['vocab_sha256'][:16]}, "
+            f"{directory} was built with vocabulary sha256 {manifest['vocab_sha256'][:16]}, "
             f"not {want[:16]}; use another store directory or rebuild with overwrite=True")
-    return store
+    return cls(directory)
 
   @classmethod
   def build(cls, corpus_path: str, vocab, directory: str, *, max_length: int = MAX_PASSAGE_TOKENS,
@@ -122,7 +131,7 @@ class PassageStore:
     Args:
       corpus_path: DPR passage TSV (psgs_w100.tsv / all_w100.tsv conventions).
       vocab: seqio SentencePieceVocabulary, sentencepiece processor, or .model path.
-      directory: the store directory (created atomically).
+      directory: the store directory (created atomically; local or gs://).
       max_length: tokens per passage including EOS.
       nfc_titles: NFC-normalise titles (None: only for all_w100.tsv, as the official code).
       skip_errors: skip malformed TSV rows (counted in the manifest) instead of failing.
@@ -133,22 +142,23 @@ class PassageStore:
     """
     fingerprint = corpus_fingerprint(corpus_path)
     vocab_sha = hashlib.sha256(_sp_model_bytes(vocab)).hexdigest()
-    if os.path.exists(os.path.join(directory, "manifest.json")):
+    if fileio.exists(fileio.join(directory, "manifest.json")):
       try:
         return cls.open(directory, corpus_path=corpus_path, vocab=vocab)
       except StoreMismatchError:
         if not overwrite:
           raise
     sp = _sp_processor(vocab)
-    build_dir = directory.rstrip("/") + ".build"
+    build_dir = _build_dir(directory)
     identity = {"corpus_fingerprint": fingerprint, "vocab_sha256": vocab_sha,
                 "max_length": max_length, "nfc_titles": nfc_titles}
     done = _resume_point(build_dir, identity)
-    os.makedirs(build_dir, exist_ok=True)
+    fileio.makedirs(build_dir)
     width_bytes = max_length * 4
-    tok_f = open(os.path.join(build_dir, "tokens.bin"), "r+b" if done else "wb")
-    len_f = open(os.path.join(build_dir, "lengths.bin"), "r+b" if done else "wb")
-    pid_f = open(os.path.join(build_dir, "pids.txt"), "r+b" if done else "wb")
+    # The build directory is local: its files are appended to, and truncated on resume.
+    tok_f = fileio.open(fileio.join(build_dir, "tokens.bin"), "r+b" if done else "wb")
+    len_f = fileio.open(fileio.join(build_dir, "lengths.bin"), "r+b" if done else "wb")
+    pid_f = fileio.open(fileio.join(build_dir, "pids.txt"), "r+b" if done else "wb")
     if done:
       tok_f.truncate(done["rows"] * width_bytes)
       len_f.truncate(done["rows"] * 2)
@@ -163,7 +173,7 @@ class PassageStore:
     if progress:
       from tqdm import tqdm
       bar = tqdm(total=fingerprint["size"], unit="B", unit_scale=True,
-                 desc=f"passages {os.path.basename(corpus_path)}", smoothing=0.05,
+                 desc=f"passages {fileio.basename(corpus_path)}", smoothing=0.05,
                  mininterval=2.0)
     seen = 0
     chunk: list[Passage] = []
@@ -188,7 +198,7 @@ class PassageStore:
       pid_bytes += len(data)
       for f in (tok_f, len_f, pid_f):
         f.flush()
-      _write_json(os.path.join(build_dir, "progress.json"),
+      _write_json(fileio.join(build_dir, "progress.json"),
                   {**identity, "rows": rows, "pid_bytes": pid_bytes, "truncated": truncated})
       chunk.clear()
 
@@ -210,15 +220,9 @@ class PassageStore:
       bar.close()
     stats.log(corpus_path)
     _finalize(build_dir, rows, truncated, corpus_path, identity, stats, time.time() - started)
-    if os.path.exists(directory):
-      if not overwrite:
-        raise FileExistsError(f"{directory} appeared during the build; not overwriting it")
-      old = directory.rstrip("/") + ".old"
-      os.replace(directory, old)
-      os.replace(build_dir, directory)
-      shutil.rmtree(old)
-    else:
-      os.replace(build_dir, directory)
+    if fileio.exists(directory) and not overwrite:
+      raise FileExistsError(f"{directory} appeared during the build; not overwriting it")
+    fileio.publish_built_dir(build_dir, directory, overwrite=True, commit_marker="manifest.json")
     return cls(directory)
 
   # -- access ------------------------------------------------------------------------------
@@ -300,24 +304,29 @@ def _is_int(p: str) -> bool:
 
 
 def _write_json(path: str, obj: dict) -> None:
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(obj, f, indent=1, sort_keys=True)
-  os.replace(tmp, path)
+  fileio.atomic_write(path, json.dumps(obj, indent=1, sort_keys=True))
+
+
+def _build_dir(directory: str) -> str:
+  """The local, resumable build directory of a store: ``<directory>.build`` beside a local
+  store, under the system temporary directory (named by a hash of the path) for a remote one."""
+  if not fileio.is_remote(directory):
+    return directory.rstrip("/") + ".build"
+  key = hashlib.sha256(directory.rstrip("/").encode("utf-8")).hexdigest()[:16]
+  return os.path.join(tempfile.gettempdir(), "clqa-passage-store-builds",
+                      f"{fileio.basename(directory)}-{key}.build")
 
 
 def _resume_point(build_dir: str, identity: dict) -> dict | None:
   """The progress of an interrupted build of the same (corpus, vocab), else None (restart)."""
-  path = os.path.join(build_dir, "progress.json")
-  if not os.path.exists(path):
-    if os.path.exists(build_dir):
-      shutil.rmtree(build_dir)
+  path = fileio.join(build_dir, "progress.json")
+  if not fileio.exists(path):
+    fileio.rmtree(build_dir)
     return None
-  with open(path) as f:
-    progress = json.load(f)
+  progress = fileio.read_json(path)
   if any(progress.get(k) != v for k, v in identity.items()):
     logging.warning("%s is a build of another corpus/vocabulary; starting over", build_dir)
-    shutil.rmtree(build_dir)
+    fileio.rmtree(build_dir)
     return None
   logging.info("resuming the passage store build at row %d", progress["rows"])
   return progress
@@ -326,8 +335,7 @@ def _resume_point(build_dir: str, identity: dict) -> dict | None:
 def _finalize(build_dir: str, rows: int, truncated: int, corpus_path: str, identity: dict,
               stats: SkipStats, seconds: float) -> None:
   """Writes the pid index and the manifest into the build directory."""
-  with open(os.path.join(build_dir, "pids.txt"), "rb") as f:
-    pid_list = f.read().decode("utf-8").split("\n")[:-1]
+  pid_list = fileio.read_bytes(fileio.join(build_dir, "pids.txt")).decode("utf-8").split("\n")[:-1]
   if len(pid_list) != rows:
     raise RuntimeError(f"{build_dir}: {len(pid_list)} pids for {rows} rows; delete it and rebuild")
   if rows == 0:
@@ -343,14 +351,14 @@ def _finalize(build_dir: str, rows: int, truncated: int, corpus_path: str, ident
   if dup.size:
     v = sorted_pids[dup[0]]
     raise ValueError(f"{corpus_path}: pid {v!r} occurs more than once ({dup.size} duplicates)")
-  np.save(os.path.join(build_dir, "pids.npy"), pids)
-  np.save(os.path.join(build_dir, "pid_sorted.npy"), sorted_pids)
-  np.save(os.path.join(build_dir, "pid_order.npy"), order.astype(np.int64))
-  lengths = np.fromfile(os.path.join(build_dir, "lengths.bin"), np.int16).astype(np.int64)
+  np.save(fileio.join(build_dir, "pids.npy"), pids)
+  np.save(fileio.join(build_dir, "pid_sorted.npy"), sorted_pids)
+  np.save(fileio.join(build_dir, "pid_order.npy"), order.astype(np.int64))
+  lengths = np.fromfile(fileio.join(build_dir, "lengths.bin"), np.int16).astype(np.int64)
   max_length = identity["max_length"]
   manifest = {
       "format_version": FORMAT_VERSION,
-      "corpus_path": os.path.abspath(corpus_path),
+      "corpus_path": fileio.abspath(corpus_path),
       **identity,
       "count": rows,
       "template": formats.PASSAGE_TEMPLATE + " + EOS",
@@ -363,6 +371,6 @@ def _finalize(build_dir: str, rows: int, truncated: int, corpus_path: str, ident
       "skipped_rows": stats.skipped, "skipped_by_field": dict(stats.by_field),
       "build_seconds": round(seconds, 3),
   }
-  os.remove(os.path.join(build_dir, "progress.json"))
-  os.remove(os.path.join(build_dir, "pids.txt"))
-  _write_json(os.path.join(build_dir, "manifest.json"), manifest)
+  fileio.remove(fileio.join(build_dir, "progress.json"))
+  fileio.remove(fileio.join(build_dir, "pids.txt"))
+  _write_json(fileio.join(build_dir, "manifest.json"), manifest)

@@ -3,21 +3,21 @@
 Layout: ``<root>/step_<step:010d>/`` holds ``qids.npy`` (sorted bytes), ``rows.npy`` (int32
 [Q, K], rows of the PassageStore, -1 padding), ``scores.npy`` (float32 [Q, K], optional) and
 ``meta.json``; ``<root>/LATEST`` names the newest version. A version is written in a temporary
-directory and published with ``os.replace``, then LATEST is swapped the same way, so readers of
-an older version (memory-mapped) are never disturbed, and a crash leaves the previous version
-current. The question's source passage is removed on write (trivial retrievals, as in CLASS's
-refresh), before truncation to K.
+directory and published whole (``fileio.staged_local_dir``), then LATEST is swapped atomically,
+so readers of an older version (memory-mapped) are never disturbed, and a crash leaves the
+previous version current. The question's source passage is removed on write (trivial
+retrievals, as in CLASS's refresh), before truncation to K. The root may be remote (``gs://``):
+a version is then copied to local disk when it is opened, and memory-mapped from there.
 """
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import tempfile
 from typing import Iterable, Sequence
 
 import numpy as np
+
+from clqa_jax import fileio
 
 _VERSION_RE = re.compile(r"^step_(\d{10})$")
 
@@ -27,14 +27,14 @@ class RetrievalVersion:
 
   def __init__(self, directory: str):
     self.directory = directory
-    with open(os.path.join(directory, "meta.json")) as f:
-      self.meta = json.load(f)
+    local = fileio.pinned_local_copy(directory, self)
+    self.meta = fileio.read_json(fileio.join(local, "meta.json"))
     self.step = int(self.meta["step"])
     self.k = int(self.meta["k"])
-    self._qids = np.load(os.path.join(directory, "qids.npy"), mmap_mode="r")
-    self._rows = np.load(os.path.join(directory, "rows.npy"), mmap_mode="r")
-    scores = os.path.join(directory, "scores.npy")
-    self._scores = np.load(scores, mmap_mode="r") if os.path.exists(scores) else None
+    self._qids = np.load(fileio.join(local, "qids.npy"), mmap_mode="r")
+    self._rows = np.load(fileio.join(local, "rows.npy"), mmap_mode="r")
+    scores = fileio.join(local, "scores.npy")
+    self._scores = np.load(scores, mmap_mode="r") if fileio.exists(scores) else None
 
   def __len__(self) -> int:
     return len(self._qids)
@@ -110,21 +110,20 @@ class RetrievalStore:
     self._cache: dict[str, RetrievalVersion] = {}
 
   def versions(self) -> list[int]:
-    if not os.path.isdir(self.root):
+    if not fileio.isdir(self.root):
       return []
-    return sorted(int(m[1]) for d in os.listdir(self.root) if (m := _VERSION_RE.match(d)))
+    return sorted(int(m[1]) for d in fileio.listdir(self.root) if (m := _VERSION_RE.match(d)))
 
   def version(self, step: int) -> RetrievalVersion:
     name = f"step_{step:010d}"
     if name not in self._cache:
-      self._cache = {name: RetrievalVersion(os.path.join(self.root, name))}
+      self._cache = {name: RetrievalVersion(fileio.join(self.root, name))}
     return self._cache[name]
 
   def latest(self) -> RetrievalVersion:
     """The current version (re-read from LATEST on every call: refreshes become visible)."""
     try:
-      with open(os.path.join(self.root, "LATEST")) as f:
-        name = f.read().strip()
+      name = fileio.read_text(fileio.join(self.root, "LATEST")).strip()
     except FileNotFoundError:
       raise FileNotFoundError(f"{self.root}: no retrieval results written yet") from None
     m = _VERSION_RE.match(name)
@@ -156,22 +155,18 @@ class RetrievalStore:
     if len(keys) > 1 and (keys[1:] == keys[:-1]).any():
       raise ValueError("duplicate qids in a retrieval write")
     name = f"step_{step:010d}"
-    final = os.path.join(self.root, name)
-    if os.path.exists(final):
+    final = fileio.join(self.root, name)
+    if fileio.exists(final):
       raise FileExistsError(f"{final} exists: a version is immutable; write a new step")
-    os.makedirs(self.root, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=self.root, prefix=f".{name}.")
-    np.save(os.path.join(tmp, "qids.npy"), keys)
-    np.save(os.path.join(tmp, "rows.npy"), out_rows[order])
-    if out_scores is not None:
-      np.save(os.path.join(tmp, "scores.npy"), out_scores[order])
-    with open(os.path.join(tmp, "meta.json"), "w") as f:
-      json.dump({"step": step, "k": k, "count": len(keys), **(meta or {})}, f, indent=1)
-    os.replace(tmp, final)
-    latest_tmp = os.path.join(self.root, f".LATEST.{os.getpid()}")
-    with open(latest_tmp, "w") as f:
-      f.write(name + "\n")
-    os.replace(latest_tmp, os.path.join(self.root, "LATEST"))
+    fileio.makedirs(self.root)
+    with fileio.staged_local_dir(final) as tmp:  # local: a sibling of final, renamed
+      np.save(fileio.join(tmp, "qids.npy"), keys)
+      np.save(fileio.join(tmp, "rows.npy"), out_rows[order])
+      if out_scores is not None:
+        np.save(fileio.join(tmp, "scores.npy"), out_scores[order])
+      fileio.atomic_write(fileio.join(tmp, "meta.json"), json.dumps(
+          {"step": step, "k": k, "count": len(keys), **(meta or {})}, indent=1))
+    fileio.atomic_write(fileio.join(self.root, "LATEST"), name + "\n")
     self._prune(keep=name)
     return self.version(step)
 
@@ -191,4 +186,4 @@ class RetrievalStore:
     for s in steps[:-self.keep_versions] if self.keep_versions > 0 else []:
       name = f"step_{s:010d}"
       if name != keep:
-        shutil.rmtree(os.path.join(self.root, name), ignore_errors=True)
+        fileio.rmtree(fileio.join(self.root, name))

@@ -15,13 +15,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import time
 from typing import Any, Sequence
 
 import jax
 import numpy as np
 
+from clqa_jax import fileio
 from clqa_jax.checkpoints import exported as exported_lib
 from clqa_jax.data.records import Passage
 
@@ -38,15 +38,12 @@ class IndexMismatchError(ValueError):
 
 def export_fingerprint(export_dir: str, manifest: dict[str, Any]) -> dict[str, Any]:
   """What identifies an export's parameters (stored with every embedding shard)."""
-  return {"export": os.path.abspath(export_dir), "created": manifest.get("created"),
+  return {"export": fileio.abspath(export_dir), "created": manifest.get("created"),
           "source": manifest.get("source"), "dtype": manifest.get("dtype")}
 
 
 def _write_json(path: str, obj: Any) -> None:
-  tmp = f"{path}.tmp-{os.getpid()}"
-  with open(tmp, "w", encoding="utf-8") as f:
-    json.dump(obj, f, indent=1, sort_keys=True)
-  os.replace(tmp, path)
+  fileio.atomic_write(path, json.dumps(obj, indent=1, sort_keys=True))
 
 
 def _host_chunks(store, chunk_rows: int):
@@ -91,14 +88,13 @@ def build_index(export_dir: str, corpus_path: str, index_dir: str, *, runner=Non
 
   if searcher not in SEARCHERS:
     raise ValueError(f"searcher must be one of {SEARCHERS}, got {searcher!r}")
-  export_dir = os.path.abspath(export_dir)
-  index_dir = os.path.abspath(index_dir)
+  export_dir = fileio.abspath(export_dir)
+  index_dir = fileio.abspath(index_dir)
   export_manifest = exported_lib.read_manifest(export_dir)
   fingerprint = export_fingerprint(export_dir, export_manifest)
-  existing = os.path.join(index_dir, INDEX_JSON)
-  if os.path.exists(existing):
-    with open(existing, encoding="utf-8") as f:
-      old = json.load(f)
+  existing = fileio.join(index_dir, INDEX_JSON)
+  if fileio.exists(existing):
+    old = fileio.read_json(existing)
     if old.get("fingerprint") != json.loads(json.dumps(fingerprint)):
       raise IndexMismatchError(f"{index_dir} was built for another export "
                                f"({old.get('fingerprint', {}).get('export')}); use a new "
@@ -111,16 +107,16 @@ def build_index(export_dir: str, corpus_path: str, index_dir: str, *, runner=Non
     if old.get("searcher") == searcher or searcher != "scann":
       logger.info("%s is already built; reusing it", index_dir)
       return old
-  os.makedirs(index_dir, exist_ok=True)
-  vocab = os.path.join(export_dir, exported_lib.VOCAB_FILE)
-  store_dir = os.path.abspath(passage_store_dir or os.path.join(index_dir, "passages"))
+  fileio.makedirs(index_dir)
+  vocab = fileio.join(export_dir, exported_lib.VOCAB_FILE)
+  store_dir = fileio.abspath(passage_store_dir or fileio.join(index_dir, "passages"))
   started = time.time()
   store = PassageStore.build(corpus_path, vocab, store_dir, skip_errors=skip_errors,
                              progress=progress and jax.process_index() == 0)
   if runner is None:
     config, params, _, _ = exported_lib.load_exported(export_dir)
     runner = ModelRunner(config, params, progress=progress)
-  emb_dir = os.path.join(index_dir, "embeddings")
+  emb_dir = fileio.join(index_dir, "embeddings")
   summary = encode_lib.encode_corpus(
       runner.passage_encode_fn(), _host_chunks(store, max(batch_size, 4096)), emb_dir,
       params=runner.params, fingerprint=fingerprint, global_batch_size=batch_size,
@@ -129,7 +125,7 @@ def build_index(export_dir: str, corpus_path: str, index_dir: str, *, runner=Non
       total_rows=-(-len(store) // jax.process_count()), progress=progress)
   manifest = {
       "format": FORMAT, "fingerprint": fingerprint, "export": export_dir,
-      "corpus": os.path.abspath(corpus_path), "passage_store": store_dir,
+      "corpus": fileio.abspath(corpus_path), "passage_store": store_dir,
       "corpus_fingerprint": store.manifest["corpus_fingerprint"],
       "num_passages": len(store), "skipped_rows": store.manifest.get("skipped_rows", 0),
       "skip_errors": skip_errors, "embeddings": "embeddings", "embedding_dtype": embedding_dtype,
@@ -141,11 +137,11 @@ def build_index(export_dir: str, corpus_path: str, index_dir: str, *, runner=Non
       from clqa_jax.index import searchers
       built = searchers.build_searcher_from_shards(
           "scann", emb_dir, config=scann_config or scann_index.ScannConfig())
-      built.save(os.path.join(index_dir, "scann"), overwrite=True)
+      built.save(fileio.join(index_dir, "scann"), overwrite=True)
       manifest.update(scann="scann", scann_params=built.params,
                       scann_recall_at_100=built.build_recall)
     manifest["build_seconds"] = round(time.time() - started, 1)
-    _write_json(os.path.join(index_dir, INDEX_JSON), manifest)
+    _write_json(fileio.join(index_dir, INDEX_JSON), manifest)
   if jax.process_count() > 1:
     # Nobody searches before process 0 has finished the index.
     from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
@@ -164,19 +160,18 @@ class CorpusIndex:
   def __init__(self, index_dir: str, export_dir: str | None = None):
     from clqa_jax.data.passage_store import PassageStore
 
-    self.directory = os.path.abspath(index_dir)
-    path = os.path.join(self.directory, INDEX_JSON)
-    if not os.path.exists(path):
+    self.directory = fileio.abspath(index_dir)
+    path = fileio.join(self.directory, INDEX_JSON)
+    if not fileio.exists(path):
       raise IndexMismatchError(f"{self.directory} is not a finished index ({INDEX_JSON} is "
                                "missing): build it with `clqa index`")
-    with open(path, encoding="utf-8") as f:
-      self.manifest = json.load(f)
+    self.manifest = fileio.read_json(path)
     if self.manifest.get("format") != FORMAT:
       raise IndexMismatchError(f"{path}: field 'format' is {self.manifest.get('format')!r}, "
                                f"expected {FORMAT!r}")
     if export_dir is not None:
       want = json.loads(json.dumps(export_fingerprint(
-          os.path.abspath(export_dir), exported_lib.read_manifest(export_dir))))
+          fileio.abspath(export_dir), exported_lib.read_manifest(export_dir))))
       if self.manifest["fingerprint"] != want:
         raise IndexMismatchError(
             f"{self.directory} was built for the export {self.manifest['export']} "
@@ -187,7 +182,7 @@ class CorpusIndex:
 
   @property
   def embeddings_dir(self) -> str:
-    return os.path.join(self.directory, self.manifest["embeddings"])
+    return fileio.join(self.directory, self.manifest["embeddings"])
 
   def __len__(self) -> int:
     return int(self.manifest["num_passages"])
@@ -201,7 +196,7 @@ class CorpusIndex:
       raise ValueError(f"search must be one of {SEARCHERS}, got {kind!r}")
     if kind == "scann":
       if self.manifest.get("scann"):
-        return searchers.load_searcher(os.path.join(self.directory, self.manifest["scann"]))
+        return searchers.load_searcher(fileio.join(self.directory, self.manifest["scann"]))
       from clqa_jax.index import scann_index
       options.setdefault("config", scann_index.ScannConfig())   # gin's ScannConfig
     return searchers.build_searcher_from_shards(kind, self.embeddings_dir, **options)

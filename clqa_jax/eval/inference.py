@@ -19,10 +19,16 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from clqa_jax.models import decoding
-from clqa_jax.models.unified import UnifiedConfig, UnifiedRetrieverReader
+from clqa_jax.models.model_api import UnifiedModel
+from clqa_jax.models.unified import UnifiedConfig
 from clqa_jax.partitioning.partitioner import Partitioner, PartitioningConfig
 
 logger = logging.getLogger(__name__)
+
+
+def _float32(embed):
+  """(params, tokens) -> embed(params, tokens) in float32 (the vectors come back to the host)."""
+  return lambda params, tokens: embed(params, tokens).astype(jnp.float32)
 
 
 class ModelRunner:
@@ -34,7 +40,7 @@ class ModelRunner:
     from clqa_jax.trainer import state_init
 
     self.config = config
-    self.model = UnifiedRetrieverReader(config)
+    self.model = UnifiedModel.from_config(config)
     self.partitioner = partitioner or Partitioner.from_config(PartitioningConfig())
     dp = self.partitioner.data_parallel_size
     # Global batches must split evenly over the data-parallel devices.
@@ -47,10 +53,10 @@ class ModelRunner:
     batch = self.partitioner.batch_spec()
     replicated = NamedSharding(self.partitioner.mesh, P())
     self._encode = {}
-    for method in ("encode_queries", "encode_passages"):
-      self._encode[method] = self.partitioner.partition(
-          self._method_fn(method), in_shardings=(self.param_shardings, batch),
-          out_shardings=replicated)
+    for name, embed in (("queries", self.model.embed_queries),
+                        ("passages", self.model.embed_passages)):
+      self._encode[name] = self.partitioner.partition(
+          _float32(embed), in_shardings=(self.param_shardings, batch), out_shardings=replicated)
     self._generate_fns: dict[int, Any] = {}
     self._replicated = replicated
 
@@ -65,16 +71,9 @@ class ModelRunner:
     config = exported.read_model_config(export_dir)
     partitioner = partitioner or Partitioner.from_config(PartitioningConfig())
     _, shardings = state_init.abstract_params_and_shardings(partitioner,
-                                                            UnifiedRetrieverReader(config))
+                                                            UnifiedModel.from_config(config))
     config, params, _, _ = exported.load_exported(export_dir, shardings=shardings)
     return cls(config, params, partitioner=partitioner, **kwargs)
-
-  def _method_fn(self, method: str):
-    model = self.model
-
-    def fn(params, tokens):
-      return model.apply({"params": params}, tokens, method=method).astype(jnp.float32)
-    return fn
 
   def passage_encode_fn(self):
     """(params, passage_tokens [G, Lp]) -> [G, D], for ``index.encode.encode_corpus``."""
@@ -86,10 +85,9 @@ class ModelRunner:
       model = self.model
 
       def fn(params, query_tokens, passage_tokens):
-        enc = model.apply({"params": params}, query_tokens, passage_tokens,
-                          method="encode_for_reader")
-        return decoding.generate(model, params, enc["memory"], enc["memory_mask"],
-                                 max_length=max_length)
+        return model.predict_batch(
+            params, {"query_tokens": query_tokens, "passage_tokens": passage_tokens},
+            max_length=max_length)
 
       batch = self.partitioner.batch_spec()
       self._generate_fns[max_length] = self.partitioner.partition(
@@ -129,12 +127,12 @@ class ModelRunner:
 
   def encode_queries(self, query_tokens: np.ndarray) -> np.ndarray:
     """query_tokens int32 [N, Lq] -> query vectors float32 [N, D]."""
-    return self._batched(self._encode["encode_queries"], [np.asarray(query_tokens, np.int32)],
+    return self._batched(self._encode["queries"], [np.asarray(query_tokens, np.int32)],
                          self.query_batch_size, "encode questions", "q")
 
   def encode_passages(self, passage_tokens: np.ndarray) -> np.ndarray:
     """passage_tokens int32 [N, Lp] -> passage vectors float32 [N, D]."""
-    return self._batched(self._encode["encode_passages"],
+    return self._batched(self._encode["passages"],
                          [np.asarray(passage_tokens, np.int32)], self.query_batch_size,
                          "encode passages", "psg")
 

@@ -2,28 +2,19 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Any, Sequence
 
+from clqa_jax import fileio
 from clqa_jax.eval import table as table_lib
 
 LanguageTable = table_lib.LanguageTable
 
 
 def atomic_write_bytes(path: str, data: bytes, overwrite: bool = False) -> None:
-  """Writes via a temporary file and os.replace; refuses to replace a file unless overwrite."""
-  if os.path.exists(path) and not overwrite:
+  """``fileio.atomic_write`` that refuses to replace a file unless overwrite (--overwrite)."""
+  if fileio.exists(path) and not overwrite:
     raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp.{os.getpid()}")
-  try:
-    with open(tmp, "wb") as handle:
-      handle.write(data)
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
+  fileio.atomic_write(path, data)
 
 
 def to_json_payload(tables: Sequence[LanguageTable]) -> dict[str, Any]:
@@ -41,8 +32,7 @@ def write_json(path: str, tables: Sequence[LanguageTable], overwrite: bool = Fal
 
 
 def read_json(path: str) -> list[LanguageTable]:
-  with open(path, encoding="utf-8") as handle:
-    return [LanguageTable.from_dict(d) for d in json.load(handle).values()]
+  return [LanguageTable.from_dict(d) for d in fileio.read_json(path).values()]
 
 
 def _rows(table: LanguageTable, digits: int) -> tuple[list[str], list[list[str]]]:

@@ -18,13 +18,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import time
 from typing import Sequence
 
 import gin
 import numpy as np
 
+from clqa_jax import fileio
 from clqa_jax.data.records import Question
 from clqa_jax.eval import questions as questions_lib
 
@@ -162,7 +162,7 @@ def _write_predictions(out_dir: str, config: EvalConfig, qs, rows, passages, ans
   if rows is not None:
     # The official input (id, lang, ranked passage texts) plus the ranked pids, which the
     # script ignores. Written directly: MKQA ids repeat across languages.
-    path = os.path.join(out_dir, "xor_retrieve_predictions.json")
+    path = fileio.join(out_dir, "xor_retrieve_predictions.json")
     data = [{"id": q.qid, "lang": q.lang,
              "ctxs": [passages[int(r)].text for r in row if r >= 0],
              "pids": [passages[int(r)].pid for r in row if r >= 0]} for q, row in zip(qs, rows)]
@@ -174,12 +174,12 @@ def _write_predictions(out_dir: str, config: EvalConfig, qs, rows, passages, ans
       by_lang: dict[str, dict[str, str]] = {}
       for q in qs:
         by_lang.setdefault(q.lang, {})[q.qid] = answers[q.key]
-      path = os.path.join(out_dir, "mkqa_predictions.json")
+      path = fileio.join(out_dir, "mkqa_predictions.json")
       report.atomic_write_bytes(path, json.dumps(by_lang, ensure_ascii=False, indent=1).encode(
           "utf-8"), overwrite)
     else:
       name = "xor_full" if config.task == "xor-full" else "xor_engspan"
-      path = os.path.join(out_dir, f"{name}_predictions.json")
+      path = fileio.join(out_dir, f"{name}_predictions.json")
       prediction_files.write_answer_predictions(path, {q.qid: answers[q.key] for q in qs},
                                                 overwrite)
     paths.append(path)
@@ -201,27 +201,27 @@ def evaluate(export_dir: str, index_dir: str, data_file: str, out_dir: str,
     overwrite: replace existing output files.
   """
   import jax
-  import sentencepiece as spm
 
   from clqa_jax.checkpoints import exported
+  from clqa_jax.data import spm_train
   from clqa_jax.eval import corpus_index
   from clqa_jax.eval import report
   from clqa_jax.eval.inference import ModelRunner
 
   timings: dict[str, float] = {}
   t0 = time.time()
-  metrics_path = os.path.join(out_dir, "metrics.json")
-  if os.path.exists(metrics_path) and not overwrite:
+  metrics_path = fileio.join(out_dir, "metrics.json")
+  if fileio.exists(metrics_path) and not overwrite:
     raise FileExistsError(f"{metrics_path} exists; pass --overwrite to replace the results")
   manifest = exported.read_manifest(export_dir)
-  vocab_path = os.path.join(export_dir, exported.VOCAB_FILE)
+  vocab_path = fileio.join(export_dir, exported.VOCAB_FILE)
   if runner is None:
     runner = ModelRunner.from_export(export_dir, query_batch_size=config.query_batch_size,
                                      reader_batch_size=config.reader_batch_size,
                                      progress=progress)
   model_config = runner.config
   index = corpus_index.CorpusIndex(index_dir, export_dir)
-  sp = spm.SentencePieceProcessor(model_file=vocab_path)
+  sp = spm_train.load_processor(vocab_path)
   qs = questions_lib.load_questions(data_file, config.task, config.langs, config.limit)
   query_tokens = questions_lib.tokenize_queries(sp, qs)
   timings["load"] = time.time() - t0
@@ -249,23 +249,21 @@ def evaluate(export_dir: str, index_dir: str, data_file: str, out_dir: str,
     tables.append(_reading_table(config, qs, answers))
   paths: list[str] = []
   if jax.process_index() == 0:
-    os.makedirs(out_dir, exist_ok=True)
+    fileio.makedirs(out_dir)
     if overwrite:
-      import glob
       for name in OUTPUT_FILES + tuple(
-          os.path.basename(p) for p in glob.glob(os.path.join(out_dir, "metrics.*.png"))):
-        if os.path.exists(os.path.join(out_dir, name)):
-          os.remove(os.path.join(out_dir, name))
+          fileio.basename(p) for p in fileio.glob(fileio.join(out_dir, "metrics.*.png"))):
+        fileio.remove(fileio.join(out_dir, name), missing_ok=True)
     paths += _write_predictions(out_dir, config, qs,
                                 retrieval.rows if passages is not None else None, passages,
                                 answers, overwrite)
     for table in tables:
       table.info["checkpoint"] = manifest.get("source", {})
-    paths += report.write_reports(os.path.join(out_dir, "metrics"), tables, overwrite)
+    paths += report.write_reports(fileio.join(out_dir, "metrics"), tables, overwrite)
     timings["total"] = time.time() - t0
-    run_path = os.path.join(out_dir, "eval_run.json")
-    run = {"export": os.path.abspath(export_dir), "index": os.path.abspath(index_dir),
-           "data_file": os.path.abspath(data_file), "questions": len(qs),
+    run_path = fileio.join(out_dir, "eval_run.json")
+    run = {"export": fileio.abspath(export_dir), "index": fileio.abspath(index_dir),
+           "data_file": fileio.abspath(data_file), "questions": len(qs),
            "config": dataclasses.asdict(config), "timings_seconds": timings,
            "searcher": config.search, "retrieved": int(retrieval.rows.shape[1])}
     report.atomic_write_bytes(run_path, json.dumps(run, indent=1).encode("utf-8"), True)

@@ -4,9 +4,12 @@ Japanese (XOR-Full, MKQA): the official scripts call ``MeCab.Tagger("-Owakati").
 We run MeCab through ``fugashi`` with the **UniDic-lite 1.0.8** dictionary (``unidic-lite`` on
 PyPI, pinned in requirements.txt); the dictionary decides the segmentation, so numbers are
 comparable only with a MeCab run on the same dictionary. ``mecab_wakati`` returns MeCab's raw
-``-Owakati`` output: every token followed by one space, then ``"\\n"`` (``"\\n"`` alone for an empty
-input). fugashi strips that trailer, so it is rebuilt here; it matters for the BLEU of Japanese,
-whose references are these raw strings.
+``-Owakati`` output: every token's surface followed by one space, then ``"\\n"`` (``"\\n"`` alone
+for an empty input). MeCab skips ASCII spaces, tabs and newlines between tokens, but other
+whitespace characters (U+3000, U+00A0, U+2002, U+2003, U+2009, ...) are tokens of their own and
+appear in that output. fugashi's ``parse`` strips the output and splitting it on whitespace would
+lose those tokens, so the string is rebuilt from the token surfaces; it matters for the BLEU of
+Japanese, whose references are these raw strings.
 
 zh / th / km (the opt-in "MIA-style" MKQA mode): the MIA 2022 shared-task script segments Chinese
 with jieba, Thai with PyThaiNLP ``newmm`` and Khmer with khmernltk. Those packages bring tens of MB
@@ -31,11 +34,9 @@ def _wakati_tagger():
 
 
 def mecab_wakati(text: str) -> str:
-  """``MeCab.Tagger("-Owakati").parse(text)``: "tok tok tok \\n"."""
-  tokens = _wakati_tagger().parse(text).split()
-  if not tokens:
-    return "\n"
-  return " ".join(tokens) + " \n"
+  """``MeCab.Tagger("-Owakati").parse(text)``: "tok tok tok \\n", whitespace tokens included."""
+  # MeCab's wakati writer: each node's surface and one space, then a newline.
+  return "".join(node.surface + " " for node in _wakati_tagger().parseToNodeList(text)) + "\n"
 
 
 def _is_unsegmented_script(ch: str) -> bool:

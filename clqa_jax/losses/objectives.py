@@ -1,6 +1,7 @@
 """The stage objectives, composed from ``terms`` and selected in gin.
 
-Conventions shared by every objective:
+Every objective satisfies ``objective.Objective`` (the train step's contract). Conventions
+shared by every objective:
 - a loss is returned already divided by the *global* number of questions (``num_questions``),
   so summing the losses of the microbatches of a step gives the step's loss; every metric
   follows the same convention (additive over microbatches);
@@ -17,10 +18,9 @@ import jax
 import jax.numpy as jnp
 
 from clqa_jax.losses import terms
+from clqa_jax.losses.objective import Batch, Metrics, Objective
 from clqa_jax.losses.teacher import Teacher
-
-Batch = Mapping[str, jax.Array]
-Metrics = dict[str, jax.Array]
+from clqa_jax.models.model_api import UnifiedModel
 
 
 def passage_mask(batch: Batch) -> jax.Array:
@@ -28,13 +28,12 @@ def passage_mask(batch: Batch) -> jax.Array:
   return batch["passage_rows"] >= 0
 
 
-def student_forward(model: Any, params: Any, query_tokens: jax.Array, batch: Batch, *,
+def student_forward(model: UnifiedModel, params: Any, query_tokens: jax.Array, batch: Batch, *,
                     rng: jax.Array | None, enable_dropout: bool) -> dict[str, jax.Array]:
   """Runs the unified model on ``query_tokens`` [B, Lq] with the batch's passages and answers."""
-  rngs = {"dropout": rng} if (enable_dropout and rng is not None) else {}
-  return model.apply({"params": params}, query_tokens, batch["passage_tokens"],
-                     batch["decoder_input_tokens"], enable_dropout=enable_dropout,
-                     return_reader_relevance=True, rngs=rngs)
+  return model.forward(params, query_tokens, batch["passage_tokens"],
+                       batch["decoder_input_tokens"], rng=rng, enable_dropout=enable_dropout,
+                       return_reader_relevance=True)
 
 
 @gin.configurable
@@ -59,7 +58,7 @@ class MlqaObjective:
     loss = ce_sum + self.retriever_weight * kl_sum
     return loss, {"loss": loss, "loss/reader_ce": ce_sum, "loss/retriever_kl": kl_sum}
 
-  def loss(self, params: Any, batch: Batch, *, model: Any, rng: jax.Array | None,
+  def loss(self, params: Any, batch: Batch, *, model: UnifiedModel, rng: jax.Array | None,
            num_questions: int, teacher: Teacher | None = None, teacher_params: Any = None,
            enable_dropout: bool = True) -> tuple[jax.Array, Metrics]:
     del teacher, teacher_params
@@ -92,8 +91,8 @@ class ClrPtObjective:
 
   # -- pieces (GradCache needs them separately) ---------------------------------------------
 
-  def student_outputs(self, model: Any, params: Any, batch: Batch, *, rng: jax.Array | None,
-                      enable_dropout: bool) -> tuple[dict, dict]:
+  def student_outputs(self, model: UnifiedModel, params: Any, batch: Batch, *,
+                      rng: jax.Array | None, enable_dropout: bool) -> tuple[dict, dict]:
     """One forward over the stacked rows [q^en; q^xx] (same passages and answer) -> (en, xx)."""
     b = batch["query_tokens"].shape[0]
     stacked = {k: jnp.concatenate([v, v], axis=0) for k, v in batch.items()
@@ -148,7 +147,7 @@ class ClrPtObjective:
 
   # -- the whole objective in one pass ------------------------------------------------------
 
-  def loss(self, params: Any, batch: Batch, *, model: Any, rng: jax.Array | None,
+  def loss(self, params: Any, batch: Batch, *, model: UnifiedModel, rng: jax.Array | None,
            num_questions: int, teacher: Teacher | None = None, teacher_params: Any = None,
            enable_dropout: bool = True) -> tuple[jax.Array, Metrics]:
     if teacher is None or teacher_params is None:
@@ -166,11 +165,11 @@ class ClrPtObjective:
     return loss, {"loss": loss, **ret_metrics, **read_metrics}
 
 
-OBJECTIVES = {"mlqa": MlqaObjective, "clr_pt": ClrPtObjective}
+OBJECTIVES: dict[str, type[Objective]] = {"mlqa": MlqaObjective, "clr_pt": ClrPtObjective}
 
 
 @gin.configurable
-def objective_by_name(name: str = gin.REQUIRED) -> Any:
+def objective_by_name(name: str = gin.REQUIRED) -> Objective:
   """gin-friendly selector: ``objective_by_name.name = 'clr_pt'`` (defaults of the dataclass)."""
   if name not in OBJECTIVES:
     raise ValueError(f"unknown objective {name!r}; choose one of {sorted(OBJECTIVES)}")

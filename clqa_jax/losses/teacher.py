@@ -10,7 +10,6 @@ passed in: this module reads no checkpoint.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 from typing import Any, Mapping
 
@@ -19,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from clqa_jax.losses import terms
+from clqa_jax.models.model_api import UnifiedModel, check_model
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +31,7 @@ class Teacher:
   """A frozen unified retriever-reader used as the CLR-PT teacher.
 
   Attributes:
-    model: the teacher's ``UnifiedRetrieverReader`` (its own config; may differ from the
-      student's).
+    model: the teacher's ``UnifiedModel`` (its own config; may differ from the student's).
     checkpoint: where its params come from: a training run (or its checkpoints or one step
       directory) or an exported checkpoint (``clqa export``, ``clqa import class`` / ``clqa
       import hf_mt5 --unified``); the training loop loads it
@@ -40,12 +39,13 @@ class Teacher:
     scorer: 'dense' (dot product of the retrieval vectors) or 'maxsim'.
     maxsim_head: the attention head whose states MaxSim uses (ReAtt: 6).
   """
-  model: Any = gin.REQUIRED
+  model: UnifiedModel = gin.REQUIRED
   checkpoint: str | None = None
   scorer: str = "dense"
   maxsim_head: int = 6
 
   def __post_init__(self):
+    check_model(self.model, "Teacher.model")
     if self.scorer not in SCORERS:
       raise ValueError(f"Teacher.scorer={self.scorer!r}; choose one of {SCORERS}")
 
@@ -59,8 +59,8 @@ class Teacher:
     query_tokens = batch.get("teacher_query_tokens", batch["query_en_tokens"])
     passage_tokens = batch.get("teacher_passage_tokens", batch["passage_tokens"])
     decoder_input = batch.get("teacher_decoder_input_tokens", batch["decoder_input_tokens"])
-    out = self.model.apply({"params": params}, query_tokens, passage_tokens, decoder_input,
-                           enable_dropout=False, return_reader_relevance=True)
+    out = self.model.forward(params, query_tokens, passage_tokens, decoder_input,
+                             enable_dropout=False, return_reader_relevance=True)
     b, k, lp = passage_tokens.shape
     result = {"reader_relevance": out["reader_relevance"]}
     if self.scorer == "dense":
@@ -72,10 +72,10 @@ class Teacher:
         raise ValueError(f"Teacher.maxsim_head={self.maxsim_head} outside [0, {num_heads})")
       # Passage key states once per passage, so every query scores every passage of the
       # global batch.
-      states = functools.partial(self.model.apply, {"params": params}, head=self.maxsim_head,
-                                 method=self.model.retrieval_token_states)
-      q_states = states(query_tokens, is_query=True)                       # [B, Lq, Dk]
-      p_states = states(passage_tokens.reshape(b * k, lp), is_query=False)  # [B*K, Lp, Dk]
+      q_states = self.model.token_states(params, query_tokens, head=self.maxsim_head,
+                                         is_query=True)                    # [B, Lq, Dk]
+      p_states = self.model.token_states(params, passage_tokens.reshape(b * k, lp),
+                                         head=self.maxsim_head, is_query=False)  # [B*K, Lp, Dk]
       result["query_repr"] = q_states
       result["passage_repr"] = p_states
       result["query_token_mask"] = query_tokens > 0

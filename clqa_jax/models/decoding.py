@@ -1,11 +1,12 @@
 """Greedy and beam-search decoding with a key/value cache.
 
-Both searches drive a ``step_fn(cache, tokens [N]) -> (logits [N, V], cache)``; model-level
-helpers (``generate``) wire it to ``MT5`` or ``UnifiedRetrieverReader``, whose
-``init_decoding_cache``/``decode_step`` methods own the cache. The beam search follows the
-semantics of Hugging Face ``generate(num_beams=W, early_stopping=False)`` (length-normalised
-scores ``sum log p / len ** length_penalty``, its early-stop heuristic, and only the top-W
-candidates allowed to finish per step), so results are comparable with the reference.
+Both searches drive a ``step_fn(cache, tokens [N]) -> (logits [N, V], cache)``; ``generate``
+wires it to ``MT5`` or ``UnifiedRetrieverReader``, whose ``init_decoding_cache``/``decode_step``
+methods own the cache (the unified model decodes through ``model_api.UnifiedModel``). The beam
+search follows the semantics of Hugging Face ``generate(num_beams=W, early_stopping=False)``
+(length-normalised scores ``sum log p / len ** length_penalty``, its early-stop heuristic, and
+only the top-W candidates allowed to finish per step), so results are comparable with the
+reference.
 """
 from __future__ import annotations
 
@@ -137,14 +138,3 @@ def generate(model: Any, params: Any, memory: jnp.ndarray, memory_mask: jnp.ndar
   return beam_search(step_fn, cache, beam_size=beam_size, max_length=max_length,
                      length_penalty=length_penalty, **ids)
 
-
-def generate_answers(model: Any, params: Any, query_tokens: jnp.ndarray,
-                     passage_tokens: jnp.ndarray, *, max_length: int = MAX_ANSWER_LENGTH,
-                     beam_size: int = 1, length_penalty: float = 1.0):
-  """Answers of a ``UnifiedRetrieverReader`` for query_tokens [B, Lq] over passage_tokens
-  [B, K, Lp] (FiD over the K passages): tokens [B, max_length] (greedy), or (tokens
-  [B, W, max_length], scores [B, W]) for beam_size W > 1. Jit-compatible."""
-  enc = model.apply({"params": params}, query_tokens, passage_tokens,
-                    method="encode_for_reader")
-  return generate(model, params, enc["memory"], enc["memory_mask"], max_length=max_length,
-                  beam_size=beam_size, length_penalty=length_penalty)

@@ -5,13 +5,13 @@ One line per array, then totals (global and per device). Written by process 0 on
 from __future__ import annotations
 
 import math
-import os
 from typing import Sequence
 
 import jax
 import numpy as np
 from jax.sharding import Mesh
 
+from clqa_jax import fileio
 from clqa_jax.partitioning.mesh import describe_mesh
 from clqa_jax.partitioning.partitioner import ArrayLayout
 from clqa_jax.partitioning.rules import LogicalRules, format_rules
@@ -68,11 +68,7 @@ def write_model_info(path: str, layouts: Sequence[ArrayLayout], mesh: Mesh,
   """
   if jax.process_index() != 0:
     return None
-  if os.path.isdir(path):
-    path = os.path.join(path, "model-info.txt")
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  tmp = f"{path}.tmp.{os.getpid()}"
-  with open(tmp, "w") as f:
-    f.write(format_model_info(layouts, mesh, rule_set, rules))
-  os.replace(tmp, path)
+  if fileio.isdir(path):
+    path = fileio.join(path, "model-info.txt")
+  fileio.atomic_write(path, format_model_info(layouts, mesh, rule_set, rules))
   return path

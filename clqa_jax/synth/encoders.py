@@ -8,7 +8,7 @@ An encoder maps sentence records (dicts with "sentence", "lang" and "anchors", e
   hashed into D dimensions. Wikipedia's own link structure is the alignment signal; it needs no
   model and runs anywhere.
 - `CheckpointQueryEncoder`: a unified retriever-reader checkpoint's query encoder
-  (`UnifiedRetrieverReader.encode_queries`), the default for real runs.
+  (`UnifiedModel.embed_queries`), the default for real runs.
 """
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ class LinkedEntityEncoder:
 class CheckpointQueryEncoder:
   """Embeds sentence text with a model's query encoder, batched.
 
-  `encode_fn(query_tokens [B, Lq]) -> [B, D]` is the jitted `UnifiedRetrieverReader.encode_queries`
+  `encode_fn(query_tokens [B, Lq]) -> [B, D]` is the jitted `UnifiedModel.embed_queries`
   of loaded params; `tokenize(texts) -> int32 [B, Lq]` formats "question: {q}" without EOS
   (the contract's query features). `from_params` builds both from the model API.
   """
@@ -77,14 +77,13 @@ class CheckpointQueryEncoder:
                   batch_size: int = 64) -> "CheckpointQueryEncoder":
     import jax
     import sentencepiece as spm
-    from clqa_jax.models import UnifiedRetrieverReader  # the model API (DESIGN.md §4)
+    from clqa_jax.models import UnifiedModel  # the model API (DESIGN.md §4)
 
-    model = UnifiedRetrieverReader(config)
+    embed_queries = jax.jit(UnifiedModel.from_config(config).embed_queries)
     sp = spm.SentencePieceProcessor(model_proto=fileio.read_bytes(vocab_path))  # local or gs://
 
-    @jax.jit
     def encode_fn(tokens):
-      return model.apply({"params": params}, tokens, method=UnifiedRetrieverReader.encode_queries)
+      return embed_queries(params, tokens)
 
     def tokenize(texts: list[str]) -> np.ndarray:
       out = np.zeros((len(texts), max_len), np.int32)

@@ -6,6 +6,7 @@ retrievers:
   English passages, selected explicitly with `retriever="bm25"`: usable without a trained model.
 - `DenseRetriever`: passage and query embeddings from a unified-model checkpoint's encoders,
   exact inner-product search (the teacher of real runs).
+Both rank with `clqa_jax.index.exact` (descending score, ties to the lower passage row).
 The query's source passage is excluded by `retrieve_excluding`.
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ import scipy.sparse as sp
 
 from clqa_jax import fileio
 from clqa_jax.data import formats
+from clqa_jax.index import exact
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 MASK_TOKEN = "_X_"
@@ -75,10 +77,8 @@ class BM25Retriever:
         out.append([])
         continue
       scores = np.asarray(self.weights[ids].sum(axis=0)).ravel()
-      k = min(self.top_k, n)
-      top = np.argpartition(-scores, k - 1)[:k]
-      top = top[np.lexsort((top, -scores[top]))]  # by score, ties by row: deterministic
-      out.append([(self.pids[i], float(scores[i])) for i in top if scores[i] > 0])
+      top_scores, top = exact.scores_topk(scores[None], min(self.top_k, n))
+      out.append([(self.pids[i], float(s)) for i, s in zip(top[0], top_scores[0]) if s > 0])
     return out
 
 
@@ -100,15 +100,20 @@ class DenseRetriever:
   def from_params(cls, config, params, vocab_path: str, passages: list[tuple[str, str, str]],
                   top_k: int = 100, batch_size: int = 64, max_query_len: int = 50,
                   max_passage_len: int = 200) -> "DenseRetriever":
-    """Encodes `passages` (pid, title, text) with `UnifiedRetrieverReader.encode_passages`."""
+    """Encodes `passages` (pid, title, text) with `UnifiedModel.embed_passages`."""
     import jax
     import sentencepiece as spm
-    from clqa_jax.models import UnifiedRetrieverReader  # the model API (DESIGN.md §4)
+    from clqa_jax.models import UnifiedModel  # the model API (DESIGN.md §4)
 
-    model = UnifiedRetrieverReader(config)
+    model = UnifiedModel.from_config(config)
     sp_model = spm.SentencePieceProcessor(model_proto=fileio.read_bytes(vocab_path))  # local or gs://
-    enc_q = jax.jit(lambda t: model.apply({"params": params}, t, method=UnifiedRetrieverReader.encode_queries))
-    enc_p = jax.jit(lambda t: model.apply({"params": params}, t, method=UnifiedRetrieverReader.encode_passages))
+    embed_queries, embed_passages = jax.jit(model.embed_queries), jax.jit(model.embed_passages)
+
+    def enc_q(tokens: np.ndarray) -> jax.Array:
+      return embed_queries(params, tokens)
+
+    def enc_p(tokens: np.ndarray) -> jax.Array:
+      return embed_passages(params, tokens)
 
     def tokens(texts: list[str], length: int, eos: bool) -> np.ndarray:
       out = np.zeros((len(texts), length), np.int32)
@@ -131,14 +136,10 @@ class DenseRetriever:
   def retrieve(self, queries: list[str]) -> list[list[tuple[str, float]]]:
     if not queries:
       return []
-    scores = np.asarray(self.encode_queries(queries), np.float32) @ self.passage_vectors.T
-    k = min(self.top_k, scores.shape[1])
-    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    out = []
-    for q in range(len(queries)):
-      row = top[q][np.lexsort((top[q], -scores[q, top[q]]))]
-      out.append([(self.pids[i], float(scores[q, i])) for i in row])
-    return out
+    query_vectors = np.asarray(self.encode_queries(queries), np.float32)
+    scores, rows = exact.exact_topk(query_vectors, self.passage_vectors,
+                                    min(self.top_k, len(self.pids)))
+    return [[(self.pids[i], float(s)) for i, s in zip(r, sc)] for r, sc in zip(rows, scores)]
 
 
 def retrieve_excluding(retriever: Retriever, queries: list[str], exclude: list[str],

@@ -19,17 +19,19 @@ import dataclasses
 import json
 import logging
 import math
-import os
 from typing import Any, Callable
 
 import gin
 import jax
 import numpy as np
 
+from clqa_jax import fileio
 from clqa_jax import gin_utils
 from clqa_jax.checkpoints import training as checkpointing
 from clqa_jax.checkpoints import unified_params
+from clqa_jax.losses.objective import Objective
 from clqa_jax.losses.teacher import Teacher
+from clqa_jax.models.model_api import UnifiedModel, check_model
 from clqa_jax.partitioning import distributed
 from clqa_jax.partitioning import partitioner as partitioner_lib
 from clqa_jax.partitioning.partitioner import Partitioner, PartitioningConfig
@@ -62,11 +64,9 @@ def _write_model_config(model_dir: str, model: Any) -> None:
   config = getattr(model, "config", None)
   if config is None or not hasattr(config, "to_dict"):
     return
-  path = os.path.join(model_dir, "model_config.json")
-  tmp = path + ".tmp"
-  with open(tmp, "w", encoding="utf-8") as f:
-    json.dump({"kind": "unified", "config": config.to_dict()}, f, indent=2, sort_keys=True)
-  os.replace(tmp, path)
+  fileio.atomic_write(fileio.join(model_dir, "model_config.json"),
+                      json.dumps({"kind": "unified", "config": config.to_dict()}, indent=2,
+                                 sort_keys=True))
 
 
 def _host_metrics(metrics: Any) -> dict[str, float]:
@@ -123,8 +123,8 @@ def _compile_only(topology: str, *, model, objective, batches, batch_size, learn
 @gin.configurable(denylist=["stream", "devices", "compile_only_on"])
 def train(*,
           model_dir: str = gin.REQUIRED,
-          model: Any = gin.REQUIRED,
-          objective: Any = gin.REQUIRED,
+          model: UnifiedModel = gin.REQUIRED,
+          objective: Objective = gin.REQUIRED,
           batches: Callable[..., hooks_lib.BatchSource] = gin.REQUIRED,
           batch_size: int = gin.REQUIRED,
           total_steps: int = gin.REQUIRED,
@@ -149,7 +149,7 @@ def train(*,
 
   Args:
     model_dir: run directory: checkpoints/, summaries (TensorBoard), config.gin, model-info.txt.
-    model: the UnifiedRetrieverReader (flax module) being trained.
+    model: the ``UnifiedModel`` being trained (gin: ``@refresh.unified_model()``).
     objective: ``ClrPtObjective`` or ``MlqaObjective`` (``objective_by_name``).
     batches: ``factory(DataLayout) -> BatchSource`` yielding this process's rows.
     batch_size: global questions per step (stage 1: parallel pairs).
@@ -164,6 +164,7 @@ def train(*,
       for training, compile it ahead of time for that topology's devices from abstract shapes
       (no data, no weights, nothing written) and return an ``aot.FitReport`` instead.
   """
+  check_model(model, "train.model")
   if compile_only_on is not None:
     return _compile_only(compile_only_on, model=model, objective=objective, batches=batches,
                          batch_size=batch_size, learning_rate=learning_rate, optimizer=optimizer,
@@ -204,7 +205,7 @@ def train(*,
     from clqa_jax.partitioning import model_info  # pylint: disable=g-import-not-at-top
     abstract, logical = partitioner.abstract_init(state_init.model_init_fn(model, init_shapes),
                                                   jax.random.PRNGKey(0))
-    model_info.write_model_info(os.path.join(model_dir, "model-info.txt"),
+    model_info.write_model_info(fileio.join(model_dir, "model-info.txt"),
                                 partitioner.layouts_for(abstract, logical), partitioner.mesh,
                                 partitioner.rule_set, partitioner.rules)
 
@@ -219,6 +220,9 @@ def train(*,
     teacher_params = unified_params.load_unified_params(
         teacher.checkpoint, getattr(teacher.model, "config", None), t_abstract,
         "Teacher.checkpoint")
+    if teacher.scorer == "maxsim":
+      unified_params.check_maxsim_head(teacher.checkpoint, teacher.maxsim_head,
+                                       "Teacher.checkpoint")
 
   source = batches(layout)
   if "data_position" in meta:
@@ -238,7 +242,7 @@ def train(*,
       enable_dropout=enable_dropout)
   compiled = state_init.compile_train_step(partitioner, step_fn, shardings, teacher_shardings)
 
-  writer = summaries.create_writer(os.path.join(model_dir, "summaries"))
+  writer = summaries.create_writer(fileio.join(model_dir, "summaries"))
   progress = summaries.ProgressLine(total_steps, batch_size, stream)
   averager = summaries.MetricAverager()
   step = int(jax.device_get(state.step))

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import shutil
 import time
 from typing import Any, Iterator
 
@@ -32,10 +30,12 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding
 
+from clqa_jax import fileio
 from clqa_jax.index import device_search
 from clqa_jax.index import encode as encode_lib
 from clqa_jax.index import model_encoders
 from clqa_jax.index import shards as shards_lib
+from clqa_jax.models.model_api import UnifiedModel, check_model
 
 logger = logging.getLogger(__name__)
 
@@ -43,11 +43,10 @@ WINDOWS = ("next", "all")
 
 
 @gin.configurable
-def unified_model(config: Any = gin.REQUIRED) -> Any:
-  """``MODEL = @refresh.unified_model()``: the UnifiedRetrieverReader of a gin UnifiedConfig
+def unified_model(config: Any = gin.REQUIRED) -> UnifiedModel:
+  """``MODEL = @refresh.unified_model()``: the ``UnifiedModel`` of a gin UnifiedConfig
   (flax modules are not gin-configurable themselves)."""
-  from clqa_jax.models.unified import UnifiedRetrieverReader  # pylint: disable=g-import-not-at-top
-  return UnifiedRetrieverReader(config)
+  return UnifiedModel.from_config(config)
 
 
 def params_mesh(params: Any) -> Mesh:
@@ -124,7 +123,7 @@ class PassageRefresh:
   Attributes:
     feed: the run's ``train_feed.TrainFeed`` (the gin singleton also bound to train.batches);
       its ``retrieval`` is the RetrievalStore directory this hook writes.
-    model: the model being trained (its ``encode_passages`` / ``encode_queries``).
+    model: the ``UnifiedModel`` being trained (its ``embed_passages`` / ``embed_queries``).
     every: the loop's ``refresh_every_steps``: the window is the questions of that many steps.
     window: 'next' (the next window of the training stream: synthetic pre-training) or 'all'
       (every question of the split: fine-tuning sets).
@@ -139,7 +138,7 @@ class PassageRefresh:
     progress: progress bars while encoding.
   """
   feed: Any = gin.REQUIRED
-  model: Any = gin.REQUIRED
+  model: UnifiedModel = gin.REQUIRED
   every: int = gin.REQUIRED
   window: str = "next"
   work_dir: str | None = None
@@ -150,6 +149,7 @@ class PassageRefresh:
   progress: bool = True
 
   def __post_init__(self):
+    check_model(self.model, "PassageRefresh.model")
     if self.window not in WINDOWS:
       raise ValueError(f"PassageRefresh.window={self.window!r}; one of {WINDOWS}")
     if self.every < 1:
@@ -179,8 +179,8 @@ class PassageRefresh:
           train=False))
     store = self.feed.passage_store
     k = self.feed.k
-    work = os.path.join(self.work_dir or os.path.join(self.feed.retrieval_store.root,
-                                                      "embeddings"), f"step_{step:010d}")
+    work = fileio.join(self.work_dir or fileio.join(self.feed.retrieval_store.root,
+                                                    "embeddings"), f"step_{step:010d}")
     mesh = params_mesh(params)
     axes = _data_axes(mesh)
     data_size = int(np.prod([mesh.shape[a] for a in axes]))
@@ -192,7 +192,7 @@ class PassageRefresh:
     n = len(store)
     p, num_p = jax.process_index(), jax.process_count()
     lo, hi = p * n // num_p, (p + 1) * n // num_p
-    passage_dir = os.path.join(work, "passages")
+    passage_dir = fileio.join(work, "passages")
     encode_lib.encode_corpus(
         model_encoders.passage_encode_fn(self.model), _corpus_chunks(store.tokens_array, lo, hi),
         passage_dir, params=params, fingerprint=fingerprint, global_batch_size=batch, mesh=mesh,
@@ -200,7 +200,7 @@ class PassageRefresh:
     t_corpus = time.time() - started
 
     # 2. This process's questions.
-    query_dir = os.path.join(work, "queries")
+    query_dir = fileio.join(work, "queries")
     nq = len(questions.qids)
     encode_lib.encode_corpus(
         model_encoders.query_encode_fn(self.model),
@@ -223,17 +223,17 @@ class PassageRefresh:
     # 4. Source passage out, K kept, a new version published and pinned.
     source_rows = store.rows(questions.source_pids, missing="pad")
     retrieval = self.feed.retrieval_store
-    stale = os.path.join(retrieval.root, f"step_{step:010d}")
-    if os.path.exists(stale):
+    stale = fileio.join(retrieval.root, f"step_{step:010d}")
+    if fileio.exists(stale):
       # Written by an interrupted run that did not checkpoint past it: recompute.
       logger.warning("replacing %s left by an interrupted run", stale)
-      shutil.rmtree(stale)
+      fileio.rmtree(stale)
     retrieval.write(step, list(questions.qids), rows, source_rows=source_rows, scores=scores,
                     k=k, meta={"window": self.window, "questions": nq, "corpus_rows": n,
                                "passage_store": store.directory})
     source.use_version(step)
     if not self.keep_embeddings:
-      shutil.rmtree(work, ignore_errors=True)
+      fileio.rmtree(work)
     logger.info("refresh at step %d: %d passages encoded in %.1fs, %d questions retrieved "
                 "(top %d), %.1fs in all", step, n, t_corpus, nq, k, time.time() - started)
     return int(step)

@@ -10,11 +10,11 @@ import dataclasses
 from typing import Any, Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from clqa_jax.models.model_api import UnifiedModel
 from clqa_jax.partitioning.partitioner import Partitioner
 from clqa_jax.trainer.train_state import TrainState
 
@@ -27,19 +27,21 @@ class InitShapes:
   passage_length: int = 8
   target_length: int = 4
 
+  def input_shapes(self) -> dict[str, tuple[int, ...]]:
+    """``UnifiedModel.get_initial_variables``'s input shapes (batch 1)."""
+    return {"query_tokens": (1, self.query_length),
+            "passage_tokens": (1, self.num_passages, self.passage_length),
+            "decoder_input_tokens": (1, self.target_length)}
 
-def model_init_fn(model: Any, shapes: InitShapes = InitShapes()) -> Callable[[jax.Array], Any]:
+
+def model_init_fn(model: UnifiedModel,
+                  shapes: InitShapes = InitShapes()) -> Callable[[jax.Array], Any]:
   """``rng -> variables`` of the unified model, on dummy inputs of ``shapes``."""
-  def init(rng):
-    q = jnp.ones((1, shapes.query_length), jnp.int32)
-    p = jnp.ones((1, shapes.num_passages, shapes.passage_length), jnp.int32)
-    d = jnp.ones((1, shapes.target_length), jnp.int32)
-    return model.init({"params": rng, "dropout": rng}, q, p, d, enable_dropout=False,
-                      return_reader_relevance=True)
-  return init
+  input_shapes = shapes.input_shapes()
+  return lambda rng: model.get_initial_variables(rng, input_shapes)
 
 
-def abstract_params_and_shardings(partitioner: Partitioner, model: Any,
+def abstract_params_and_shardings(partitioner: Partitioner, model: UnifiedModel,
                                   shapes: InitShapes = InitShapes()) -> tuple[Any, Any]:
   """(abstract params, their NamedShardings) without allocating anything (restore targets)."""
   abstract, logical = partitioner.abstract_init(model_init_fn(model, shapes),
@@ -67,8 +69,9 @@ def abstract_state(optimizer: optax.GradientTransformation, abstract_params: Any
                       tree, shardings)
 
 
-def init_train_state(partitioner: Partitioner, model: Any, optimizer: optax.GradientTransformation,
-                     *, seed: int = 42, shapes: InitShapes = InitShapes(),
+def init_train_state(partitioner: Partitioner, model: UnifiedModel,
+                     optimizer: optax.GradientTransformation, *, seed: int = 42,
+                     shapes: InitShapes = InitShapes(),
                      params: Any = None) -> tuple[TrainState, TrainState]:
   """Fresh state (params from ``params`` if given, else the model's init), and its shardings.
 

@@ -9,14 +9,19 @@ from typing import Any, Mapping, TextIO
 import jax
 import numpy as np
 
+from clqa_jax import fileio
+
 
 def create_writer(logdir: str, *, asynchronous: bool = True) -> Any:
   """A clu MetricWriter: TensorBoard summaries on host 0, logging only elsewhere.
 
-  clu's summary writer uses TensorFlow, so it is imported here, lazily, not at module import.
+  clu's summary writer uses TensorFlow, so it is imported here, lazily, not at module import;
+  TensorFlow writes ``gs://`` log directories itself.
   """
   from clu import metric_writers  # pylint: disable=g-import-not-at-top
 
+  if jax.process_index() == 0:
+    fileio.makedirs(logdir)
   return metric_writers.create_default_writer(
       logdir, just_logging=jax.process_index() > 0, asynchronous=asynchronous)
 

@@ -26,11 +26,12 @@ import jax.numpy as jnp
 import optax
 
 from clqa_jax.losses import objectives as objectives_lib
+from clqa_jax.losses.objective import Batch, Metrics, Objective
 from clqa_jax.losses.teacher import Teacher
+from clqa_jax.models.model_api import UnifiedModel, check_model
 from clqa_jax.trainer import microbatch
 from clqa_jax.trainer.train_state import TrainState
 
-Batch = Mapping[str, jax.Array]
 StepFn = Callable[[TrainState, Batch, Any], tuple[TrainState, dict[str, jax.Array]]]
 
 
@@ -46,16 +47,17 @@ def _microbatch_rng(rng: jax.Array, m, num_microbatches: int) -> jax.Array:
   return rng if num_microbatches == 1 else jax.random.fold_in(rng, m)
 
 
-def accumulated_gradients(objective, model, params, batch: Batch, rng, *, num_microbatches: int,
-                          teacher: Teacher | None, teacher_params: Any,
-                          enable_dropout: bool = True):
+def accumulated_gradients(objective: Objective, model: UnifiedModel, params: Any, batch: Batch,
+                          rng: jax.Array, *, num_microbatches: int, teacher: Teacher | None,
+                          teacher_params: Any, enable_dropout: bool = True
+                          ) -> tuple[Any, Metrics]:
   """Gradient and metrics of ``objective.loss`` summed over microbatches (plain accumulation)."""
   num_questions = batch["query_tokens"].shape[0]
 
   def loss_fn(p, mb, r):
-    return objective.loss(p, mb, model=model, rng=r, num_questions=num_questions,
-                          teacher=teacher, teacher_params=teacher_params,
-                          enable_dropout=enable_dropout)
+    return model.loss_fn(p, mb, r, objective=objective, num_questions=num_questions,
+                         teacher=teacher, teacher_params=teacher_params,
+                         enable_dropout=enable_dropout)
 
   grad_fn = jax.grad(loss_fn, has_aux=True)
   if num_microbatches == 1:
@@ -76,9 +78,10 @@ def accumulated_gradients(objective, model, params, batch: Batch, rng, *, num_mi
   return grads, metrics
 
 
-def grad_cache_gradients(objective: objectives_lib.ClrPtObjective, model, params, batch: Batch,
-                         rng, *, num_microbatches: int, teacher: Teacher, teacher_params: Any,
-                         enable_dropout: bool = True):
+def grad_cache_gradients(objective: objectives_lib.ClrPtObjective, model: UnifiedModel,
+                         params: Any, batch: Batch, rng: jax.Array, *, num_microbatches: int,
+                         teacher: Teacher, teacher_params: Any, enable_dropout: bool = True
+                         ) -> tuple[Any, Metrics]:
   """clr_pt gradients with the retrieval softmax over the whole batch, microbatched (GradCache)."""
   if teacher is None or teacher_params is None:
     raise ValueError("the clr_pt objective needs a teacher (train.teacher in gin)")
@@ -130,10 +133,15 @@ def grad_cache_gradients(objective: objectives_lib.ClrPtObjective, model, params
   return grads, {"loss": loss, **ret_metrics, **read_metrics}
 
 
-def make_train_step(*, model: Any, objective: Any, optimizer: optax.GradientTransformation,
+def make_train_step(*, model: UnifiedModel, objective: Objective,
+                    optimizer: optax.GradientTransformation,
                     learning_rate_fn: Callable | None = None, num_microbatches: int = 1,
                     teacher: Teacher | None = None, enable_dropout: bool = True) -> StepFn:
   """Builds the pure step ``(state, batch, teacher_params) -> (state, metrics)``."""
+  check_model(model, "train.model")
+  if not isinstance(objective, Objective):
+    raise TypeError(f"train.objective must satisfy clqa_jax.losses.objective.Objective (name, "
+                    f"needs_teacher, loss), got {type(objective).__name__}")
   if num_microbatches < 1:
     raise ValueError(f"num_microbatches must be >= 1, got {num_microbatches}")
   use_grad_cache = isinstance(objective, objectives_lib.ClrPtObjective) and num_microbatches > 1
