@@ -22,7 +22,10 @@ from fixtures.integration import mini_data
 # The mini experiment's tiny model on the demo's shapes, so compiled programs are shared with
 # the other integration tests and between the local and the GCS run (compilation cache).
 TRAIN_GIN = "experiments/mini_teacher_en.gin"
+# The schedule's length is pinned to the first run's, so that resuming with more steps runs
+# the same compiled step (the schedule's constants are part of the program).
 TRAIN_BINDINGS = ("BATCH_SIZE = 8", "NUM_PASSAGES = 2", "SAVE_EVERY = 1",
+                  "optimizer.linear_warmup_decay.total_steps = 2",
                   "MT5Config.scan_layers = True", "loop.train.log_every_steps = 1",
                   "training.CheckpointConfig.keep = 2", "training.CheckpointConfig.async_save = False")
 # Files whose bytes record when or how long (TensorBoard events, orbax's save times, timings).
