@@ -126,6 +126,7 @@ def emulator_env(url: str, cloudsdk_config: str) -> dict[str, str]:
   """The environment variables that point gcsfs and tensorstore at the emulator at ``url``
   and keep every credential lookup on this machine (``cloudsdk_config``: an empty directory)."""
   metadata = f"{LOOPBACK}:{closed_loopback_port()}"
+  dead_proxy = f"http://{LOOPBACK}:{closed_loopback_port()}"
   return {
       "STORAGE_EMULATOR_HOST": url,
       "FSSPEC_GS_TOKEN": "anon",
@@ -142,27 +143,36 @@ def emulator_env(url: str, cloudsdk_config: str) -> dict[str, str]:
       "NO_GCE_CHECK": "true",
       "CLOUDSDK_CONFIG": cloudsdk_config,
       "EPATH_USE_TF": "false",
-      "NO_PROXY": "*",
+      # Clients without an emulator setting (TensorFlow's gfile on gs://, which some readers
+      # may still use) send every non-loopback request to a closed loopback proxy: they fail
+      # at once, without even resolving a public host name. Loopback goes direct.
+      **{name: dead_proxy for name in PROXY_ENV},
+      "GCS_RETRY_CONFIG_MAX_RETRIES": "0",  # gfile: fail at once rather than after backoffs
+      "NO_PROXY": NO_PROXY, "no_proxy": NO_PROXY,
   }
 
 
-UNSET_ENV = ("GOOGLE_APPLICATION_CREDENTIALS", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy",
-             "https_proxy", "ALL_PROXY", "all_proxy")
+PROXY_ENV = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+NO_PROXY = f"{LOOPBACK},localhost"
+UNSET_ENV = ("GOOGLE_APPLICATION_CREDENTIALS",)
 
 
 def _is_loopback(address) -> bool:
   if isinstance(address, (str, bytes)):  # AF_UNIX
     return True
   host = address[0]
-  return host in ("localhost", "::1") or host.startswith("127.") or \
+  # This machine's own name resolves through /etc/hosts, to loopback.
+  return host in ("localhost", "::1", "", socket.gethostname()) or host.startswith("127.") or \
       host.startswith("::ffff:127.")
 
 
 class ConnectionGuard:
-  """Records (and refuses) every Python-level socket connection to a non-loopback address.
+  """Records (and refuses) every Python-level connection to, or name lookup of, a
+  non-loopback host.
 
-  Covers gcsfs/aiohttp, google-auth and urllib; tensorstore's own HTTP client (C++) is kept on
-  loopback by ``emulator_env`` alone.
+  Covers gcsfs/aiohttp, google-auth and urllib; the C++ clients (tensorstore, TensorFlow's
+  gfile) are kept on loopback by ``emulator_env`` alone (emulator URL, fixed test token, dead
+  proxy).
   """
 
   def __init__(self):
@@ -181,8 +191,15 @@ class ConnectionGuard:
       guard._check(address)
       return original_connect_ex(sock, address)
 
+    original_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+      guard._check((host.decode() if isinstance(host, bytes) else host or LOOPBACK, 0))
+      return original_getaddrinfo(host, *args, **kwargs)
+
     monkeypatch.setattr(socket.socket, "connect", connect)
     monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
 
   def _check(self, address) -> None:
     if not _is_loopback(address):

@@ -213,3 +213,21 @@ def test_load_params_from_a_gcs_run(gcs_bucket):
   _assert_trees_equal(checkpointing.load_params(run, abstract.params), _state_at(3, 3.).params)
   _assert_trees_equal(checkpointing.load_params(fileio.join(run, "2"), abstract.params),
                       _state_at(2, 2.).params)
+
+
+def test_connection_guard_refuses_off_loopback_hosts():
+  """The fixtures' guard (checked without opening any socket): loopback and this machine's own
+  name pass; any other host is refused and recorded."""
+  import socket  # pylint: disable=g-import-not-at-top
+
+  from gcs_emulator import ConnectionGuard  # pylint: disable=g-import-not-at-top
+
+  guard = ConnectionGuard()
+  for address in (("127.0.0.1", 80), ("::1", 80, 0, 0), ("localhost", 1),
+                  (socket.gethostname(), 1), "/var/run/x.sock"):
+    guard._check(address)  # pylint: disable=protected-access
+  for address in (("192.0.2.1", 443), ("storage.googleapis.com", 443),
+                  ("169.254.169.254", 80)):
+    with pytest.raises(ConnectionRefusedError):
+      guard._check(address)  # pylint: disable=protected-access
+  assert len(guard.refused) == 3
