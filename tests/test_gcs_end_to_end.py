@@ -52,6 +52,8 @@ def roots(gcs_emulator, tmp_path_factory):
   old_cache = mini_data.enable_compilation_cache()
   with pytest.MonkeyPatch.context() as mp, emu.clients_on_emulator(
       gcs_emulator, mp, str(tmp_path_factory.mktemp("gcloud-config"))):
+    # A gs:// path written with local file calls lands in ./gs:/... (see _clqa).
+    mp.chdir(tmp_path_factory.mktemp("cwd"))
     yield Roots(str(tmp_path_factory.mktemp("local")), f"gs://{gcs_emulator.create_bucket()}")
   mini_data.restore_compilation_cache(old_cache)
 
@@ -76,6 +78,8 @@ def _clqa(*argv: str) -> str:
     code = cli_main.main(list(argv))
   assert code == 0, (f"clqa {' '.join(argv)} exited {code}:\n{out.getvalue()[-2000:]}\n"
                      f"{err.getvalue()[-3000:]}")
+  strays = [os.path.join(d, f) for d, _, files in os.walk("gs:") for f in files]
+  assert not strays, f"clqa {argv[0]} wrote gs:// paths to the local disk: {strays}"
   return out.getvalue()
 
 
