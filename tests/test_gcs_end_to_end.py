@@ -31,6 +31,16 @@ TRAIN_BINDINGS = ("BATCH_SIZE = 8", "NUM_PASSAGES = 2", "SAVE_EVERY = 1",
 # Files whose bytes record when or how long (TensorBoard events, orbax's save times, timings).
 UNSTABLE = re.compile(r"(^|/)(events\.out\.tfevents\.[^/]*|_CHECKPOINT_METADATA)$")
 
+# Steps that fail on gs:// because of code not yet on the fileio layer (strict: a step that
+# starts passing must lose its mark). The first failing call of each:
+UNMIGRATED_VOCAB = pytest.mark.xfail(strict=True, reason=(
+    "clqa_jax/data/paths.py:41 vocabulary_path: os.path.exists(gs://.../vocab/spm.model); "
+    "then data/train_feed.py:79 open(vocab_path), data/vocab.py:37 (seqio reads gs:// with "
+    "TensorFlow gfile), trainer/summaries.py:25 (TensorFlow summary writer on gs://), "
+    "gin_utils.py:80 write_operative_config (os.makedirs/open: writes ./gs:/...)"))
+NEEDS_GCS_RUN = pytest.mark.xfail(strict=True, reason=(
+    "its input comes from the gs:// training run, which fails (test_train_then_resume)"))
+
 # Command lines parse gin into the process-wide config (conftest.fresh_gin).
 pytestmark = pytest.mark.usefixtures("fresh_gin")
 
@@ -124,6 +134,7 @@ def _train(root: str, steps: int) -> str:
                f"--gin.TRAIN_STEPS={steps}", *(f"--gin.{b.replace(' ', '')}" for b in TRAIN_BINDINGS))
 
 
+@UNMIGRATED_VOCAB
 def test_train_then_resume(data_roots):
   roots = data_roots
   from clqa_jax.checkpoints import training  # pylint: disable=g-import-not-at-top
@@ -142,6 +153,7 @@ def test_train_then_resume(data_roots):
   assert fileio.glob(fileio.join(roots.bucket, "run", "summaries", "events.out.tfevents.*"))
 
 
+@NEEDS_GCS_RUN
 def test_export(data_roots):
   roots = data_roots
   for _, root in roots.both():
@@ -151,6 +163,7 @@ def test_export(data_roots):
   assert "manifest.json" in names
 
 
+@NEEDS_GCS_RUN
 def test_index(data_roots):
   roots = data_roots
   for _, root in roots.both():
@@ -163,6 +176,7 @@ def test_index(data_roots):
   assert any(n.startswith("embeddings/") for n in names)
 
 
+@NEEDS_GCS_RUN
 def test_eval(data_roots):
   roots = data_roots
   for _, root in roots.both():
@@ -177,6 +191,7 @@ def test_eval(data_roots):
   assert_same_tree(roots, "eval")
 
 
+@UNMIGRATED_VOCAB
 def test_inspect_a_data_root_in_the_bucket(data_roots):
   roots = data_roots
   printed = []
