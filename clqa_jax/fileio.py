@@ -3,8 +3,11 @@
 Paths are strings (or ``os.PathLike``) naming a local file or a ``gs://bucket/...`` object; both
 behave the same (``etils.epath`` underneath). Remote paths use the fsspec backend (``gcsfs``)
 rather than TensorFlow's gfile, so reading a file never imports TensorFlow and orbax, which
-also speaks epath, shares the same client; set ``EPATH_USE_TF=true`` before the first remote
-access to use gfile instead.
+also speaks epath, shares the same client (and its listing cache). Renames and tree listings
+of remote paths call that gcsfs instance directly (``EPATH_USE_TF=true`` before the first
+remote access moves the rest to gfile). GCS has no directories: a "directory" exists while an
+object's name starts with its prefix (``makedirs`` is a no-op there).
+tests/test_fileio_gcs.py runs these functions against a local GCS emulator.
 
 Writers never leave a half-written artifact under its final name (local files are fsynced
 before the rename, so a crash cannot leave a renamed but empty file):
@@ -133,15 +136,26 @@ def size(path: PathLike) -> int:
 def walk_files(root: PathLike) -> list[str]:
   """Every file below ``root``, as paths relative to it (``/``-separated), sorted."""
   root = as_str(root)
+  if is_remote(root):
+    fs = _remote_fs(root)
+    prefix = fs._strip_protocol(root).rstrip("/") + "/"  # pylint: disable=protected-access
+    # Object names below the prefix, without the "directory" placeholders some writers add.
+    return sorted(key[len(prefix):] for key in fs.find(root)
+                  if key.startswith(prefix) and not key.endswith("/"))
   out = []
-  # fsspec filesystems (gcsfs) walk with their own path form, ``bucket/key`` without the scheme.
-  remote_root = root.split("://", 1)[-1].rstrip("/")
-  for dirpath, _, files in as_path(root).walk():
-    rel = os.path.relpath(as_str(dirpath), root) if not is_remote(root) else \
-        as_str(dirpath).split("://", 1)[-1].rstrip("/")[len(remote_root) + 1:]
+  for dirpath, _, files in os.walk(root):
+    rel = os.path.relpath(dirpath, root)
     for name in files:
-      out.append(name if rel in (".", "") else f"{rel.replace(os.sep, '/')}/{name}")
+      out.append(name if rel == "." else f"{rel.replace(os.sep, '/')}/{name}")
   return sorted(out)
+
+
+def _remote_fs(path: PathLike):
+  """The fsspec file system (gcsfs) that epath uses for ``path``: the same instance, so one
+  listing cache sees every write made through this module or orbax."""
+  from etils.epath import backend  # pylint: disable=g-import-not-at-top
+
+  return backend.fsspec_backend.fs(as_str(path))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -240,15 +254,18 @@ def write_json(path: PathLike, obj: Any, *, indent: int | None = 2, overwrite: b
 
 def replace(src: PathLike, dst: PathLike) -> None:
   """Renames a file over ``dst`` (replacing it)."""
-  if not is_remote(src) and not is_remote(dst):
+  if is_remote(src) and is_remote(dst):
+    # A server-side copy, then the delete: GCS's rename for any bucket (gcsfs's mv tries the
+    # newer moveTo call first, with retries where it is not served). epath's replace would
+    # also require dst's "folder" to exist, false on GCS for a prefix that holds no object yet.
+    fs = _remote_fs(src)
+    fs.copy(as_str(src), as_str(dst))
+    fs.rm_file(as_str(src))
+  elif is_remote(src) or is_remote(dst):
+    copy(src, dst)
+    remove(src)
+  else:
     os.replace(as_str(src), as_str(dst))
-    return
-  # An object store has no rename and no directories (epath's replace insists that dst's
-  # "folder" exists, which a prefix with no object yet does not): copy the object, which
-  # appears whole when its write closes, then delete the source.
-  with open(src, "rb") as fin, open(dst, "wb") as fout:
-    shutil.copyfileobj(fin, fout, length=8 << 20)
-  remove(src)
 
 
 def remove(path: PathLike, missing_ok: bool = False) -> None:
