@@ -229,6 +229,17 @@ def clear_client_caches() -> None:
   GCSFileSystem.clear_instance_cache()
 
 
+def serialize_orbax_gcs_requests(monkeypatch) -> None:
+  """orbax builds its own tensorstore contexts (``gcs_request_concurrency`` at its default):
+  limit them to one request at a time, as the emulator needs (see emulator_env)."""
+  from orbax.checkpoint._src.serialization import tensorstore_utils  # pylint: disable=g-import-not-at-top
+
+  for name in ("_DEFAULT_OCDBT_TS_CONTEXT", "_BASE_TS_CONTEXT"):
+    context = dict(getattr(tensorstore_utils, name))
+    context["gcs_request_concurrency"] = {"limit": 1}
+    monkeypatch.setattr(tensorstore_utils, name, context)
+
+
 @contextlib.contextmanager
 def clients_on_emulator(emulator: GcsEmulator, monkeypatch, cloudsdk_config: str):
   """Points every GCS client of this process (and of subprocesses, through the environment) at
@@ -244,6 +255,7 @@ def clients_on_emulator(emulator: GcsEmulator, monkeypatch, cloudsdk_config: str
   monkeypatch.setitem(fsspec.config.conf, "gs", gs_conf)
   monkeypatch.setitem(fsspec.config.conf, "gcs", gs_conf)
   use_plain_gcsfs(monkeypatch)
+  serialize_orbax_gcs_requests(monkeypatch)
   guard = ConnectionGuard()
   guard.install(monkeypatch)
   clear_client_caches()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import seqio
 
+from clqa_jax import fileio
 from clqa_jax.data import paths
 
 
@@ -29,8 +30,11 @@ class LazySentencePieceVocabulary(seqio.SentencePieceVocabulary):
 
   def _model_context(self):
     path = self._resolve()
-    if path != self._sentencepiece_model_file:
-      self._sentencepiece_model_file = path
+    if path != getattr(self, "_resolved_from", None):
+      # seqio reads the file with TensorFlow's gfile; ours is read through fileio (a remote
+      # model is copied to local disk once, for as long as this vocabulary lives).
+      self._sentencepiece_model_file = fileio.pinned_local_copy(path, self)
+      self._resolved_from = path
       self._model = None
     return super()._model_context()
 

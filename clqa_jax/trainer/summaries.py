@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import sys
+import tempfile
 import time
 from typing import Any, Mapping, TextIO
 
@@ -15,15 +16,53 @@ from clqa_jax import fileio
 def create_writer(logdir: str, *, asynchronous: bool = True) -> Any:
   """A clu MetricWriter: TensorBoard summaries on host 0, logging only elsewhere.
 
-  clu's summary writer uses TensorFlow, so it is imported here, lazily, not at module import;
-  TensorFlow writes ``gs://`` log directories itself.
+  clu's summary writer uses TensorFlow, so it is imported here, lazily, not at module import.
+  A remote ``logdir`` (gs://) is written locally and copied there through fileio at least
+  every ``MirroredWriter.every_seconds`` and on flush/close, so summaries take the same I/O
+  path as every other artifact.
   """
   from clu import metric_writers  # pylint: disable=g-import-not-at-top
 
-  if jax.process_index() == 0:
-    fileio.makedirs(logdir)
-  return metric_writers.create_default_writer(
-      logdir, just_logging=jax.process_index() > 0, asynchronous=asynchronous)
+  if jax.process_index() > 0 or not fileio.is_remote(logdir):
+    if jax.process_index() == 0:
+      fileio.makedirs(logdir)
+    return metric_writers.create_default_writer(
+        logdir, just_logging=jax.process_index() > 0, asynchronous=asynchronous)
+  local = tempfile.TemporaryDirectory(prefix="clqa-summaries-")
+  writer = metric_writers.create_default_writer(local.name, asynchronous=asynchronous)
+  return MirroredWriter(writer, local, logdir)
+
+
+class MirroredWriter:
+  """A MetricWriter writing into a local directory that is copied to ``remote`` (whole event
+  files, which are small) every ``every_seconds`` of writes and on flush and close."""
+
+  every_seconds = 60.0
+
+  def __init__(self, writer: Any, local: tempfile.TemporaryDirectory, remote: str):
+    self._writer, self._local, self._remote = writer, local, remote
+    self._last_copy = time.monotonic()
+
+  def __getattr__(self, name: str) -> Any:
+    attr = getattr(self._writer, name)
+    if not name.startswith("write_"):
+      return attr
+
+    def write(*args, **kwargs):
+      attr(*args, **kwargs)
+      if time.monotonic() - self._last_copy >= self.every_seconds:
+        self.flush()
+    return write
+
+  def flush(self) -> None:
+    self._writer.flush()
+    fileio.copytree(self._local.name, self._remote)
+    self._last_copy = time.monotonic()
+
+  def close(self) -> None:
+    self._writer.close()
+    fileio.copytree(self._local.name, self._remote)
+    self._local.cleanup()
 
 
 class MetricAverager:
