@@ -48,8 +48,7 @@ QuestionBatch = dict[str, np.ndarray]
 
 
 def _resolve(path: str) -> str:
-  """Absolute paths stay; relative ones are under the data root."""
-  return path if os.path.isabs(path) else paths.data_path(path)
+  return paths.resolve(path)
 
 
 def _barrier(name: str) -> None:

@@ -87,6 +87,79 @@ def _own_rows(directory: str) -> tuple[np.ndarray, np.ndarray]:
   return rows[order], emb[order]
 
 
+def _barrier(name: str) -> None:
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    multihost_utils.sync_global_devices(name)
+
+
+@dataclasses.dataclass
+class SearchResult:
+  """Exact top-k of some questions over a corpus: scores float32 / rows int64 [Q, k]."""
+  scores: np.ndarray
+  rows: np.ndarray
+  corpus_seconds: float   # encoding the corpus (the cost that grows with it)
+
+
+def encode_and_search(model: UnifiedModel, params: Any, store: Any, query_tokens: np.ndarray,
+                      k: int, work_dir: str, *, fingerprint: dict[str, Any],
+                      num_rows: int | None = None, encode_batch_size: int = 128,
+                      dtype: str = "float16", search_chunk_rows: int = 16384,
+                      progress: bool = True) -> SearchResult:
+  """This process's questions' exact top-k passages of ``store`` under ``params``.
+
+  1. rows [0, num_rows) of the PassageStore (default all) are encoded into embedding shards
+     under ``work_dir/passages`` (batch sharded over the params mesh's data axes, each process
+     its contiguous part of the rows; resumable, fingerprinted);
+  2. query_tokens int32 [Q, Lq] (this process's questions) under ``work_dir/queries``;
+  3. exact search on device (``DeviceSearcher``: corpus sharded over the devices). Every
+     process runs the same number of search steps (query counts padded to the largest).
+  Embeddings are stored as ``dtype``; scores are float32 dot products of the stored values.
+  ``work_dir`` is left in place (the caller removes it).
+  """
+  started = time.time()
+  mesh = params_mesh(params)
+  axes = _data_axes(mesh)
+  data_size = int(np.prod([mesh.shape[a] for a in axes]))
+  batch = -(-encode_batch_size // data_size) * data_size
+  n = len(store) if num_rows is None else min(int(num_rows), len(store))
+  if n < 1:
+    raise ValueError(f"encode_and_search: no passages to search in {store.directory}")
+  fingerprint = {**fingerprint, "corpus": store.manifest["corpus_fingerprint"],
+                 "vocab_sha256": store.manifest["vocab_sha256"], "corpus_rows": n}
+
+  # 1. The corpus, split between processes by contiguous rows.
+  p, num_p = jax.process_index(), jax.process_count()
+  lo, hi = p * n // num_p, (p + 1) * n // num_p
+  passage_dir = fileio.join(work_dir, "passages")
+  encode_lib.encode_corpus(
+      model_encoders.passage_encode_fn(model), _corpus_chunks(store.tokens_array, lo, hi),
+      passage_dir, params=params, fingerprint=fingerprint, global_batch_size=batch, mesh=mesh,
+      data_axes=axes, dtype=dtype, total_rows=hi - lo, progress=progress)
+  corpus_seconds = time.time() - started
+
+  # 2. This process's questions.
+  query_dir = fileio.join(work_dir, "queries")
+  nq = int(query_tokens.shape[0])
+  encode_lib.encode_corpus(
+      model_encoders.query_encode_fn(model),
+      [(np.arange(nq, dtype=np.int64), np.asarray(query_tokens))], query_dir, params=params,
+      fingerprint={**fingerprint, "questions": nq}, global_batch_size=batch, mesh=mesh,
+      data_axes=axes, dtype=dtype, rows_per_shard=max(nq, 1), progress=False)
+  _, query_vectors = _own_rows(query_dir)
+  _barrier(f"encode_and_search:{work_dir}")   # every process's shards are written
+
+  # 3. Exact top-k over the sharded corpus.
+  row_ids, corpus = shards_lib.EmbeddingShards(passage_dir).load()
+  searcher = device_search.DeviceSearcher(corpus, row_ids, mesh=mesh,
+                                          chunk_rows=search_chunk_rows)
+  padded = _max_over_processes(nq)
+  queries = np.zeros((padded, query_vectors.shape[1]), np.float32)
+  queries[:nq] = query_vectors
+  scores, rows = searcher.search(queries, min(k, n))
+  return SearchResult(scores[:nq], rows[:nq], corpus_seconds)
+
+
 @dataclasses.dataclass
 class WindowQuestions:
   """The questions a refresh retrieves for (deduplicated by qid)."""
@@ -181,46 +254,16 @@ class PassageRefresh:
     k = self.feed.k
     work = fileio.join(self.work_dir or fileio.join(self.feed.retrieval_store.root,
                                                     "embeddings"), f"step_{step:010d}")
-    mesh = params_mesh(params)
-    axes = _data_axes(mesh)
-    data_size = int(np.prod([mesh.shape[a] for a in axes]))
-    batch = -(-self.encode_batch_size // data_size) * data_size
-    fingerprint = {"refresh_step": int(step), "corpus": store.manifest["corpus_fingerprint"],
-                   "vocab_sha256": store.manifest["vocab_sha256"]}
-
-    # 1. The corpus, split between processes by contiguous rows.
     n = len(store)
-    p, num_p = jax.process_index(), jax.process_count()
-    lo, hi = p * n // num_p, (p + 1) * n // num_p
-    passage_dir = fileio.join(work, "passages")
-    encode_lib.encode_corpus(
-        model_encoders.passage_encode_fn(self.model), _corpus_chunks(store.tokens_array, lo, hi),
-        passage_dir, params=params, fingerprint=fingerprint, global_batch_size=batch, mesh=mesh,
-        data_axes=axes, dtype=self.dtype, total_rows=hi - lo, progress=self.progress)
-    t_corpus = time.time() - started
-
-    # 2. This process's questions.
-    query_dir = fileio.join(work, "queries")
     nq = len(questions.qids)
-    encode_lib.encode_corpus(
-        model_encoders.query_encode_fn(self.model),
-        [(np.arange(nq, dtype=np.int64), questions.query_tokens)], query_dir, params=params,
-        fingerprint={**fingerprint, "questions": nq}, global_batch_size=batch, mesh=mesh,
-        data_axes=axes, dtype=self.dtype, rows_per_shard=max(nq, 1), progress=False)
-    _, query_vectors = _own_rows(query_dir)
+    # Exact top-(K+1): one more than K, room for the source passage.
+    found = encode_and_search(
+        self.model, params, store, questions.query_tokens, min(k + 1, n), work,
+        fingerprint={"refresh_step": int(step)}, encode_batch_size=self.encode_batch_size,
+        dtype=self.dtype, search_chunk_rows=self.search_chunk_rows, progress=self.progress)
+    scores, rows = found.scores, found.rows
 
-    # 3. Exact top-(K+1) over the sharded corpus (one more than K: room for the source).
-    row_ids, corpus = shards_lib.EmbeddingShards(passage_dir).load()
-    searcher = device_search.DeviceSearcher(corpus, row_ids, mesh=mesh,
-                                            chunk_rows=self.search_chunk_rows)
-    k_search = min(k + 1, n)
-    padded = _max_over_processes(nq)
-    queries = np.zeros((padded, query_vectors.shape[1]), np.float32)
-    queries[:nq] = query_vectors
-    scores, rows = searcher.search(queries, k_search)
-    scores, rows = scores[:nq], rows[:nq]
-
-    # 4. Source passage out, K kept, a new version published and pinned.
+    # Source passage out, K kept, a new version published and pinned.
     source_rows = store.rows(questions.source_pids, missing="pad")
     retrieval = self.feed.retrieval_store
     stale = fileio.join(retrieval.root, f"step_{step:010d}")
@@ -235,7 +278,8 @@ class PassageRefresh:
     if not self.keep_embeddings:
       fileio.rmtree(work)
     logger.info("refresh at step %d: %d passages encoded in %.1fs, %d questions retrieved "
-                "(top %d), %.1fs in all", step, n, t_corpus, nq, k, time.time() - started)
+                "(top %d), %.1fs in all", step, n, found.corpus_seconds, nq, k,
+                time.time() - started)
     return int(step)
 
   def _source(self):
