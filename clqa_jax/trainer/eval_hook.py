@@ -210,7 +210,6 @@ class DevEvaluation:
 
   def _passages(self, rows: np.ndarray) -> dict[int, Any]:
     """{row: Passage} of the retrieved rows (texts read from the TSV once, then cached)."""
-
     missing = set(np.unique(rows[rows >= 0]).tolist()) - set(self._texts)
     if missing:
       self._texts.update(passage_store.read_passages(self.store, missing, self.corpus_path))
@@ -218,7 +217,6 @@ class DevEvaluation:
 
   def _runner_on(self, params: Any):
     """The reading ``ModelRunner`` (built once: its compiled decoding is reused) on ``params``."""
-
     if self._runner is None:
       self._runner = ModelRunner(self.model.config, params, partitioner=self._partitioner,
                                  reader_batch_size=self.reader_batch_size,
