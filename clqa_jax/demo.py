@@ -216,13 +216,17 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
   _step(cfg, "vocab", lambda: {"vocab": train_vocabulary(cfg.data)})
   teacher = _step(cfg, "teacher", lambda: _train(
       cfg, "experiments/mini_teacher_en.gin", "teacher", cfg.teacher_steps, []))
+  # The students' dev evaluation (experiments/dev_eval.gin) reads as the final evaluation does.
+  dev_eval = [f"DevEvaluation.top_k = {cfg.retrieval_depth}",
+              f"DevEvaluation.max_answer_length = {cfg.max_answer_tokens}",
+              "DevEvaluation.progress = False"]
   stage1 = _step(cfg, "stage1", lambda: _train(
       cfg, "experiments/mini_clr_pt.gin", "stage1", cfg.stage1_steps,
-      [f"TEACHER_CHECKPOINT = '{teacher['checkpoints']}'"]))
+      [f"TEACHER_CHECKPOINT = '{teacher['checkpoints']}'", *dev_eval]))
   stage2 = _step(cfg, "stage2", lambda: _train(
       cfg, "experiments/mini_mlqa_pt.gin", "stage2", cfg.stage2_steps,
       [f"INIT_CHECKPOINT = '{stage1['checkpoints']}'", f"REFRESH_EVERY = {cfg.refresh_every}",
-       f"RETRIEVAL_DIR = '{fileio.join(cfg.run_dir('stage2'), 'retrieval')}'"]))
+       f"RETRIEVAL_DIR = '{fileio.join(cfg.run_dir('stage2'), 'retrieval')}'", *dev_eval]))
 
   def export():
     from clqa_jax.checkpoints import export as export_lib  # pylint: disable=g-import-not-at-top

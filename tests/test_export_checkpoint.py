@@ -215,3 +215,32 @@ def test_step_best_needs_a_recorded_or_given_metric(run, tmp_path):
   with pytest.raises(ValueError, match="--best_metric NAME"):
     export.select_step(directory, "best")
   assert export.select_step(directory, "latest") == (3, None)
+
+
+def test_step_best_among_the_steps_that_recorded_the_metric(run, tmp_path):
+  import jax.numpy as jnp
+  import optax
+
+  from clqa_jax.checkpoints import training
+  from clqa_jax.trainer.train_state import TrainState
+
+  _, _, p1, _ = run
+  directory = str(tmp_path / "run" / "checkpoints")
+  ckpt = training.Checkpointer(directory, training.CheckpointConfig(
+      keep=5, best_metric="eval/f1", async_save=False))
+  recorded = {1: {"eval/f1": 0.5, "eval/r@2kt": 10.0}, 2: {"eval/f1": 0.7},
+              3: {"eval/f1": 0.7, "eval/r@2kt": 5.0}, 4: None}
+  for step, metrics in recorded.items():
+    state = TrainState(step=jnp.asarray(step, jnp.int32), params=p1,
+                       opt_state=optax.sgd(0.1).init(p1), rng=jnp.zeros((2,), jnp.uint32))
+    ckpt.save(state, {}, metrics=metrics)
+  assert ckpt.best_step() == 3            # keep-best's choice: ties go to the later step
+  ckpt.close()
+  assert training.read_metrics(directory)[2] == {"eval/f1": 0.7}
+  assert export.select_step(directory, "best") == (3, "eval/f1")
+  # Another metric: only the steps that recorded it count (step 2 did not).
+  assert export.select_step(directory, "best", best_metric="eval/r@2kt") == (1, "eval/r@2kt")
+  assert export.select_step(directory, "best", best_metric="eval/r@2kt",
+                            best_mode="min") == (3, "eval/r@2kt")
+  with pytest.raises(ValueError, match="no checkpoint recorded metric 'eval/em'"):
+    export.select_step(directory, "best", best_metric="eval/em")

@@ -95,3 +95,13 @@ def test_keep_latest_n_plus_best_and_init_from_checkpoint(tmp_path):
   for a, b in zip(jax.tree.leaves(jax.device_get(run.state.params)),
                   jax.tree.leaves(jax.device_get(fresh.state.params))):
     np.testing.assert_array_equal(a, b)
+
+
+def test_keep_best_needs_an_eval_hook_reporting_its_metric(tmp_path):
+  cfg = checkpointing.CheckpointConfig(save_every_steps=0, best_metric="eval/score",
+                                       async_save=False)
+  with pytest.raises(ValueError, match="evaluates nothing"):
+    _train(tmp_path / "none", total_steps=1, checkpoint=cfg)
+  with pytest.raises(ValueError, match=r"'eval/score' is not among .* \['eval/other'\]"):
+    _train(tmp_path / "other", total_steps=1, checkpoint=cfg,
+           eval_hook=lambda step, params: {"other": 1.0}, eval_every_steps=1)

@@ -198,3 +198,26 @@ def read_meta(checkpoints_dir: str, step: int) -> dict[str, Any]:
                              options=ocp.CheckpointManagerOptions(read_only=True)) as mgr:
     out = mgr.restore(step, args=ocp.args.Composite(**{META: ocp.args.JsonRestore()}))
   return dict(out[META] or {})
+
+
+def read_metrics(checkpoints_dir: str) -> dict[int, dict[str, float]]:
+  """{step: its recorded eval metrics} of the steps saved with metrics (the kept-best metrics;
+  orbax records them only when the run set ``CheckpointConfig.best_metric``)."""
+  out = {}
+  with ocp.CheckpointManager(checkpoints_dir, item_names=(PARAMS,),
+                             options=ocp.CheckpointManagerOptions(read_only=True)) as mgr:
+    for step in list_steps(checkpoints_dir):
+      metrics = mgr.metrics(step)
+      if metrics:
+        out[step] = {k: float(v) for k, v in metrics.items()}
+  return out
+
+
+def best_step_of(values: dict[int, float], mode: str = "max") -> int:
+  """The step of the best value; ties go to the later step, as the keep-best policy keeps it."""
+  if mode not in ("max", "min"):
+    raise ValueError(f"best mode must be 'max' or 'min', got {mode!r}")
+  if not values:
+    raise ValueError("no values to choose the best step from")
+  sign = 1.0 if mode == "max" else -1.0
+  return max(values, key=lambda step: (sign * values[step], step))

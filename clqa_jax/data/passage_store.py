@@ -373,3 +373,32 @@ def _finalize(build_dir: str, rows: int, truncated: int, corpus_path: str, ident
   fileio.remove(fileio.join(build_dir, "progress.json"))
   fileio.remove(fileio.join(build_dir, "pids.txt"))
   _write_json(fileio.join(build_dir, "manifest.json"), manifest)
+
+
+def read_passages(store: PassageStore, rows: Iterable[int], corpus_path: str, *,
+                  skip_errors: bool = False) -> dict[int, Passage]:
+  """{row: Passage} of a store's rows, by one streaming pass over its TSV up to the last row
+  asked (rows < 0 are ignored).
+
+  Rows are positions in the store (the TSV order with the same skipped rows); each row's pid
+  is checked against the store, so a changed corpus file is an error, not wrong texts.
+  """
+  wanted = {int(r) for r in rows if int(r) >= 0}
+  out: dict[int, Passage] = {}
+  if not wanted:
+    return out
+  last = max(wanted)
+  if last >= len(store):
+    raise IndexError(f"row {last} is past the {len(store)} rows of the store {store.directory}")
+  # nfc_titles None: the store's own rule (all_w100.tsv titles are NFC-normalised).
+  for row, p in enumerate(readers.read_passages_tsv(corpus_path, skip_errors=skip_errors)):
+    if row in wanted:
+      if store.pid(row) != p.pid:
+        raise StoreMismatchError(
+            f"{corpus_path}: row {row} has pid {p.pid!r} but the passage store "
+            f"{store.directory} has {store.pid(row)!r}; the corpus changed since the store was "
+            "built: rebuild it")
+      out[row] = p
+    if row >= last:
+      break
+  return out

@@ -49,3 +49,8 @@ def vocabulary_path(path: str | None = None) -> str:
 
 def data_path(*parts: str) -> str:
   return fileio.join(data_root(), *parts)
+
+
+def resolve(path: str) -> str:
+  """``path`` itself when absolute or remote (gs://), else that path under the data root."""
+  return path if os.path.isabs(path) or fileio.is_remote(path) else data_path(path)

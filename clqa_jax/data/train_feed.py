@@ -50,7 +50,7 @@ QuestionBatch = dict[str, np.ndarray]
 
 def _resolve(path: str) -> str:
   """Absolute paths stay; relative ones are under the data root."""
-  return path if os.path.isabs(path) or fileio.is_remote(path) else paths.data_path(path)
+  return paths.resolve(path)
 
 
 def _barrier(name: str) -> None:

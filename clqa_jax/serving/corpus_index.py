@@ -206,20 +206,13 @@ class CorpusIndex:
     Rows are positions in the store (the TSV order with the same skipped rows); each row's pid
     is checked against the store, so a changed corpus file is an error, not wrong texts.
     """
-    from clqa_jax.data import readers
+    from clqa_jax.data import passage_store
+    from clqa_jax.data.errors import StoreMismatchError
 
     wanted = {int(r) for r in rows if int(r) >= 0} - set(self._texts)
-    if wanted:
-      last = max(wanted)
-      nfc = None  # the store's own rule (all_w100.tsv titles are NFC-normalised)
-      for row, p in enumerate(readers.read_passages_tsv(
-          self.manifest["corpus"], nfc_titles=nfc, skip_errors=self.manifest["skip_errors"])):
-        if row in wanted:
-          if self.store.pid(row) != p.pid:
-            raise IndexMismatchError(
-                f"{self.manifest['corpus']}: row {row} has pid {p.pid!r} but the index has "
-                f"{self.store.pid(row)!r}; the corpus changed since `clqa index`: rebuild it")
-          self._texts[row] = p
-        if row >= last:
-          break
+    try:
+      self._texts.update(passage_store.read_passages(
+          self.store, wanted, self.manifest["corpus"], skip_errors=self.manifest["skip_errors"]))
+    except StoreMismatchError as e:
+      raise IndexMismatchError(f"{e} with `clqa index`") from e
     return {int(r): self._texts[int(r)] for r in rows if int(r) >= 0}

@@ -2,7 +2,9 @@
 
 - ``BatchSource``: host-local numpy dicts of the model features (this process's rows of the
   global batch), with a JSON-serialisable position saved in every checkpoint.
-- ``EvalHook``: ``(step, params) -> {name: value}``, run every ``eval_every_steps``.
+- ``EvalHook``: ``(step, params) -> {name: value}``, run every ``eval_every_steps`` and at
+  the last step; a hook with ``setup(partitioner)`` gets the run's partitioner once before
+  training (``eval_hook.DevEvaluation``: the dev-set evaluation).
 - ``RefreshHook``: ``(step, params) -> store version``, run at step 0 and every
   ``refresh_every_steps`` (never at the last step): re-encodes the corpus, retrieves for the
   next window of questions and swaps the retrieval store the batch source reads.

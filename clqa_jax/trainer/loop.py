@@ -7,7 +7,8 @@ and partitioned once (``train_step`` + ``state_init``); everything stateful live
   only), else a fresh init; the batch source's position and the retrieval-store version come
   back from the checkpoint metadata;
 - per-term metrics to TensorBoard (host 0) and a console progress line with rate and ETA;
-- eval hook every ``eval_every_steps`` (its metrics can select the kept-best checkpoint);
+- eval hook every ``eval_every_steps`` and at the last step (its metrics, ``eval/<name>``, go
+  to TensorBoard and select the kept-best checkpoint by ``CheckpointConfig.best_metric``);
 - refresh hook at step 0 and every ``refresh_every_steps``;
 - SIGTERM: save at the next step boundary and return ``"preempted"``;
 - a non-finite loss raises ``NonFiniteLossError`` before anything is saved, so the last good
@@ -182,6 +183,13 @@ def train(*,
     raise ValueError(f"objective {objective.name!r} needs a teacher: bind train.teacher "
                      "(and Teacher.checkpoint) in gin")
 
+  evaluating = eval_hook is not None and eval_every_steps > 0
+  if checkpoint.best_metric and not evaluating:
+    raise ValueError(f"CheckpointConfig.best_metric={checkpoint.best_metric!r} keeps the best "
+                     "checkpoint by an eval metric, but the run evaluates nothing: bind "
+                     "loop.train.eval_hook and a positive loop.train.eval_every_steps "
+                     "(EVAL_EVERY), or set CheckpointConfig.best_metric = None")
+
   ckpt = checkpointing.Checkpointer(checkpointing.run_checkpoints_dir(model_dir), checkpoint)
   abstract_params, param_shardings = state_init.abstract_params_and_shardings(
       partitioner, model, init_shapes)
@@ -225,6 +233,8 @@ def train(*,
                                        "Teacher.checkpoint")
 
   source = batches(layout)
+  if evaluating and hasattr(eval_hook, "setup"):
+    eval_hook.setup(partitioner)
   if "data_position" in meta:
     source.set_state(meta["data_position"])
   store_version = meta.get("retrieval_store_version")
@@ -278,11 +288,15 @@ def train(*,
           writer.write_scalars(step, averaged)
           progress.update(step, averaged)
         eval_metrics = None
-        if eval_hook is not None and eval_every_steps > 0 and (
-            step % eval_every_steps == 0 or step == total_steps):
+        if evaluating and (step % eval_every_steps == 0 or step == total_steps):
           eval_metrics = {f"eval/{k}": float(v) for k, v in eval_hook(step, state.params).items()}
+          if checkpoint.best_metric and checkpoint.best_metric not in eval_metrics:
+            raise ValueError(
+                f"CheckpointConfig.best_metric={checkpoint.best_metric!r} is not among the "
+                f"metrics of the eval hook at step {step}: {sorted(eval_metrics)}")
           writer.write_scalars(step, eval_metrics)
-          logger.info("eval at step %d: %s", step, eval_metrics)
+          if jax.process_index() == 0:
+            logger.info("eval at step %d: %s", step, eval_metrics)
         periodic = checkpoint.save_every_steps > 0 and step % checkpoint.save_every_steps == 0
         if periodic or eval_metrics is not None or step == total_steps:
           ckpt.save(state, current_meta(), metrics=eval_metrics)

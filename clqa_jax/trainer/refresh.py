@@ -159,6 +159,31 @@ def retrieve_candidates(model: UnifiedModel, params: Any, corpus_tokens: np.ndar
       encode_seconds=encoded - started, search_seconds=time.time() - encoded)
 
 
+def _barrier(name: str) -> None:
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    multihost_utils.sync_global_devices(name)
+
+
+def encode_and_search(model: UnifiedModel, params: Any, store: Any, query_tokens: np.ndarray,
+                      k: int, work_dir: str, *, fingerprint: dict[str, Any],
+                      num_rows: int | None = None, encode_batch_size: int = 128,
+                      dtype: str = "float16", search_chunk_rows: int = 16384,
+                      progress: bool = True) -> Candidates:
+  """``retrieve_candidates`` over rows [0, num_rows) of a PassageStore (default all), its
+  identity (corpus, vocabulary, rows) added to ``fingerprint``: the refresh's and the dev
+  evaluation's search. Collective; ``work_dir`` is left in place (the caller removes it)."""
+  n = len(store) if num_rows is None else min(int(num_rows), len(store))
+  if n < 1:
+    raise ValueError(f"encode_and_search: no passages to search in {store.directory}")
+  fingerprint = {**fingerprint, "corpus": store.manifest["corpus_fingerprint"],
+                 "vocab_sha256": store.manifest["vocab_sha256"], "corpus_rows": n}
+  return retrieve_candidates(
+      model, params, store.tokens_array[:n], np.asarray(query_tokens), min(k, n), work_dir,
+      mesh=params_mesh(params), fingerprint=fingerprint, encode_batch_size=encode_batch_size,
+      dtype=dtype, chunk_rows=search_chunk_rows, progress=progress)
+
+
 @dataclasses.dataclass
 class WindowQuestions:
   """The questions a refresh retrieves for (deduplicated by qid)."""
@@ -253,17 +278,14 @@ class PassageRefresh:
     k = self.feed.k
     work = fileio.join(self.work_dir or fileio.join(self.feed.retrieval_store.root,
                                                     "embeddings"), f"step_{step:010d}")
-    fingerprint = {"refresh_step": int(step), "corpus": store.manifest["corpus_fingerprint"],
-                   "vocab_sha256": store.manifest["vocab_sha256"]}
+    n = len(store)
+    nq = len(questions.qids)
     # 1.-3. The corpus re-encoded (each host its own rows) and searched: top-(K+1), one more
     # than K: room for the source.
-    n = len(store)
-    found = retrieve_candidates(
-        self.model, params, store.tokens_array, questions.query_tokens, min(k + 1, n), work,
-        mesh=params_mesh(params), fingerprint=fingerprint,
-        encode_batch_size=self.encode_batch_size, dtype=self.dtype,
-        chunk_rows=self.search_chunk_rows, progress=self.progress)
-    nq = len(questions.qids)
+    found = encode_and_search(
+        self.model, params, store, questions.query_tokens, k + 1, work,
+        fingerprint={"refresh_step": int(step)}, encode_batch_size=self.encode_batch_size,
+        dtype=self.dtype, search_chunk_rows=self.search_chunk_rows, progress=self.progress)
     scores, rows = found.scores, found.rows
 
     # 4. Source passage out, K kept, a new version published and pinned.
