@@ -1,0 +1,39 @@
+"""Logging of every ``clqa`` command: our own logger at ``--log_level``, libraries quiet.
+
+By default a command prints its own progress (logger ``clqa_jax`` at INFO) and results; absl,
+orbax, jax, tensorstore, Beam and TensorFlow log only warnings unless ``--log_level DEBUG``.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+DEFAULT_LEVEL = "INFO"
+OWN_LOGGER = "clqa_jax"
+LIBRARY_LOGGERS = ("absl", "orbax", "jax", "jaxlib", "tensorstore", "apache_beam",
+                   "tensorflow", "h5py", "urllib3", "gin")
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def add_log_level_argument(parser: argparse.ArgumentParser) -> None:
+  parser.add_argument("--log_level", default=DEFAULT_LEVEL, choices=LEVELS, type=str.upper,
+                      help="level of clqa's own log lines; libraries (absl, orbax, jax, "
+                           "tensorstore, Beam) log warnings only, unless DEBUG")
+
+
+def configure_logging(level_name: str) -> None:
+  level = getattr(logging, level_name)
+  logging.basicConfig(level=logging.WARNING, format=FORMAT)
+  logging.getLogger(OWN_LOGGER).setLevel(level)
+  library_level = logging.DEBUG if level == logging.DEBUG else logging.WARNING
+  for name in LIBRARY_LOGGERS:
+    logging.getLogger(name).setLevel(library_level)
+  # Beam logs the traceback of every worker exception it re-raises; the command reports it.
+  if level != logging.DEBUG:
+    logging.getLogger("apache_beam").setLevel(logging.CRITICAL)
+  try:
+    from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return
+  absl_logging.set_verbosity("debug" if level == logging.DEBUG else "warning")
