@@ -36,6 +36,15 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+  """A usage error is ``clqa <command>: error: <message>; see ... --help`` and exit 2, the form
+  of every other clqa error (argparse prints the whole usage block)."""
+
+  def error(self, message: str):
+    self.exit(cli_errors.INPUT_ERROR_EXIT,
+              f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog="clqa",
@@ -61,8 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def build_subcommand_parser(name: str, module) -> argparse.ArgumentParser:
   """The parser of one subcommand: the module's arguments plus --log_level."""
-  parser = argparse.ArgumentParser(prog=f"clqa {name}", description=SUBCOMMANDS[name][1],
-                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  parser = OneLineErrorParser(prog=f"clqa {name}", description=SUBCOMMANDS[name][1],
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
   module.add_arguments(parser)
   log_setup.add_log_level_argument(parser)
   return parser
@@ -80,10 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
   name, rest = argv[0], argv[1:]
   if name not in SUBCOMMANDS:
-    build_parser().print_help(sys.stderr)
-    print(f"\nclqa: unknown command {name!r}; choose one of: {', '.join(SUBCOMMANDS)}",
+    print(f"clqa: error: unknown command {name!r}; choose one of: {', '.join(SUBCOMMANDS)}",
           file=sys.stderr)
-    return 2
+    return cli_errors.INPUT_ERROR_EXIT
   module_name, help_text = SUBCOMMANDS[name]
   try:
     module = importlib.import_module(module_name)
