@@ -12,6 +12,7 @@ import sys
 import clqa_jax
 from clqa_jax.cli import errors as cli_errors
 from clqa_jax.cli import gin_flags
+from clqa_jax.cli import help_format
 from clqa_jax.cli import log_setup
 
 DEBUG_FLAG = "--debug"
@@ -71,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
 def build_subcommand_parser(name: str, module) -> argparse.ArgumentParser:
   """The parser of one subcommand: the module's arguments plus --log_level."""
   parser = OneLineErrorParser(prog=f"clqa {name}", description=SUBCOMMANDS[name][1],
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                              formatter_class=help_format.DefaultsHelpFormatter)
   module.add_arguments(parser)
   log_setup.add_log_level_argument(parser)
   return parser

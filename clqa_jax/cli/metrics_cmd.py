@@ -29,8 +29,10 @@ def _add_io(parser: argparse.ArgumentParser, gold_help: str, pred_help: str) -> 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-  sub = parser.add_subparsers(dest="metric", metavar="METRIC", required=True)
-  fmt = argparse.ArgumentDefaultsHelpFormatter
+  from clqa_jax.cli import help_format
+  sub = parser.add_subparsers(dest="metric", metavar="METRIC", required=True,
+                              help="the metric to compute")
+  fmt = help_format.DefaultsHelpFormatter
   p = sub.add_parser("xor-retrieve", help=_MAIN_HELP["xor-retrieve"], formatter_class=fmt)
   _add_io(p, "gold JSONL with id, lang, answers",
           'predictions JSON: [{"id", "lang", "ctxs": [text | {"text", ...}]}]')

@@ -9,8 +9,10 @@ from clqa_jax.cli.errors import UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-  sub = parser.add_subparsers(dest="action", required=True)
-  train = sub.add_parser("train", help="train a SentencePiece model on plain-text files")
+  from clqa_jax.cli import help_format
+  sub = parser.add_subparsers(dest="action", required=True, help="what to do")
+  train = sub.add_parser("train", help="train a SentencePiece model on plain-text files",
+                         formatter_class=help_format.DefaultsHelpFormatter)
   train.add_argument("--input", action="append", required=True,
                      help="plain-text file, one sentence per line (repeatable)")
   train.add_argument("--vocab_size", type=int, default=1000, help="pieces in the vocabulary")
