@@ -242,3 +242,40 @@ def test_read_only_output_directory(tmp_path, capsys):
     assert "not writable" in capsys.readouterr().err
   finally:
     locked.chmod(0o700)
+
+
+def test_a_bad_corpus_line_inside_beam_is_reported_unwrapped(tmp_path, capsys):
+  corpus, out = str(tmp_path / "corpus"), str(tmp_path / "out")
+  assert cli_main.main(["synth", "generate", "--out", corpus, "--synthetic_entities", "8"]) == 0
+  articles = os.path.join(corpus, "articles", "ja", "AA", "wiki_00")
+  with open(articles, encoding="utf-8") as f:
+    lines = f.read().splitlines()
+  lines[1] = '{"id": "x", broken'
+  with open(articles, "w", encoding="utf-8") as f:
+    f.write("\n".join(lines) + "\n")
+  capsys.readouterr()
+  gin.clear_config()
+  try:
+    rc = cli_main.main(["synth", "passages", "--gin_file", "synth/mini.gin", "--out", out,
+                        "--corpus", corpus])
+  finally:
+    gin.clear_config()
+  captured = capsys.readouterr()
+  assert rc == 2
+  assert "Traceback" not in captured.err + captured.out
+  error_lines = [l for l in captured.err.splitlines() if l.startswith("clqa synth")]
+  assert error_lines == [f"clqa synth: error: {articles}:2: <json>: not valid JSON "
+                         "(Expecting property name enclosed in double quotes)"]
+
+
+def test_libraries_log_warnings_only_unless_debug(files, capsys):
+  import logging
+  argv = _argv("metrics xor-full --data_file {gold} --pred_file {pred}", files)
+  assert cli_main.main(argv) == 0
+  assert logging.getLogger("clqa_jax").level == logging.INFO
+  for name in ("absl", "orbax", "jax", "tensorstore"):
+    assert logging.getLogger(name).level == logging.WARNING, name
+  assert cli_main.main(argv + ["--log_level", "DEBUG"]) == 0
+  assert logging.getLogger("orbax").level == logging.DEBUG
+  assert cli_main.main(argv + ["--log_level", "error"]) == 0
+  assert logging.getLogger("clqa_jax").level == logging.ERROR

@@ -137,7 +137,7 @@ def _describe_wrapped(error: BaseException) -> str | None:
 # module imports none of them (``clqa --help`` stays instant).
 _USER_ERROR_CLASSES = frozenset({
     "UsageError", "DataFormatError", "StoreMismatchError", "ExportFormatError",
-    "CheckpointNotFoundError", "CheckpointKindError", "CheckpointMappingError",
+    "CheckpointNotFoundError", "CheckpointShapeError", "CheckpointKindError", "CheckpointMappingError",
     "CheckpointFormatError", "IndexMismatchError", "IndexInputError", "EncodingError",
     "ShardError", "RewriteHTTPError", "LineFormatError", "StageConflictError", "MeshShapeError",
     "UnknownRuleSetError",

@@ -17,7 +17,17 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def add_log_level_argument(parser: argparse.ArgumentParser) -> None:
-  parser.add_argument("--log_level", default=DEFAULT_LEVEL, choices=LEVELS, type=str.upper,
+  """--log_level on ``parser`` and on its nested subcommands (``clqa metrics xor-full``), where
+  it is also accepted after the nested subcommand's name."""
+  _add(parser, DEFAULT_LEVEL)
+  for action in parser._actions:  # pylint: disable=protected-access
+    if isinstance(action, argparse._SubParsersAction):  # pylint: disable=protected-access
+      for sub in action.choices.values():
+        _add(sub, argparse.SUPPRESS)  # keeps a value given before the nested name
+
+
+def _add(parser: argparse.ArgumentParser, default: str) -> None:
+  parser.add_argument("--log_level", default=default, choices=LEVELS, type=str.upper,
                       help="level of clqa's own log lines; libraries (absl, orbax, jax, "
                            "tensorstore, Beam) log warnings only, unless DEBUG")
 
