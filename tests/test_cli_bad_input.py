@@ -279,3 +279,46 @@ def test_libraries_log_warnings_only_unless_debug(files, capsys):
   assert logging.getLogger("orbax").level == logging.DEBUG
   assert cli_main.main(argv + ["--log_level", "error"]) == 0
   assert logging.getLogger("clqa_jax").level == logging.ERROR
+
+
+def _raised(error: BaseException) -> BaseException:
+  try:
+    raise error
+  except BaseException as e:  # pylint: disable=broad-except
+    return e
+
+
+def test_environment_errors_are_one_line_and_bugs_keep_their_traceback(tmp_path, capsys):
+  import errno
+  full = _raised(OSError(errno.ENOSPC, "No space left on device", "/data/run/ckpt"))
+  assert cli_errors.describe_user_error(full) == (
+      "/data/run/ckpt: No space left on device; free some space or write elsewhere")
+  denied = _raised(PermissionError(errno.EACCES, "Permission denied", "/ro/out"))
+  assert cli_errors.describe_user_error(denied).startswith("/ro/out: Permission denied; ")
+  # Beam could not rebuild a DataFormatError (its constructor takes four arguments) and
+  # re-raised a RuntimeError carrying its text and the step.
+  wrapped = _raised(RuntimeError("clqa_jax.data.errors.DataFormatError: c.jsonl:3: id: empty "
+                                 "[while running 'ReadCorpus/Parse']"))
+  assert cli_errors.describe_user_error(wrapped) == "c.jsonl:3: id: empty"
+  # The original, found through __context__ under a wrapper.
+  from clqa_jax.data.errors import DataFormatError
+  try:
+    try:
+      raise DataFormatError("q.jsonl", 7, "lang", "missing")
+    except DataFormatError:
+      raise RuntimeError("worker failed")  # pylint: disable=raise-missing-from
+  except RuntimeError as e:
+    assert cli_errors.describe_user_error(e) == "q.jsonl:7: lang: missing"
+  # A bug is not a user error: main re-raises it with its traceback.
+  assert cli_errors.describe_user_error(_raised(KeyError("x"))) is None
+  assert cli_errors.describe_user_error(_raised(ValueError("from a library"))) is None
+
+  def buggy(args):
+    return {}["missing"]
+
+  with pytest.raises(KeyError):
+    cli_errors.run_reporting_errors("metrics", buggy, None)
+  assert cli_errors.run_reporting_errors(
+      "train", lambda args: (_ for _ in ()).throw(full), None) == 2
+  assert capsys.readouterr().err == ("clqa train: error: /data/run/ckpt: No space left on "
+                                     "device; free some space or write elsewhere\n")

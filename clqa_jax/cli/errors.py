@@ -163,7 +163,7 @@ def _describe_one(e: BaseException) -> str | None:
   if name in _USER_ERROR_CLASSES and type(e).__module__.startswith("clqa_jax"):
     return str(e)
   if isinstance(e, FileExistsError):
-    return str(e) if not e.strerror else f"{e.filename}: {e.strerror}; pass --overwrite"
+    return str(e) if not e.strerror else f"{e.filename}: {e.strerror}; remove it or choose another path"
   if isinstance(e, OSError) and (
       isinstance(e, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError))
       or e.errno in _OS_HINTS):
