@@ -166,6 +166,10 @@ CASES = [
     ("inspect clqa.mlqa_pt.xor_full --passage_store {missing}", "--passage_store"),
     ("inspect clqa.mlqa_pt.xor_full --gin.no_such_thing.x=1", "no_such_thing"),
     ("inspect clqa.mlqa_pt.xor_full --gin_file {badgin}", "bad.gin"),
+    ("inspect clqa.mlqa_pt.xor_full --gin.vocabulary_path.path='unterminated", "unterminated"),
+    ("inspect clqa.mlqa_pt.xor_full --gin.vocabulary_path.pathz=3", "pathz"),
+    ("inspect clqa.mlqa_pt.xor_full --gin.vocabulary_path.path=%NO_SUCH_MACRO",
+     "NO_SUCH_MACRO"),
     # synth
     ("synth generate", "--out"),
     ("synth generate --out {under_file}", "--out"),

@@ -97,7 +97,10 @@ def _describe_os_error(error: OSError) -> str:
 
 def _describe_gin_error(error: BaseException) -> str:
   if isinstance(error, SyntaxError):
-    where = f"{error.filename}:{error.lineno}" if error.lineno else str(error.filename)
+    if error.filename:
+      where = f"{error.filename}:{error.lineno}" if error.lineno else error.filename
+    else:  # a --gin.NAME=VALUE binding
+      where = f"binding {(error.text or '').strip()!r}"
     return f"gin: {where}: {error.msg}; fix the gin file or binding"
   text = str(error).strip()
   first = text.splitlines()[0] if text else type(error).__name__

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 DEFAULT_LEVEL = "INFO"
@@ -32,6 +33,19 @@ def _add(parser: argparse.ArgumentParser, default: str) -> None:
                            "tensorstore, Beam) log warnings only, unless DEBUG")
 
 
+def _drop_root_records_of(package: str) -> None:
+  """Drops the root logger's records (``logging.warning`` called by a library) from
+  ``package`` below ERROR; added once."""
+  root = logging.getLogger()
+  if any(getattr(f, "_clqa_package", None) == package for f in root.filters):
+    return
+  marker = f"{os.sep}{package}{os.sep}"
+  package_filter = logging.Filter()
+  package_filter.filter = lambda r: r.levelno >= logging.ERROR or marker not in r.pathname
+  package_filter._clqa_package = package  # pylint: disable=protected-access
+  root.addFilter(package_filter)
+
+
 def configure_logging(level_name: str) -> None:
   level = getattr(logging, level_name)
   logging.basicConfig(level=logging.WARNING, format=FORMAT)
@@ -39,9 +53,11 @@ def configure_logging(level_name: str) -> None:
   library_level = logging.DEBUG if level == logging.DEBUG else logging.WARNING
   for name in LIBRARY_LOGGERS:
     logging.getLogger(name).setLevel(library_level)
-  # Beam logs the traceback of every worker exception it re-raises; the command reports it.
+  # Beam logs the traceback of every worker exception it re-raises (the command reports it),
+  # and warns through the root logger about optional GCP client libraries at import.
   if level != logging.DEBUG:
     logging.getLogger("apache_beam").setLevel(logging.CRITICAL)
+    _drop_root_records_of("apache_beam")
   try:
     from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
   except ImportError:
