@@ -326,3 +326,16 @@ def test_environment_errors_are_one_line_and_bugs_keep_their_traceback(tmp_path,
       "train", lambda args: (_ for _ in ()).throw(full), None) == 2
   assert capsys.readouterr().err == ("clqa train: error: /data/run/ckpt: No space left on "
                                      "device; free some space or write elsewhere\n")
+
+
+def test_an_input_error_inside_tf_data_is_unwrapped():
+  tf = pytest.importorskip("tensorflow")
+  from clqa_jax.data.errors import DataFormatError
+
+  def parse(x):
+    raise DataFormatError("c.jsonl", 3, "id", "empty")
+
+  ds = tf.data.Dataset.range(2).map(lambda x: tf.py_function(parse, [x], tf.int64))
+  with pytest.raises(Exception) as e:
+    list(ds)
+  assert cli_errors.describe_user_error(e.value) == "c.jsonl:3: id: empty"

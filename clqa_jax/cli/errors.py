@@ -25,7 +25,9 @@ DEBUG_ENV = "CLQA_DEBUG"
 # Beam's annotation of a re-raised worker exception, and the "module.Type: message" form its
 # RuntimeError fallback gives an exception it cannot rebuild.
 _BEAM_STEP = re.compile(r"\s*\[while running '[^']*'\]")
-_WRAPPED_TYPE = re.compile(r"^(?:[\w.]+\.)?(\w+(?:Error|Exception)): ")
+_WRAPPED_USER_ERROR = re.compile(
+    r"(?:^|[\s.])(DataFormatError|RewriteHTTPError|LineFormatError|FileNotFoundError|"
+    r"PermissionError): (.+)$")
 
 _OS_HINTS = {
     errno.ENOSPC: "free some space or write elsewhere",
@@ -127,13 +129,15 @@ def _describe_restore_error(error: BaseException) -> str | None:
 
 
 def _describe_wrapped(error: BaseException) -> str | None:
-  """A user error Beam could not rebuild and re-raised as RuntimeError('Type: message')."""
-  text = _BEAM_STEP.sub("", str(error)).strip()
-  match = _WRAPPED_TYPE.match(text)
-  if match and match.group(1) in ("DataFormatError", "RewriteHTTPError", "LineFormatError",
-                                  "FileNotFoundError", "PermissionError"):
-    return text[match.end():].splitlines()[0]
-  return None
+  """A user error that reached us only as text: Beam re-raises an exception it cannot rebuild
+  as RuntimeError('module.Type: message [while running ...]'), TensorFlow reports an error of a
+  py_function as an OpError whose message holds the original's traceback text."""
+  found = None
+  for line in _BEAM_STEP.sub("", str(error)).splitlines():
+    match = _WRAPPED_USER_ERROR.search(line.strip())
+    if match:
+      found = match.group(2).strip()  # the last one: the innermost
+  return found
 
 
 # Our typed error classes a user can fix (module, class name), matched by name so that this
@@ -178,7 +182,7 @@ def _describe_one(e: BaseException) -> str | None:
     return restore
   if isinstance(e, (ValueError, TypeError)) and _raised_deliberately_by_clqa(e):
     return str(e)
-  if isinstance(e, RuntimeError):
+  if isinstance(e, RuntimeError) or type(e).__module__.startswith("tensorflow"):
     return _describe_wrapped(e)
   return None
 
