@@ -339,3 +339,20 @@ def test_an_input_error_inside_tf_data_is_unwrapped():
   with pytest.raises(Exception) as e:
     list(ds)
   assert cli_errors.describe_user_error(e.value) == "c.jsonl:3: id: empty"
+
+
+def test_an_orbax_shape_mismatch_outside_the_checkpointer_is_one_line(tmp_path):
+  import jax
+  import jax.numpy as jnp
+  import orbax.checkpoint as ocp
+  path = str(tmp_path / "params")
+  with ocp.StandardCheckpointer() as saver:
+    saver.save(path, {"kernel": jnp.ones((4, 8))})
+  sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  with ocp.StandardCheckpointer() as restorer, pytest.raises(ValueError) as e:
+    restorer.restore(path, {"kernel": jax.ShapeDtypeStruct((4, 16), jnp.float32,
+                                                           sharding=sharding)})
+  message = cli_errors.describe_user_error(e.value)
+  assert message.startswith("checkpoint restore: Requested shape: (4, 16) is not compatible "
+                            "with the stored shape: (4, 8)")
+  assert "original model config" in message

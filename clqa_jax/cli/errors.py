@@ -116,12 +116,13 @@ def _describe_gin_error(error: BaseException) -> str:
 
 def _describe_restore_error(error: BaseException) -> str | None:
   """Orbax / tensorstore: restoring a checkpoint into arrays of other shapes."""
-  module = type(error).__module__ or ""
   text = str(error)
-  from_library = module.split(".")[0] in ("orbax", "tensorstore", "jax", "jaxlib") or any(
-      "/orbax/" in f.filename or "/tensorstore/" in f.filename
-      for f in traceback.extract_tb(error.__traceback__ or None) if error.__traceback__)
-  if not from_library or "shape" not in text.lower():
+  if "stored shape" not in text and "shape mismatch" not in text.lower():
+    return None
+  module = (type(error).__module__ or "").split(".")[0]
+  frames = traceback.extract_tb(error.__traceback__) if error.__traceback__ else []
+  if module not in ("orbax", "tensorstore") and not any(
+      "/orbax/" in f.filename or "/tensorstore/" in f.filename for f in frames):
     return None
   first = " ".join(text.split())[:400]
   return (f"checkpoint restore: {first}; the model dimensions differ from the checkpoint's: "
