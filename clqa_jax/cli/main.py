@@ -93,13 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"clqa: error: unknown command {name!r}; choose one of: {', '.join(SUBCOMMANDS)}",
           file=sys.stderr)
     return cli_errors.INPUT_ERROR_EXIT
-  module_name, help_text = SUBCOMMANDS[name]
+  module_name = SUBCOMMANDS[name][0]
   try:
     module = importlib.import_module(module_name)
   except ModuleNotFoundError as e:
     if e.name == module_name:
-      print(f"clqa {name}: this subcommand is not available in this build", file=sys.stderr)
-      return 2
+      return cli_errors.report(name, "this subcommand is not available in this build")
     raise
   parser = build_subcommand_parser(name, module)
   if name in GIN_SUBCOMMANDS:
