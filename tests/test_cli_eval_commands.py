@@ -62,16 +62,16 @@ def test_index_resumes_and_refuses_another_export(exports, capsys):
                         "--batch_size", "8", "--rows_per_shard", "6"]) == 0
   np.testing.assert_array_equal(np.load(shards[1]), before)
   assert os.path.getmtime(shards[0]) == mtime0                # finished shards are kept
-  assert cli_main.main(["index", "--export", dirs[1], "--corpus", PSGS, "--out", index]) == 1
+  assert cli_main.main(["index", "--export", dirs[1], "--corpus", PSGS, "--out", index]) == 2
   assert "another export" in capsys.readouterr().err
-  assert cli_main.main(["index", "--export", dirs[0], "--corpus", ALL, "--out", index]) == 1
+  assert cli_main.main(["index", "--export", dirs[0], "--corpus", ALL, "--out", index]) == 2
   assert "corpus" in capsys.readouterr().err
 
 
 def test_eval_refuses_an_index_of_another_export(exports, capsys):
   root, dirs, index = exports
   assert cli_main.main(["eval", "--export", dirs[1], "--index", index, "--data_file",
-                        XOR_FULL, "--out", str(root / "r")]) == 1
+                        XOR_FULL, "--out", str(root / "r")]) == 2
   assert "not " + dirs[1] in capsys.readouterr().err
 
 

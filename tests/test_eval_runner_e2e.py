@@ -84,7 +84,7 @@ def test_index_and_eval_cli_xor_retrieve(setup, capsys):
   # No accidental overwrite; --overwrite replaces.
   args = ["eval", "--export", export_dir, "--index", index_dir, "--data_file", XOR_RETRIEVE,
           "--out", out, "--mode", "retrieve"]
-  assert cli_main.main(args) == 1
+  assert cli_main.main(args) == 2
   assert cli_main.main(args + ["--overwrite"]) == 0
   # The rerun read nothing, so the earlier answers and reading table are gone.
   assert not os.path.exists(os.path.join(out, "xor_engspan_predictions.json"))

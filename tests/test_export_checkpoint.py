@@ -143,7 +143,7 @@ def test_cli(run, tmp_path, capsys):
   assert cli_main.main(["export", "--checkpoint_dir", run[0], "--out", out, "--step", "best",
                         "--dtype", "bfloat16"]) == 0
   assert "step 10" in capsys.readouterr().out
-  assert cli_main.main(["export", "--checkpoint_dir", run[0], "--out", out]) == 1
+  assert cli_main.main(["export", "--checkpoint_dir", run[0], "--out", out]) == 2
   assert "--overwrite" in capsys.readouterr().err
   with pytest.raises(SystemExit):
     cli_main.main(["export", "--help"])

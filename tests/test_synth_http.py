@@ -73,3 +73,37 @@ def test_timeouts_are_retried_and_failures_are_typed(tmp_path):
     with pytest.raises(http_backend.RewriteHTTPError, match="HTTP 404"):
       backend.rewrite(ITEMS[:1])
     assert len(srv.requests) == 1
+
+
+def test_an_http_error_names_the_url_but_never_the_key(tmp_path, monkeypatch):
+  import http.server
+  import threading
+
+  class EchoHeaders401(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):  # pylint: disable=invalid-name
+      body = f"denied: {self.headers.get('Authorization')}".encode()
+      self.send_response(401)
+      self.send_header("Content-Length", str(len(body)))
+      self.end_headers()
+      self.wfile.write(body)
+
+    def log_message(self, *args):
+      pass
+
+  server = http.server.HTTPServer(("127.0.0.1", 0), EchoHeaders401)
+  thread = threading.Thread(target=server.serve_forever, daemon=True)
+  thread.start()
+  monkeypatch.setenv("CLQA_TEST_KEY", "sk-secret-123")
+  try:
+    url = f"http://127.0.0.1:{server.server_port}/v1"
+    backend = http_backend.HttpBackend(url, "m", api_key_env="CLQA_TEST_KEY", backoff_s=0.01)
+    with pytest.raises(http_backend.RewriteHTTPError) as e:
+      backend.rewrite(ITEMS[:1])
+  finally:
+    server.shutdown()
+  message = str(e.value)
+  assert f"127.0.0.1:{server.server_port}/v1/chat/completions" in message
+  assert "HTTP 401" in message and "API key" in message
+  assert "sk-secret-123" not in message
+  assert http_backend.public_url("https://u:pw@api.example.com:8443/v1/x?key=k") == (
+      "https://api.example.com:8443/v1/x")

@@ -34,6 +34,11 @@ def run_checkpoints_dir(model_dir: str) -> str:
   return fileio.join(model_dir, CHECKPOINTS_SUBDIR)
 
 
+class CheckpointShapeError(ValueError):
+  """A checkpoint whose arrays have other shapes than the model restoring it (a changed model
+  dimension on resume)."""
+
+
 class CheckpointNotFoundError(FileNotFoundError):
   """A checkpoint path given in the config holds no readable checkpoint."""
 
@@ -145,14 +150,38 @@ class Checkpointer:
       raise CheckpointNotFoundError(f"no checkpoint in {self.directory}")
     abstract_train = {"step": abstract_state.step, "opt_state": abstract_state.opt_state,
                       "rng": abstract_state.rng}
-    out = self.manager.restore(step, args=ocp.args.Composite(**{
-        PARAMS: ocp.args.StandardRestore(abstract_state.params),
-        TRAIN: ocp.args.StandardRestore(abstract_train),
-        META: ocp.args.JsonRestore()}))
+    try:
+      out = self.manager.restore(step, args=ocp.args.Composite(**{
+          PARAMS: ocp.args.StandardRestore(abstract_state.params),
+          TRAIN: ocp.args.StandardRestore(abstract_train),
+          META: ocp.args.JsonRestore()}))
+    except ValueError as e:
+      if "stored shape" not in str(e):
+        raise
+      raise CheckpointShapeError(self._shape_mismatch_message(
+          step, {PARAMS: abstract_state.params, TRAIN: abstract_train})) from e
     train = out[TRAIN]
     state = abstract_state.replace(step=train["step"], params=out[PARAMS],
                                    opt_state=train["opt_state"], rng=train["rng"])
     return state, dict(out[META] or {})
+
+  def _shape_mismatch_message(self, step: int, abstract: dict[str, Any]) -> str:
+    """Names the arrays whose stored shape differs from the model's (orbax names neither)."""
+    stored = self.manager.item_metadata(step)
+    mismatches = []
+    for item, tree in abstract.items():
+      want = {jax.tree_util.keystr(k): tuple(v.shape)
+              for k, v in jax.tree_util.tree_flatten_with_path(tree)[0] if hasattr(v, "shape")}
+      have = {jax.tree_util.keystr(k): tuple(v.shape)
+              for k, v in jax.tree_util.tree_flatten_with_path(stored[item])[0]
+              if hasattr(v, "shape")}
+      mismatches += [f"{item}{name}: checkpoint {have[name]}, model {shape}"
+                     for name, shape in want.items() if name in have and have[name] != shape]
+    shown = "; ".join(mismatches[:3]) + (f"; and {len(mismatches) - 3} more"
+                                         if len(mismatches) > 3 else "")
+    return (f"{self.directory} step {step} holds arrays of other shapes than the model "
+            f"({shown or 'shapes differ'}); resume with the run's original model config, or "
+            "use a new MODEL_DIR")
 
   def wait(self) -> None:
     self.manager.wait_until_finished()

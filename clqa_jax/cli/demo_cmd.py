@@ -9,7 +9,6 @@ Each step is skipped when a previous run completed it (OUT/steps/<step>.json).
 from __future__ import annotations
 
 import argparse
-import logging
 
 from clqa_jax.cli import gin_flags
 
@@ -21,14 +20,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--refresh_every", type=int, default=None, help="stage-2 refresh interval")
   parser.add_argument("--batch_size", type=int, default=None, help="questions per step")
   parser.add_argument("--num_passages", type=int, default=None, help="passages per question")
-  parser.add_argument("--log_level", default="WARNING",
-                      choices=("DEBUG", "INFO", "WARNING", "ERROR"))
   gin_flags.add_gin_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-  logging.basicConfig(level=getattr(logging, args.log_level),
-                      format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+  from clqa_jax.cli import outputs
+  from clqa_jax.cli import validate
+  validate.positive(args, ("steps", "refresh_every", "batch_size", "num_passages"))
+  outputs.check_writable("--out", args.out)
   from clqa_jax import demo  # pylint: disable=g-import-not-at-top
 
   # --gin_file / --gin.X=Y apply to every training run (after its experiment file).

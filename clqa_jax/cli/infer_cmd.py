@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,11 +41,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _read_questions(args):
+  from clqa_jax.cli.errors import UsageError
   from clqa_jax.data import readers
   from clqa_jax.data.errors import DataFormatError
   from clqa_jax.data.records import Question
 
   if args.question is not None:
+    if not args.question.strip():
+      raise UsageError("--question is empty")
     return [Question("0", args.lang, args.question, ())]
   out = list(readers.read_xor_jsonl(args.questions_file, require_answers=False,
                                     default_lang=args.lang, default_ids=True))
@@ -56,35 +57,43 @@ def _read_questions(args):
   return out
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+  """The flag values infer rejects before loading anything."""
+  from clqa_jax.cli import outputs
+  from clqa_jax.cli import validate
+  validate.positive(args, ("top_k", "reader_k", "max_answer_length", "batch_size"))
+  if args.show < 0:
+    raise validate.UsageError(f"--show must be 0 or more, got {args.show}")
+  validate.languages("--lang", args.lang)
+  validate.input_path("--export", args.export)
+  validate.input_path("--index", args.index)
+  if args.questions_file:
+    validate.input_file("--questions_file", args.questions_file)
+  if args.out:
+    outputs.check_writable("--out", args.out, is_file=True)
+
+
 def run(args: argparse.Namespace) -> int:
-  logging.basicConfig(level=logging.WARNING)
+  check_arguments(args)
   from clqa_jax import fileio
   from clqa_jax import gin_utils
   from clqa_jax.checkpoints import exported
   from clqa_jax.data import spm_train
   from clqa_jax.serving import corpus_index
-  from clqa_jax.data.errors import DataFormatError
   from clqa_jax.eval import report
   from clqa_jax.serving import runner as runner_lib
   from clqa_jax.serving.inference import ModelRunner
   from clqa_jax.partitioning import partitioner as partitioner_lib
 
-  try:
-    gin_utils.parse_gin(args.gin_file, args.gin_bindings or [], finalize=False)
-    qs = _read_questions(args)
-    index = corpus_index.CorpusIndex(args.index, args.export)
-    runner = ModelRunner.from_export(args.export, partitioner=partitioner_lib.make_partitioner(),
-                                     reader_batch_size=args.batch_size, progress=len(qs) > 1)
-    sp = spm_train.load_processor(fileio.join(args.export, exported.VOCAB_FILE))
-    answers, retrieval = runner_lib.answer(
-        runner, index, sp, qs, top_k=args.top_k, reader_k=args.reader_k, search=args.search,
-        max_answer_length=args.max_answer_length)
-  except DataFormatError:
-    raise  # reported by cli.main like every input error
-  except (FileNotFoundError, ValueError, exported.ExportFormatError,
-          corpus_index.IndexMismatchError) as e:
-    print(f"clqa infer: {e}", file=sys.stderr)
-    return 1
+  gin_utils.parse_gin(args.gin_file, args.gin_bindings or [], finalize=False)
+  qs = _read_questions(args)
+  index = corpus_index.CorpusIndex(args.index, args.export)
+  runner = ModelRunner.from_export(args.export, partitioner=partitioner_lib.make_partitioner(),
+                                   reader_batch_size=args.batch_size, progress=len(qs) > 1)
+  sp = spm_train.load_processor(fileio.join(args.export, exported.VOCAB_FILE))
+  answers, retrieval = runner_lib.answer(
+      runner, index, sp, qs, top_k=args.top_k, reader_k=args.reader_k, search=args.search,
+      max_answer_length=args.max_answer_length)
   shown = retrieval.rows[:, :args.show]
   passages = index.passages(shown[shown >= 0])
   lines = []

@@ -10,11 +10,12 @@ saved after the last good checkpoint).
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from clqa_jax import gin_utils
 from clqa_jax.cli import gin_flags
+from clqa_jax.cli import outputs
+from clqa_jax.cli.errors import UsageError
 
 EXIT_PREEMPTED = 3
 EXIT_NON_FINITE = 4
@@ -22,23 +23,17 @@ EXIT_NON_FINITE = 4
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   gin_flags.add_gin_arguments(parser)
-  parser.add_argument("--log_level", default="INFO",
-                      choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-                      help="Python logging level.")
 
 
 def run(args: argparse.Namespace) -> int:
-  logging.basicConfig(level=getattr(logging, args.log_level),
-                      format="%(asctime)s %(levelname)s %(name)s: %(message)s")
   if not args.gin_file:
-    print("clqa train: give at least one --gin_file (e.g. runs/mlqa_pt.gin with a model file)",
-          file=sys.stderr)
-    return 2
+    raise UsageError("give at least one --gin_file (e.g. runs/mlqa_pt.gin with a model file)")
   # Registers the configurables the run files name.
   from clqa_jax.trainer import loop  # pylint: disable=g-import-not-at-top
   from clqa_jax.trainer import register_configurables  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
 
   gin_utils.parse_gin(args.gin_file, args.gin_bindings or [])
+  outputs.check_writable("MODEL_DIR", _model_dir())
   try:
     result = loop.train()
   except loop.NonFiniteLossError as e:
@@ -47,3 +42,15 @@ def run(args: argparse.Namespace) -> int:
   print(f"clqa train: {result.status} at step {result.step}; checkpoints in "
         f"{result.checkpoint_dir}")
   return EXIT_PREEMPTED if result.status == "preempted" else 0
+
+
+def _model_dir() -> str:
+  """The run directory the parsed gin binds (the MODEL_DIR macro)."""
+  import gin  # pylint: disable=g-import-not-at-top
+  try:
+    model_dir = gin.query_parameter("MODEL_DIR/macro.value")
+  except ValueError as e:
+    raise UsageError("bind MODEL_DIR, e.g. --gin.MODEL_DIR=\"'/tmp/run'\"") from e
+  if not isinstance(model_dir, str) or not model_dir:
+    raise UsageError(f"MODEL_DIR must be a non-empty path string, got {model_dir!r}")
+  return model_dir

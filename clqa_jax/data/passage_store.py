@@ -35,6 +35,8 @@ from clqa_jax.data import spm_train
 from clqa_jax.data.errors import SkipStats, StoreMismatchError
 from clqa_jax.data.records import Passage
 
+logger = logging.getLogger(__name__)
+
 FORMAT_VERSION = 1
 MAX_PASSAGE_TOKENS = 200
 EOS_ID = 1
@@ -325,10 +327,10 @@ def _resume_point(build_dir: str, identity: dict) -> dict | None:
     return None
   progress = fileio.read_json(path)
   if any(progress.get(k) != v for k, v in identity.items()):
-    logging.warning("%s is a build of another corpus/vocabulary; starting over", build_dir)
+    logger.warning("%s is a build of another corpus/vocabulary; starting over", build_dir)
     fileio.rmtree(build_dir)
     return None
-  logging.info("resuming the passage store build at row %d", progress["rows"])
+  logger.info("resuming the passage store build at row %d", progress["rows"])
   return progress
 
 

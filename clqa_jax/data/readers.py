@@ -310,11 +310,18 @@ def read_xor_jsonl(path: str, *, require_answers: bool = True, require_question:
     default_ids: a record without ``id`` gets its 0-based record index (typed question files).
     skip_errors, stats: as every reader.
   """
+  first_line_of_id: dict[str, int] = {}
+
   def records():
     for index, (line, obj) in enumerate(_jsonl_objects(path)):
       def parse(obj=obj, line=line, index=index):
         f = _Fields(obj(), path, line)
         qid = f.text("id", default=str(index) if default_ids else None)
+        # Scorers key predictions by id: a second record of an id would silently replace the
+        # first one's gold answers.
+        if first_line_of_id.setdefault(qid, line) != line:
+          raise DataFormatError(path, line, "id",
+                                f"duplicate id {qid!r} (first on line {first_line_of_id[qid]})")
         lang = f.text("lang", default=default_lang).strip()
         question = (f.text("question") if require_question or "question" in f.obj else "")
         if isinstance(f.obj.get("answers"), str):

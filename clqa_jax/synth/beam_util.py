@@ -16,6 +16,8 @@ from clqa_jax.synth import beam_io
 from clqa_jax.synth import config as config_lib
 from clqa_jax.synth import manifest
 
+logger = logging.getLogger(__name__)
+
 # Part of every stage fingerprint: bump when a change of the code changes what a stage writes.
 STAGE_VERSION = 2
 _COUNTS_PREFIX = "_counts."
@@ -84,7 +86,7 @@ def run_stage(cfg: config_lib.SynthConfig, stage: str, inputs: list[str], stage_
   final = fileio.join(cfg.output_dir, stage)
   fp = manifest.fingerprint({"stage": stage, "version": STAGE_VERSION, **stage_config}, inputs)
   if manifest.is_complete(final, fp, cfg.overwrite):
-    logging.info("synth %s: complete for these inputs and config, skipped (%s)", stage, final)
+    logger.info("synth %s: complete for these inputs and config, skipped (%s)", stage, final)
     return {**manifest.read_manifest(final), "skipped": True}
   t0 = time.time()
   with manifest.publish_stage(final) as staging:
@@ -93,5 +95,5 @@ def run_stage(cfg: config_lib.SynthConfig, stage: str, inputs: list[str], stage_
     counts = _collect_counts(staging)
     result = manifest.write_manifest(staging, stage, counts, stage_config, fp,
                                      {"runner": cfg.runner, "seconds": round(time.time() - t0, 3)})
-  logging.info("synth %s: done in %.1fs: %s", stage, time.time() - t0, json.dumps(counts, ensure_ascii=False))
+  logger.info("synth %s: done in %.1fs: %s", stage, time.time() - t0, json.dumps(counts, ensure_ascii=False))
   return {**result, "skipped": False}

@@ -19,6 +19,8 @@ from clqa_jax.synth import passages as passages_lib
 from clqa_jax.synth import rewrite
 from clqa_jax.synth import teacher
 
+logger = logging.getLogger(__name__)
+
 PAIRS_TAG = "pairs"
 DROPPED_TAG = "dropped"
 dedup_key = filters.dedup_key
@@ -36,7 +38,7 @@ class _Progress:
     now = time.time()
     if now - self.last >= self.every_s:
       self.last = now
-      logging.info("%s: %d done, %.1f/s", self.what, self.n, self.n / max(now - self.t0, 1e-9))
+      logger.info("%s: %d done, %.1f/s", self.what, self.n, self.n / max(now - self.t0, 1e-9))
 
 
 def load_to_english(langlinks_path: str) -> dict[str, dict[str, str]]:

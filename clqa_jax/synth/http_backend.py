@@ -18,6 +18,7 @@ import os
 import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -27,7 +28,17 @@ from clqa_jax.synth import rewrite
 
 
 class RewriteHTTPError(RuntimeError):
-  """A request that failed for good (non-retryable status or retries exhausted)."""
+  """A request that failed for good (non-retryable status or retries exhausted). The message
+  names the URL without credentials and never holds the API key or request headers."""
+
+
+def public_url(url: str) -> str:
+  """``url`` without user:password@ and without its query (where keys are often passed)."""
+  parts = urllib.parse.urlsplit(url)
+  host = parts.hostname or ""
+  if parts.port:
+    host = f"{host}:{parts.port}"
+  return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 class HttpBackend:
@@ -75,6 +86,10 @@ class HttpBackend:
     fileio.atomic_write(path, json.dumps({"request": req, "reply": reply}, ensure_ascii=False))
 
   # -- transport -----------------------------------------------------------------------------
+  def _scrub(self, text: str) -> str:
+    """``text`` with the API key blanked (a server may echo the request's headers)."""
+    return text.replace(self.api_key, "<api key>") if self.api_key else text
+
   def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
     data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
     headers = {"Content-Type": "application/json"}
@@ -89,12 +104,17 @@ class HttpBackend:
           return json.loads(resp.read().decode("utf-8"))
       except urllib.error.HTTPError as e:
         if e.code < 500 and e.code != 429:
-          raise RewriteHTTPError(f"POST {url}: HTTP {e.code}: {e.read()[:200]!r}") from None
+          hint = ("; check the API key (SynthConfig.api_key_env names its environment variable)"
+                  if e.code in (401, 403) else "")
+          raise RewriteHTTPError(
+              f"POST {public_url(url)}: HTTP {e.code} {e.reason}: "
+              f"{self._scrub(e.read()[:200].decode('utf-8', 'replace'))!r}{hint}") from None
         error = f"HTTP {e.code}"
       except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError) as e:
-        error = f"{type(e).__name__}: {e}"
+        error = self._scrub(f"{type(e).__name__}: {e}")
       if attempt == self.max_retries:
-        raise RewriteHTTPError(f"POST {url}: giving up after {attempt + 1} attempts ({error})")
+        raise RewriteHTTPError(
+            f"POST {public_url(url)}: giving up after {attempt + 1} attempts ({error})")
       self.stats["retries"] += 1
       time.sleep(self.backoff_s * 2 ** attempt)
     raise AssertionError("unreachable")
@@ -106,7 +126,8 @@ class HttpBackend:
     try:
       return resp["choices"][0]["message"]["content"]
     except (KeyError, IndexError, TypeError):
-      raise RewriteHTTPError(f"unexpected chat/completions reply: {str(resp)[:200]}") from None
+      raise RewriteHTTPError(
+          f"unexpected chat/completions reply: {self._scrub(str(resp)[:200])}") from None
 
   def _complete_batch(self, reqs: list[dict[str, Any]]) -> list[str]:
     payload = {"model": self.model, "prompt": [r["prompt"] for r in reqs],
@@ -116,7 +137,8 @@ class HttpBackend:
       choices = sorted(resp["choices"], key=lambda c: c["index"])
       texts = [c["text"] for c in choices]
     except (KeyError, TypeError):
-      raise RewriteHTTPError(f"unexpected completions reply: {str(resp)[:200]}") from None
+      raise RewriteHTTPError(
+          f"unexpected completions reply: {self._scrub(str(resp)[:200])}") from None
     if len(texts) != len(reqs):
       raise RewriteHTTPError(f"completions returned {len(texts)} choices for {len(reqs)} prompts")
     return texts
