@@ -155,13 +155,18 @@ _USER_ERROR_CLASSES = frozenset({
 def describe_user_error(error: BaseException) -> str | None:
   """The one-line message for an error the user can fix, else None (a bug: keep the traceback).
 
-  The innermost user error of the chain wins: it is the original, before any wrapping.
+  The innermost user error of the chain wins: it is the original, before any wrapping;
+  unless an outer one quotes it and adds context (``raise X(f"...; pass --vocab ({e})") from
+  e``): that one says more.
   """
+  chosen, inner = None, None
   for e in reversed(_chain(error)):
     described = _describe_one(e)
-    if described is not None:
-      return _BEAM_STEP.sub("", described)
-  return None
+    if described is None:
+      continue
+    if chosen is None or (inner is not None and str(inner) and str(inner) in described):
+      chosen, inner = described, e
+  return None if chosen is None else _BEAM_STEP.sub("", chosen)
 
 
 def _describe_one(e: BaseException) -> str | None:
