@@ -56,7 +56,18 @@ def _all_outputs(module, query, passages, dec, official_inputs, wide_passages, h
       query_states=module.retrieval_token_states(query, head, True),
       passage_states=module.retrieval_token_states(
           passages.reshape(-1, passages.shape[-1]), head, False),
-      train=module(query, passages, dec, enable_dropout=True, return_reader_relevance=True))
+      train=module(query, passages, dec, enable_dropout=True, return_reader_relevance=True),
+      # Two queries per question (the reversed batch's query as the second) sharing passages.
+      shared=module(_question_major(query, query[::-1]), passages,
+                    _question_major(dec, dec[::-1]), return_reader_relevance=True),
+      repeated=module(_question_major(query, query[::-1]),
+                      _question_major(passages, passages), _question_major(dec, dec[::-1]),
+                      return_reader_relevance=True))
+
+
+def _question_major(a, b):
+  """[B, ...] twice -> [2B, ...] with rows a[0], b[0], a[1], b[1], ..."""
+  return jnp.stack([a, b], axis=1).reshape((-1,) + a.shape[1:])
 
 
 HEAD = 1
@@ -85,6 +96,18 @@ def test_equals_official_formulation(outputs):
   np.testing.assert_allclose(ours["reader_relevance"].sum(-1), 1.0, atol=1e-5)
   scores = np.einsum("bd,bkd->bk", ref["query_vectors"], ref["passage_vectors"])
   np.testing.assert_allclose(ours["retrieval_scores"], scores, atol=1e-5)
+
+
+def test_queries_sharing_passages_equal_repeated_passages(outputs):
+  """C = 2 queries per question over B passage rows (the lower stack runs on them once) equal
+  the same 2B rows with every passage row repeated (C = 1)."""
+  shared, repeated = outputs[0]["shared"], outputs[0]["repeated"]
+  assert shared["logits"].shape[0] == 2 * B
+  for name in ("query_vectors", "passage_vectors", "retrieval_scores", "logits",
+               "reader_relevance"):
+    np.testing.assert_allclose(shared[name], repeated[name], atol=1e-5, err_msg=name)
+  # The even rows are the batch's own queries.
+  np.testing.assert_allclose(shared["logits"][0::2], outputs[0]["ours"]["logits"], atol=1e-5)
 
 
 def test_encode_queries_and_passages_standalone(setup, outputs):

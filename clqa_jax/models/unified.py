@@ -71,6 +71,23 @@ def masked_mean(x: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
   return total / jnp.maximum(jnp.sum(m, axis=-2), 1.0)
 
 
+def query_copies(num_query_rows: int, num_passage_rows: int) -> int:
+  """C, the queries per question, when [B * C] query rows share [B] passage rows."""
+  if num_passage_rows <= 0 or num_query_rows % num_passage_rows:
+    raise ValueError(f"{num_query_rows} query rows are not a multiple of the "
+                     f"{num_passage_rows} passage rows")
+  return num_query_rows // num_passage_rows
+
+
+def repeat_rows(x: jnp.ndarray, copies: int) -> jnp.ndarray:
+  """[B, ...] -> [B * C, ...], row b * C + c = x[b] (question-major; stays on b's device)."""
+  if copies == 1:
+    return x
+  x = jnp.broadcast_to(x[:, None], (x.shape[0], copies) + x.shape[1:])
+  x = x.reshape((-1,) + x.shape[2:])
+  return nn.with_logical_constraint(x, (ax.BATCH,) + (None,) * (x.ndim - 1))
+
+
 class RetrieverHead(nn.Module):
   """``query_proj``/``passage_proj`` [D, D] (embed, retrieval) and a shared ``layer_norm``."""
   d_model: int
@@ -94,10 +111,11 @@ class RetrieverHead(nn.Module):
 
 
 class UnifiedRetrieverReader(nn.Module):
-  """``apply({"params": p}, query_tokens [B, Lq], passage_tokens [B, K, Lp],
-  decoder_input_tokens [B, T], enable_dropout=False, return_reader_relevance=False)`` -> dict
-  with logits [B, T, V], query_vectors [B, D], passage_vectors [B, K, D],
-  retrieval_scores [B, K] and, when asked, reader_relevance [B, K].
+  """``apply({"params": p}, query_tokens [N, Lq], passage_tokens [B, K, Lp],
+  decoder_input_tokens [N, T], enable_dropout=False, return_reader_relevance=False)`` -> dict
+  with logits [N, T, V], query_vectors [N, D], passage_vectors [N, K, D],
+  retrieval_scores [N, K] and, when asked, reader_relevance [N, K]. N = B * C: C queries per
+  question share its passages (see ``encode_for_reader``); C = 1 is the usual case.
   """
   config: UnifiedConfig
 
@@ -139,21 +157,31 @@ class UnifiedRetrieverReader(nn.Module):
                         enable_dropout: bool = False) -> dict[str, jnp.ndarray]:
     """Both encoder halves.
 
-    Returns a dict with memory [B, K * (Lq + Lp), D], memory_mask [B, K * (Lq + Lp)],
-    query_vectors [B, D], passage_vectors [B, K, D].
+    Args:
+      query_tokens: [B * C, Lq]: C >= 1 queries per question, question-major (row b * C + c
+        is query c of question b). The passages go through the lower stack once and are
+        shared by the C queries (in training mode with the same dropout masks).
+      passage_tokens: [B, K, Lp].
+      enable_dropout: training mode.
+
+    Returns a dict with memory [B * C, K * (Lq + Lp), D], memory_mask [B * C, K * (Lq + Lp)],
+    query_vectors [B * C, D], passage_vectors [B * C, K, D].
     """
     c = self.config.mt5
     det = not enable_dropout
-    b, k, lp = passage_tokens.shape
-    lq = query_tokens.shape[-1]
-    h_q = self._lower(query_tokens, det)                          # [B, Lq, D]
+    copies = query_copies(query_tokens.shape[0], passage_tokens.shape[0])
     h_p = self._lower(passage_tokens, det)                        # [B, K, Lp, D]
+    passage_vectors = repeat_rows(self._vectors(h_p, passage_tokens, False), copies)
+    h_p = repeat_rows(h_p, copies)                                # [N, K, Lp, D]
+    passage_tokens = repeat_rows(passage_tokens, copies)
+    b, k, lp = passage_tokens.shape                               # b = N from here on
+    lq = query_tokens.shape[-1]
+    h_q = self._lower(query_tokens, det)                          # [N, Lq, D]
     query_vectors = self._vectors(h_q, query_tokens, True)
-    passage_vectors = self._vectors(h_p, passage_tokens, False)
     q_mask = query_tokens != c.pad_id
     p_mask = passage_tokens != c.pad_id
     # A padding passage (no tokens) masks its whole pair, query copy included.
-    present = jnp.any(p_mask, axis=-1, keepdims=True)            # [B, K, 1]
+    present = jnp.any(p_mask, axis=-1, keepdims=True)            # [N, K, 1]
     pair_mask = jnp.concatenate(
         [jnp.broadcast_to(q_mask[:, None], (b, k, lq)) & present, p_mask], axis=-1)
     h = jnp.concatenate([jnp.broadcast_to(h_q[:, None], (b, k, lq, c.d_model)), h_p], axis=2)
@@ -161,7 +189,7 @@ class UnifiedRetrieverReader(nn.Module):
     q_len = jnp.sum(q_mask, axis=-1, dtype=jnp.int32)
     positions = jnp.concatenate(
         [jnp.broadcast_to(jnp.arange(lq), (b, lq)), q_len[:, None] + jnp.arange(lp)[None]],
-        axis=-1)[:, None]                                         # [B, 1, Lq + Lp]
+        axis=-1)[:, None]                                         # [N, 1, Lq + Lp]
     h = self.encoder.run_layers(h, positions, pair_mask, start=self._r,
                                 deterministic=det)
     h = self.encoder.finalize(h, det)
@@ -180,7 +208,7 @@ class UnifiedRetrieverReader(nn.Module):
   def __call__(self, query_tokens: jnp.ndarray, passage_tokens: jnp.ndarray,
                decoder_input_tokens: jnp.ndarray, enable_dropout: bool = False,
                return_reader_relevance: bool = False) -> dict[str, jnp.ndarray]:
-    b, k, lp = passage_tokens.shape
+    k = passage_tokens.shape[1]
     enc = self.encode_for_reader(query_tokens, passage_tokens, enable_dropout)
     out = self.decoder(self.token_embedder(decoder_input_tokens), enc["memory"],
                        enc["memory_mask"], deterministic=not enable_dropout,
@@ -190,7 +218,7 @@ class UnifiedRetrieverReader(nn.Module):
                                               enc["passage_vectors"]))
     if return_reader_relevance:
       h, probs = out
-      first = probs[:, :, 0, :].reshape(b, probs.shape[1], k, -1)   # [B, H, K, Lpair]
+      first = probs[:, :, 0, :].reshape(probs.shape[0], probs.shape[1], k, -1)  # [N,H,K,Lpair]
       result["reader_relevance"] = jnp.mean(jnp.sum(first, axis=-1), axis=1)
     else:
       h = out
