@@ -207,3 +207,33 @@ def test_greedy_and_beam_decoding_use_the_cache_correctly(setup):
     logp = jax.nn.log_softmax(beam_logits[b, :n], axis=-1)
     total = float(np.take_along_axis(np.asarray(logp), best[b, :n, None], -1).sum())
     np.testing.assert_allclose(best_score[b], total / n, rtol=1e-4)
+
+
+def test_passage_chunks_equal_all_passages_at_once(setup):
+  """Encoding K = 3 passages one at a time (scan + remat) gives the outputs and gradients of
+  encoding them together, with two queries per question sharing them too."""
+  model, params, query, passages, dec = setup
+  chunked = UnifiedRetrieverReader(
+      UnifiedConfig(mt5=model.config.mt5, retriever_layer=model.config.retriever_layer,
+                    passage_chunk_size=1))
+  queries, decs = _question_major(query, query[::-1]), _question_major(dec, dec[::-1])
+
+  def loss(module, p):
+    out = module.apply({"params": p}, queries, passages, decs, return_reader_relevance=True)
+    return (jnp.sum(out["logits"] ** 2) + jnp.sum(out["passage_vectors"] ** 2)
+            + jnp.sum(out["reader_relevance"]) + jnp.sum(out["retrieval_scores"])), out
+
+  with jax.default_matmul_precision("highest"):
+    (l0, out0), g0 = jax.jit(jax.value_and_grad(functools.partial(loss, model), has_aux=True))(
+        params)
+    (l1, out1), g1 = jax.jit(jax.value_and_grad(functools.partial(loss, chunked),
+                                                has_aux=True))(params)
+  for name in out0:
+    np.testing.assert_allclose(out1[name], out0[name], atol=1e-5, err_msg=name)
+  np.testing.assert_allclose(l1, l0, rtol=1e-6)
+  # Gradients up to ~50 here: compare at float32 accumulation error relative to each array.
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(
+      a, b, rtol=1e-4, atol=2e-5 * max(1.0, float(np.abs(b).max()))), g1, g0)
+  with pytest.raises(ValueError, match="passage_chunk_size=2 does not divide the 3"):
+    UnifiedRetrieverReader(UnifiedConfig(mt5=model.config.mt5, passage_chunk_size=2)).apply(
+        {"params": params}, query, passages, dec)
