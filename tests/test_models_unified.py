@@ -56,7 +56,18 @@ def _all_outputs(module, query, passages, dec, official_inputs, wide_passages, h
       query_states=module.retrieval_token_states(query, head, True),
       passage_states=module.retrieval_token_states(
           passages.reshape(-1, passages.shape[-1]), head, False),
-      train=module(query, passages, dec, enable_dropout=True, return_reader_relevance=True))
+      train=module(query, passages, dec, enable_dropout=True, return_reader_relevance=True),
+      # Two queries per question (the reversed batch's query as the second) sharing passages.
+      shared=module(_question_major(query, query[::-1]), passages,
+                    _question_major(dec, dec[::-1]), return_reader_relevance=True),
+      repeated=module(_question_major(query, query[::-1]),
+                      _question_major(passages, passages), _question_major(dec, dec[::-1]),
+                      return_reader_relevance=True))
+
+
+def _question_major(a, b):
+  """[B, ...] twice -> [2B, ...] with rows a[0], b[0], a[1], b[1], ..."""
+  return jnp.stack([a, b], axis=1).reshape((-1,) + a.shape[1:])
 
 
 HEAD = 1
@@ -85,6 +96,18 @@ def test_equals_official_formulation(outputs):
   np.testing.assert_allclose(ours["reader_relevance"].sum(-1), 1.0, atol=1e-5)
   scores = np.einsum("bd,bkd->bk", ref["query_vectors"], ref["passage_vectors"])
   np.testing.assert_allclose(ours["retrieval_scores"], scores, atol=1e-5)
+
+
+def test_queries_sharing_passages_equal_repeated_passages(outputs):
+  """C = 2 queries per question over B passage rows (the lower stack runs on them once) equal
+  the same 2B rows with every passage row repeated (C = 1)."""
+  shared, repeated = outputs[0]["shared"], outputs[0]["repeated"]
+  assert shared["logits"].shape[0] == 2 * B
+  for name in ("query_vectors", "passage_vectors", "retrieval_scores", "logits",
+               "reader_relevance"):
+    np.testing.assert_allclose(shared[name], repeated[name], atol=1e-5, err_msg=name)
+  # The even rows are the batch's own queries.
+  np.testing.assert_allclose(shared["logits"][0::2], outputs[0]["ours"]["logits"], atol=1e-5)
 
 
 def test_encode_queries_and_passages_standalone(setup, outputs):
@@ -184,3 +207,33 @@ def test_greedy_and_beam_decoding_use_the_cache_correctly(setup):
     logp = jax.nn.log_softmax(beam_logits[b, :n], axis=-1)
     total = float(np.take_along_axis(np.asarray(logp), best[b, :n, None], -1).sum())
     np.testing.assert_allclose(best_score[b], total / n, rtol=1e-4)
+
+
+def test_passage_chunks_equal_all_passages_at_once(setup):
+  """Encoding K = 3 passages one at a time (scan + remat) gives the outputs and gradients of
+  encoding them together, with two queries per question sharing them too."""
+  model, params, query, passages, dec = setup
+  chunked = UnifiedRetrieverReader(
+      UnifiedConfig(mt5=model.config.mt5, retriever_layer=model.config.retriever_layer,
+                    passage_chunk_size=1))
+  queries, decs = _question_major(query, query[::-1]), _question_major(dec, dec[::-1])
+
+  def loss(module, p):
+    out = module.apply({"params": p}, queries, passages, decs, return_reader_relevance=True)
+    return (jnp.sum(out["logits"] ** 2) + jnp.sum(out["passage_vectors"] ** 2)
+            + jnp.sum(out["reader_relevance"]) + jnp.sum(out["retrieval_scores"])), out
+
+  with jax.default_matmul_precision("highest"):
+    (l0, out0), g0 = jax.jit(jax.value_and_grad(functools.partial(loss, model), has_aux=True))(
+        params)
+    (l1, out1), g1 = jax.jit(jax.value_and_grad(functools.partial(loss, chunked),
+                                                has_aux=True))(params)
+  for name in out0:
+    np.testing.assert_allclose(out1[name], out0[name], atol=1e-5, err_msg=name)
+  np.testing.assert_allclose(l1, l0, rtol=1e-6)
+  # Gradients up to ~50 here: compare at float32 accumulation error relative to each array.
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(
+      a, b, rtol=1e-4, atol=2e-5 * max(1.0, float(np.abs(b).max()))), g1, g0)
+  with pytest.raises(ValueError, match="passage_chunk_size=2 does not divide the 3"):
+    UnifiedRetrieverReader(UnifiedConfig(mt5=model.config.mt5, passage_chunk_size=2)).apply(
+        {"params": params}, query, passages, dec)

@@ -67,8 +67,9 @@ class MlqaObjective:
     return self.loss_from_outputs(outputs, batch, num_questions)
 
 
-def _split_rows(tree: Mapping[str, jax.Array], b: int) -> tuple[dict, dict]:
-  return ({k: v[:b] for k, v in tree.items()}, {k: v[b:] for k, v in tree.items()})
+def _split_copies(tree: Mapping[str, jax.Array]) -> tuple[dict, dict]:
+  """Outputs of question-major rows [B * 2, ...] -> (rows 0, 2, 4, ...; rows 1, 3, 5, ...)."""
+  return ({k: v[0::2] for k, v in tree.items()}, {k: v[1::2] for k, v in tree.items()})
 
 
 @gin.configurable
@@ -93,14 +94,19 @@ class ClrPtObjective:
 
   def student_outputs(self, model: UnifiedModel, params: Any, batch: Batch, *,
                       rng: jax.Array | None, enable_dropout: bool) -> tuple[dict, dict]:
-    """One forward over the stacked rows [q^en; q^xx] (same passages and answer) -> (en, xx)."""
+    """One forward of both queries of each pair over the pair's passages -> (en, xx).
+
+    Rows are question-major (q^en_i, q^xx_i at rows 2i, 2i + 1), so the model's lower stack
+    encodes every passage once for both queries and a device keeps its own questions.
+    """
     b = batch["query_tokens"].shape[0]
-    stacked = {k: jnp.concatenate([v, v], axis=0) for k, v in batch.items()
-               if k in ("passage_tokens", "decoder_input_tokens")}
-    queries = jnp.concatenate([batch["query_en_tokens"], batch["query_tokens"]], axis=0)
-    outputs = student_forward(model, params, queries, stacked, rng=rng,
-                              enable_dropout=enable_dropout)
-    return _split_rows(outputs, b)
+    queries = jnp.stack([batch["query_en_tokens"], batch["query_tokens"]], axis=1)
+    decoder_inputs = jnp.broadcast_to(batch["decoder_input_tokens"][:, None],
+                                      (b, 2) + batch["decoder_input_tokens"].shape[1:])
+    outputs = model.forward(params, queries.reshape(2 * b, -1), batch["passage_tokens"],
+                            decoder_inputs.reshape(2 * b, -1), rng=rng,
+                            enable_dropout=enable_dropout, return_reader_relevance=True)
+    return _split_copies(outputs)
 
   def retrieval_loss(self, vectors: Mapping[str, jax.Array], teacher_scores_BN: jax.Array,
                      passage_mask_N: jax.Array, num_questions: int) -> tuple[jax.Array, Metrics]:

@@ -82,11 +82,12 @@ class UnifiedModel:
               decoder_input_tokens: jax.Array, *, rng: jax.Array | None = None,
               enable_dropout: bool = False,
               return_reader_relevance: bool = True) -> dict[str, jax.Array]:
-    """The full retriever-reader on query_tokens [B, Lq], passage_tokens [B, K, Lp],
-    decoder_input_tokens [B, T].
+    """The full retriever-reader on query_tokens [N, Lq], passage_tokens [B, K, Lp],
+    decoder_input_tokens [N, T], N = B * C: C >= 1 queries per question, question-major, share
+    its passages (their lower stack runs once; ``UnifiedRetrieverReader.encode_for_reader``).
 
-    Returns logits [B, T, V], query_vectors [B, D], passage_vectors [B, K, D],
-    retrieval_scores [B, K] and, when asked, reader_relevance [B, K]. ``rng`` seeds dropout
+    Returns logits [N, T, V], query_vectors [N, D], passage_vectors [N, K, D],
+    retrieval_scores [N, K] and, when asked, reader_relevance [N, K]. ``rng`` seeds dropout
     (used only with ``enable_dropout``).
     """
     rngs = {"dropout": rng} if (enable_dropout and rng is not None) else {}

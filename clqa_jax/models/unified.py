@@ -21,6 +21,7 @@ from typing import Any
 
 import flax.linen as nn
 import gin
+import jax
 import jax.numpy as jnp
 
 from clqa_jax import axis_names as ax
@@ -35,9 +36,16 @@ from clqa_jax.models.mt5 import DecoderStack, EncoderStack
 @gin.configurable
 @dataclasses.dataclass(frozen=True)
 class UnifiedConfig:
-  """The backbone and the retriever layer R (None -> num_encoder_layers // 2)."""
+  """The backbone and the retriever layer R (None -> num_encoder_layers // 2).
+
+  ``passage_chunk_size`` (an execution option, like ``MT5Config.remat_policy``): encode a
+  question's K passages (both encoder halves) in chunks of this many passages, one chunk at a
+  time under rematerialisation, so a training step keeps only one chunk's encoder
+  activations; K must then be a multiple of it. None (or >= K) encodes them all at once.
+  """
   mt5: MT5Config = dataclasses.field(default_factory=MT5Config)
   retriever_layer: int | None = None
+  passage_chunk_size: int | None = None
 
   def __post_init__(self):
     if not isinstance(self.mt5, MT5Config):
@@ -46,6 +54,10 @@ class UnifiedConfig:
     if r is not None and not 0 <= r < self.mt5.num_encoder_layers:
       raise ValueError(f"UnifiedConfig.retriever_layer={r} must be in [0, "
                        f"{self.mt5.num_encoder_layers})")
+    size = self.passage_chunk_size
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
+      raise ValueError(f"UnifiedConfig.passage_chunk_size must be None or a positive int, got "
+                       f"{size!r}")
 
   @property
   def resolved_retriever_layer(self) -> int:
@@ -54,11 +66,13 @@ class UnifiedConfig:
     return self.retriever_layer
 
   def to_dict(self) -> dict[str, Any]:
-    return {"mt5": self.mt5.to_dict(), "retriever_layer": self.retriever_layer}
+    return {"mt5": self.mt5.to_dict(), "retriever_layer": self.retriever_layer,
+            "passage_chunk_size": self.passage_chunk_size}
 
   @classmethod
   def from_dict(cls, d: dict[str, Any]) -> "UnifiedConfig":
-    return cls(mt5=MT5Config.from_dict(d["mt5"]), retriever_layer=d.get("retriever_layer"))
+    return cls(mt5=MT5Config.from_dict(d["mt5"]), retriever_layer=d.get("retriever_layer"),
+               passage_chunk_size=d.get("passage_chunk_size"))
 
 
 def masked_mean(x: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
@@ -69,6 +83,23 @@ def masked_mean(x: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
   m = mask.astype(jnp.float32)[..., None]
   total = jnp.sum(x.astype(jnp.float32) * m, axis=-2)
   return total / jnp.maximum(jnp.sum(m, axis=-2), 1.0)
+
+
+def query_copies(num_query_rows: int, num_passage_rows: int) -> int:
+  """C, the queries per question, when [B * C] query rows share [B] passage rows."""
+  if num_passage_rows <= 0 or num_query_rows % num_passage_rows:
+    raise ValueError(f"{num_query_rows} query rows are not a multiple of the "
+                     f"{num_passage_rows} passage rows")
+  return num_query_rows // num_passage_rows
+
+
+def repeat_rows(x: jnp.ndarray, copies: int) -> jnp.ndarray:
+  """[B, ...] -> [B * C, ...], row b * C + c = x[b] (question-major; stays on b's device)."""
+  if copies == 1:
+    return x
+  x = jnp.broadcast_to(x[:, None], (x.shape[0], copies) + x.shape[1:])
+  x = x.reshape((-1,) + x.shape[2:])
+  return nn.with_logical_constraint(x, (ax.BATCH,) + (None,) * (x.ndim - 1))
 
 
 class RetrieverHead(nn.Module):
@@ -94,10 +125,11 @@ class RetrieverHead(nn.Module):
 
 
 class UnifiedRetrieverReader(nn.Module):
-  """``apply({"params": p}, query_tokens [B, Lq], passage_tokens [B, K, Lp],
-  decoder_input_tokens [B, T], enable_dropout=False, return_reader_relevance=False)`` -> dict
-  with logits [B, T, V], query_vectors [B, D], passage_vectors [B, K, D],
-  retrieval_scores [B, K] and, when asked, reader_relevance [B, K].
+  """``apply({"params": p}, query_tokens [N, Lq], passage_tokens [B, K, Lp],
+  decoder_input_tokens [N, T], enable_dropout=False, return_reader_relevance=False)`` -> dict
+  with logits [N, T, V], query_vectors [N, D], passage_vectors [N, K, D],
+  retrieval_scores [N, K] and, when asked, reader_relevance [N, K]. N = B * C: C queries per
+  question share its passages (see ``encode_for_reader``); C = 1 is the usual case.
   """
   config: UnifiedConfig
 
@@ -139,36 +171,92 @@ class UnifiedRetrieverReader(nn.Module):
                         enable_dropout: bool = False) -> dict[str, jnp.ndarray]:
     """Both encoder halves.
 
-    Returns a dict with memory [B, K * (Lq + Lp), D], memory_mask [B, K * (Lq + Lp)],
-    query_vectors [B, D], passage_vectors [B, K, D].
+    Args:
+      query_tokens: [B * C, Lq]: C >= 1 queries per question, question-major (row b * C + c
+        is query c of question b). The passages go through the lower stack once and are
+        shared by the C queries (in training mode with the same dropout masks).
+      passage_tokens: [B, K, Lp].
+      enable_dropout: training mode.
+
+    Returns a dict with memory [B * C, K * (Lq + Lp), D], memory_mask [B * C, K * (Lq + Lp)],
+    query_vectors [B * C, D], passage_vectors [B * C, K, D].
     """
     c = self.config.mt5
     det = not enable_dropout
-    b, k, lp = passage_tokens.shape
-    lq = query_tokens.shape[-1]
-    h_q = self._lower(query_tokens, det)                          # [B, Lq, D]
-    h_p = self._lower(passage_tokens, det)                        # [B, K, Lp, D]
+    query_copies(query_tokens.shape[0], passage_tokens.shape[0])
+    h_q = self._lower(query_tokens, det)                          # [N, Lq, D]
     query_vectors = self._vectors(h_q, query_tokens, True)
-    passage_vectors = self._vectors(h_p, passage_tokens, False)
+    b, k, lp = passage_tokens.shape
+    size = self.config.passage_chunk_size
+    if size is None or size >= k:
+      passage_vectors, h, pair_mask = self._encode_pairs(h_q, query_tokens, passage_tokens, det)
+    else:
+      if k % size:
+        raise ValueError(f"UnifiedConfig.passage_chunk_size={size} does not divide the "
+                         f"{k} passages of a question")
+      chunks = k // size
+      # [B, K, Lp] -> [chunks, B, size, Lp]: chunk j holds passages j*size .. (j+1)*size - 1.
+      chunked = jnp.swapaxes(passage_tokens.reshape(b, chunks, size, lp), 0, 1)
+
+      def body(module, carry, p_chunk, h_q, query_tokens):
+        return carry, module._encode_pairs(h_q, query_tokens, p_chunk, det)
+
+      # Only each chunk's inputs are kept for the backward pass; the chunk is recomputed
+      # there (with its layers' own remat policy inside).
+      body = nn.remat(body, prevent_cse=False, policy=jax.checkpoint_policies.nothing_saveable)
+      scan = nn.scan(body, variable_broadcast="params", split_rngs={"params": False,
+                                                                    "dropout": True},
+                     in_axes=(0, nn.broadcast, nn.broadcast), length=chunks)
+      _, outs = scan(self, None, chunked, h_q, query_tokens)
+      # [chunks, N, size, ...] -> [N, K, ...]
+      passage_vectors, h, pair_mask = (
+          jnp.swapaxes(x, 0, 1).reshape((x.shape[1], k) + x.shape[3:]) for x in outs)
+    n, _, pair_len = pair_mask.shape
+    memory = h.reshape(n, k * pair_len, c.d_model)
+    memory = nn.with_logical_constraint(memory, (ax.BATCH, ax.LENGTH, ax.EMBED))
+    passage_vectors = nn.with_logical_constraint(
+        passage_vectors, activation_axes(passage_vectors.ndim, ax.RETRIEVAL))
+    return dict(memory=memory, memory_mask=pair_mask.reshape(n, k * pair_len),
+                query_vectors=query_vectors, passage_vectors=passage_vectors)
+
+  def _encode_pairs(self, h_q: jnp.ndarray, query_tokens: jnp.ndarray,
+                    passage_tokens: jnp.ndarray, det: bool
+                    ) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
+    """The lower stack on passages, then the upper stack on [query; passage] pairs.
+
+    Args:
+      h_q: [N, Lq, D] the queries' lower-stack output (N = B * C, question-major).
+      query_tokens: [N, Lq].
+      passage_tokens: [B, k, Lp] (all of a question's passages, or a chunk of them).
+      det: no dropout.
+
+    Returns:
+      passage vectors [N, k, D], encoder outputs [N, k, Lq + Lp, D] (after the final norm),
+      pair mask [N, k, Lq + Lp].
+    """
+    c = self.config.mt5
+    copies = query_copies(query_tokens.shape[0], passage_tokens.shape[0])
+    h_p = self._lower(passage_tokens, det)                        # [B, k, Lp, D]
+    passage_vectors = repeat_rows(self._vectors(h_p, passage_tokens, False), copies)
+    h_p = repeat_rows(h_p, copies)                                # [N, k, Lp, D]
+    passage_tokens = repeat_rows(passage_tokens, copies)
+    n, k, lp = passage_tokens.shape
+    lq = query_tokens.shape[-1]
     q_mask = query_tokens != c.pad_id
     p_mask = passage_tokens != c.pad_id
     # A padding passage (no tokens) masks its whole pair, query copy included.
-    present = jnp.any(p_mask, axis=-1, keepdims=True)            # [B, K, 1]
+    present = jnp.any(p_mask, axis=-1, keepdims=True)            # [N, k, 1]
     pair_mask = jnp.concatenate(
-        [jnp.broadcast_to(q_mask[:, None], (b, k, lq)) & present, p_mask], axis=-1)
-    h = jnp.concatenate([jnp.broadcast_to(h_q[:, None], (b, k, lq, c.d_model)), h_p], axis=2)
+        [jnp.broadcast_to(q_mask[:, None], (n, k, lq)) & present, p_mask], axis=-1)
+    h = jnp.concatenate([jnp.broadcast_to(h_q[:, None], (n, k, lq, c.d_model)), h_p], axis=2)
     h = nn.with_logical_constraint(h, activation_axes(h.ndim, ax.LENGTH, ax.EMBED))
     q_len = jnp.sum(q_mask, axis=-1, dtype=jnp.int32)
     positions = jnp.concatenate(
-        [jnp.broadcast_to(jnp.arange(lq), (b, lq)), q_len[:, None] + jnp.arange(lp)[None]],
-        axis=-1)[:, None]                                         # [B, 1, Lq + Lp]
+        [jnp.broadcast_to(jnp.arange(lq), (n, lq)), q_len[:, None] + jnp.arange(lp)[None]],
+        axis=-1)[:, None]                                         # [N, 1, Lq + Lp]
     h = self.encoder.run_layers(h, positions, pair_mask, start=self._r,
                                 deterministic=det)
-    h = self.encoder.finalize(h, det)
-    memory = h.reshape(b, k * (lq + lp), c.d_model)
-    memory = nn.with_logical_constraint(memory, (ax.BATCH, ax.LENGTH, ax.EMBED))
-    return dict(memory=memory, memory_mask=pair_mask.reshape(b, k * (lq + lp)),
-                query_vectors=query_vectors, passage_vectors=passage_vectors)
+    return passage_vectors, self.encoder.finalize(h, det), pair_mask
 
   def to_logits(self, h: jnp.ndarray) -> jnp.ndarray:
     """Normalized decoder states [..., D] -> float32 logits [..., V]."""
@@ -180,7 +268,7 @@ class UnifiedRetrieverReader(nn.Module):
   def __call__(self, query_tokens: jnp.ndarray, passage_tokens: jnp.ndarray,
                decoder_input_tokens: jnp.ndarray, enable_dropout: bool = False,
                return_reader_relevance: bool = False) -> dict[str, jnp.ndarray]:
-    b, k, lp = passage_tokens.shape
+    k = passage_tokens.shape[1]
     enc = self.encode_for_reader(query_tokens, passage_tokens, enable_dropout)
     out = self.decoder(self.token_embedder(decoder_input_tokens), enc["memory"],
                        enc["memory_mask"], deterministic=not enable_dropout,
@@ -190,7 +278,7 @@ class UnifiedRetrieverReader(nn.Module):
                                               enc["passage_vectors"]))
     if return_reader_relevance:
       h, probs = out
-      first = probs[:, :, 0, :].reshape(b, probs.shape[1], k, -1)   # [B, H, K, Lpair]
+      first = probs[:, :, 0, :].reshape(probs.shape[0], probs.shape[1], k, -1)  # [N,H,K,Lpair]
       result["reader_relevance"] = jnp.mean(jnp.sum(first, axis=-1), axis=1)
     else:
       h = out
