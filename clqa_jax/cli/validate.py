@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 
+from clqa_jax import fileio
 from clqa_jax.cli.errors import UsageError
 from clqa_jax.data import formats
 
@@ -44,27 +44,24 @@ def languages(flag: str, langs, *, mkqa: bool = False) -> None:
 
 
 def input_file(flag: str, path: str) -> None:
-  """A local input file must exist and be a file (remote paths are read, and checked, later)."""
-  if "://" in path:
-    return
-  if not os.path.exists(path):
+  """An input file (local or gs://) must exist and be a file."""
+  if not fileio.exists(path):
     raise UsageError(f"{flag} {path}: no such file")
-  if os.path.isdir(path):
+  if fileio.isdir(path):
     raise UsageError(f"{flag} {path}: is a directory; give a file")
 
 
 def input_path(flag: str, path: str) -> None:
-  """A local input file or directory must exist."""
-  if "://" not in path and not os.path.exists(path):
+  """An input file or directory (local or gs://) must exist."""
+  if not fileio.exists(path):
     raise UsageError(f"{flag} {path}: no such file or directory")
 
 
 def not_json(flag: str, path: str, what: str) -> None:
   """Rejects a JSON document where plain text is expected (e.g. ``--txt_file`` predictions)."""
-  if "://" in path or not os.path.isfile(path):
+  if not fileio.isfile(path):
     return
-  with open(path, encoding="utf-8", errors="replace") as f:
-    text = f.read()
+  text = fileio.read_bytes(path).decode("utf-8", errors="replace")
   if text.lstrip()[:1] not in ("{", "["):
     return
   try:
