@@ -184,21 +184,11 @@ def vocabulary_from_gin(run_dir: str | None) -> str | None:
 def resolve_vocabulary(source: ExportSource, vocab_path: str | None) -> str:
   """The SentencePiece model to ship: explicit, the source export's, the run's gin, or the
   configured default (``clqa_jax.data.paths.vocabulary_path``: env CLQA_VOCAB / data root)."""
-  if vocab_path:
-    candidate = vocab_path
-  elif source.kind == "export":
-    candidate = fileio.join(source.checkpoints_dir, fmt.VOCAB_FILE)
+  if source.kind == "export":
+    found = fileio.join(source.checkpoints_dir, fmt.VOCAB_FILE)
   else:
-    candidate = vocabulary_from_gin(source.run_dir)
-    if candidate is None:
-      from clqa_jax.data import paths
-      try:
-        candidate = paths.vocabulary_path()
-      except FileNotFoundError as e:
-        raise FileNotFoundError(f"no vocabulary for the export: pass --vocab PATH ({e})") from e
-  if not fileio.isfile(candidate):
-    raise FileNotFoundError(f"vocabulary {candidate!r} not found: pass --vocab PATH")
-  return candidate
+    found = vocabulary_from_gin(source.run_dir)
+  return fmt.vocabulary_to_ship(vocab_path, found, "no vocabulary for the export")
 
 
 def export_checkpoint(checkpoint_dir: str, out_dir: str, *, step: str | int = "latest",

@@ -100,6 +100,22 @@ def read_model_config(path: str, *, require_unified: bool = True):
   return config
 
 
+def vocabulary_to_ship(explicit: str | None, found: str | None, missing: str) -> str:
+  """The SentencePiece model an export ships: ``explicit`` (``--vocab``), else ``found`` (the
+  source's own), else the configured default (``clqa_jax.data.paths.vocabulary_path``: env
+  CLQA_VOCAB / data root). ``missing`` says what lacked one when none is found."""
+  candidate = explicit or found
+  if not candidate:
+    from clqa_jax.data import paths  # pylint: disable=g-import-not-at-top
+    try:
+      candidate = paths.vocabulary_path()
+    except FileNotFoundError as e:
+      raise FileNotFoundError(f"{missing}: pass --vocab PATH ({e})") from e
+  if not fileio.isfile(candidate):
+    raise FileNotFoundError(f"vocabulary {candidate!r} not found: pass --vocab PATH")
+  return candidate
+
+
 def abstract_params(config) -> Any:
   """The parameter tree's shapes and dtypes (float32) for a UnifiedConfig or MT5Config,
   without allocating."""
