@@ -1,7 +1,8 @@
 """A local Google Cloud Storage emulator for tests of gs:// paths, with no traffic off 127.0.0.1.
 
 ``GcsEmulator`` runs ``gcp-storage-emulator`` (in memory) as a subprocess on a free loopback
-port. ``emulator_env`` names the environment that points every client at it and keeps each one
+port, with GCS's generation preconditions added (``gcs_emulator_server.py``: orbax's OCDBT
+commits through tensorstore need them). ``emulator_env`` names the environment that points every client at it and keeps each one
 from looking for real credentials:
 
   gcsfs (fileio/epath, orbax's directories)  STORAGE_EMULATOR_HOST, token 'anon' (fsspec config)
@@ -34,6 +35,8 @@ import uuid
 LOOPBACK = "127.0.0.1"
 PROJECT = "clqa-test"
 _START_TIMEOUT_S = 30.0
+# The emulator with GCS's generation preconditions (see that module).
+_SERVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gcs_emulator_server.py")
 
 
 def free_loopback_port() -> int:
@@ -70,7 +73,7 @@ class GcsEmulator:
   def start(self) -> "GcsEmulator":
     self._log = open(self.log_path, "wb")  # pylint: disable=consider-using-with
     self._proc = subprocess.Popen(
-        [sys.executable, "-m", "gcp_storage_emulator", "start", "--host", LOOPBACK,
+        [sys.executable, _SERVER, "start", "--host", LOOPBACK,
          "--port", str(self.port), "--in-memory", "--quiet"],
         stdout=self._log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
     deadline = time.monotonic() + _START_TIMEOUT_S
@@ -134,10 +137,6 @@ def emulator_env(url: str, cloudsdk_config: str) -> dict[str, str]:
       "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
       "TENSORSTORE_GCS_HTTP_URL": url,
       "GOOGLE_AUTH_TOKEN_FOR_TESTING": "emulator",
-      # The emulator serves one request at a time: with parallel tensorstore requests, orbax's
-      # OCDBT manifest writes fail now and then ("Malformed StorageGeneration"); one at a time
-      # they do not.
-      "TENSORSTORE_GCS_REQUEST_CONCURRENCY": "1",
       "GCE_METADATA_HOST": metadata,
       "GCE_METADATA_IP": metadata,
       "GCE_METADATA_ROOT": metadata,

@@ -231,3 +231,35 @@ def test_connection_guard_refuses_off_loopback_hosts():
     with pytest.raises(ConnectionRefusedError):
       guard._check(address)  # pylint: disable=protected-access
   assert len(guard.refused) == 3
+
+
+def test_emulator_answers_generation_preconditions(gcs_emulator):
+  """What tensorstore's OCDBT commits rely on (tests/gcs_emulator_server.py): the generation in
+  a header, 412 for a failed ifGenerationMatch, 304 for a read whose ifGenerationNotMatch
+  holds."""
+  import urllib.error  # pylint: disable=g-import-not-at-top
+  import urllib.request  # pylint: disable=g-import-not-at-top
+
+  bucket = gcs_emulator.create_bucket()
+  opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+  def call(method, path, data=None):
+    req = urllib.request.Request(gcs_emulator.url + path, data=data, method=method)
+    try:
+      with opener.open(req, timeout=5) as resp:
+        return resp.status, resp.headers, resp.read()
+    except urllib.error.HTTPError as err:
+      return err.code, err.headers, b""
+
+  upload = f"/upload/storage/v1/b/{bucket}/o?uploadType=media&name=m"
+  media = f"/storage/v1/b/{bucket}/o/m?alt=media"
+  assert call("POST", upload + "&ifGenerationMatch=0", b"one")[0] == 200
+  assert call("POST", upload + "&ifGenerationMatch=0", b"two")[0] == 412  # exists already
+  status, headers, body = call("GET", media)
+  generation = headers["x-goog-generation"]
+  assert status == 200 and body == b"one" and int(generation) > 0
+  assert call("GET", media + f"&ifGenerationNotMatch={generation}")[0] == 304
+  assert call("POST", upload + "&ifGenerationMatch=1", b"two")[0] == 412
+  assert call("POST", upload + f"&ifGenerationMatch={generation}", b"two")[0] == 200
+  status, headers, body = call("GET", media + f"&ifGenerationNotMatch={generation}")
+  assert status == 200 and body == b"two" and headers["x-goog-generation"] != generation

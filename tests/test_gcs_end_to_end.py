@@ -41,29 +41,11 @@ pytestmark = pytest.mark.usefixtures("fresh_gin")
 class Roots:
   """The local root and the bucket root every step writes under (same relative layout)."""
 
-  def __init__(self, local: str, bucket: str, bucket_checkpoints: str):
+  def __init__(self, local: str, bucket: str):
     self.local, self.bucket = local, bucket
-    # Where the bucket run's orbax checkpoints are kept (_orbax_off_the_emulator): the
-    # bucket root's stand-in in the paths that name them.
-    self.bucket_checkpoints = bucket_checkpoints
 
   def both(self):
     return (("local", self.local), ("gcs", self.bucket))
-
-
-def _orbax_off_the_emulator(local_root: str):
-  """``training.run_checkpoints_dir`` for this test: a bucket run's orbax checkpoints go to
-  ``local_root``, everything else of the run stays in the bucket. orbax's OCDBT writes to
-  gcp-storage-emulator fail now and then with tensorstore's "Malformed StorageGeneration"
-  (even one request at a time), so orbax on gs:// is tested with small trees in
-  test_fileio_gcs.py and here only on local disk, as the run's other files are not."""
-  original = training.run_checkpoints_dir
-
-  def run_checkpoints_dir(model_dir: str) -> str:
-    if not fileio.is_remote(model_dir):
-      return original(model_dir)
-    return os.path.join(local_root, model_dir.split("://", 1)[1], training.CHECKPOINTS_SUBDIR)
-  return run_checkpoints_dir
 
 
 @pytest.fixture(scope="module")
@@ -75,11 +57,8 @@ def roots(gcs_emulator, tmp_path_factory):
       gcs_emulator, mp, str(tmp_path_factory.mktemp("gcloud-config"))):
     # A gs:// path written with local file calls lands in ./gs:/... (see _clqa).
     mp.chdir(tmp_path_factory.mktemp("cwd"))
-    local_checkpoints = str(tmp_path_factory.mktemp("gcs-run-checkpoints"))
-    mp.setattr(training, "run_checkpoints_dir", _orbax_off_the_emulator(local_checkpoints))
     bucket = gcs_emulator.create_bucket()
-    yield Roots(str(tmp_path_factory.mktemp("local")), f"gs://{bucket}",
-                os.path.join(local_checkpoints, bucket))
+    yield Roots(str(tmp_path_factory.mktemp("local")), f"gs://{bucket}")
   mini_data.restore_compilation_cache(old_cache)
 
 
@@ -140,8 +119,7 @@ def assert_same_tree(roots: Roots, rel_dir: str, *, skip=UNSTABLE) -> list[str]:
   for name in names:
     parts = name.split("/")
     a = _relative_text(fileio.read_bytes(fileio.join(local, *parts)), roots.local)
-    b = _relative_text(_relative_text(fileio.read_bytes(fileio.join(remote, *parts)),
-                                      roots.bucket), roots.bucket_checkpoints)
+    b = _relative_text(fileio.read_bytes(fileio.join(remote, *parts)), roots.bucket)
     assert _comparable(name, a) == _comparable(name, b), (
         f"{rel_dir}/{name} differs between the local and the GCS run")
   return names
@@ -223,9 +201,8 @@ def test_eval(data_roots):
           "--out", fileio.join(root, "eval"), "--task", "xor-retrieve", "--top_k", "10",
           "--reader_k", "2", "--max_answer_length", "4", "--langs", "ja", "fi",
           "--log_level", "WARNING")
-  metrics = [_comparable("metrics.json", _relative_text(_relative_text(
-      fileio.read_bytes(fileio.join(r, "eval", "metrics.json")), r), roots.bucket_checkpoints))
-             for _, r in roots.both()]
+  metrics = [_comparable("metrics.json", _relative_text(
+      fileio.read_bytes(fileio.join(r, "eval", "metrics.json")), r)) for _, r in roots.both()]
   assert metrics[0] == metrics[1] and metrics[0]
   assert_same_tree(roots, "eval")
 
