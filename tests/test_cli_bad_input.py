@@ -29,6 +29,8 @@ def files(tmp_path_factory):
                                         '"answers": ["x"]}\n{"id": "b", oops\n'),
       "noanswers": write("noanswers.jsonl", '{"id": "a", "lang": "ja", "answers": []}\n'),
       "emptyq": write("emptyq.jsonl", '{"id": "a", "question": "  "}\n'),
+      "nolangq": write("nolangq.jsonl", '{"id": "j", "question": "日本の首都は？"}\n'
+                                        '{"id": "e", "question": "Who wrote it?"}\n'),
       "dupq": write("dupq.jsonl", '{"id": "a", "question": "q1"}\n{"id": "a", "question": "q2"}\n'),
       "pred": write("pred.json", '{"a": "x"}'),
       "badpred": write("badpred.json", '{"a": '),
@@ -113,6 +115,13 @@ CASES = [
     ("infer --export {export} --index {missing} --question q", "--index"),
     ("infer --export {export} --index {index} --question q --out {under_file}", "--out"),
     ("infer --export {export} --index {index}", "--question"),
+    ("infer --export {export} --index {index} --question Who_wrote_Kalevala?",
+     "--question: lang: cannot tell the language of 'Who_wrote_Kalevala?': it is in Latin "
+     "script, which en, fi, es, de, ... share; give --lang"),
+    ("infer --export {export} --index {index} --question 東京都", "Japanese or Chinese"),
+    ("infer --export {export} --index {index} --question What_is_Москва?", "mixes scripts"),
+    ("infer --export {export} --index {index} --questions_file {nolangq}",
+     "nolangq.jsonl: id e: lang: cannot tell the language of 'Who wrote it?'"),
     # index
     ("index --export {export} --corpus {missing} --out {dir}", "--corpus"),
     ("index --export {missing} --corpus {tsv} --out {dir}", "--export"),
