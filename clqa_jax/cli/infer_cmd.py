@@ -8,8 +8,8 @@ Each question is encoded, the index searched (--search exact|device|scann), the 
 the top --reader_k passages (default 100) and decodes greedily (max 50 tokens). The answer and
 the top --show passages (rank, score, pid, title, text) are printed. A questions file is JSONL
 with "question" and optionally "id" and "lang" (default: --lang, else read from the script as
-for --question). --out writes one JSON line per
-question: {"id", "lang", "question", "answer", "passages": [{"pid", "title", "score"}, ...]}.
+for --question). --out writes one JSON line per question:
+{"id", "lang", "question", "answer", "passages": [{"pid", "title", "score"}, ...]}.
 """
 from __future__ import annotations
 
