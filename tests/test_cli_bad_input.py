@@ -44,6 +44,10 @@ def files(tmp_path_factory):
   }
   f["under_file"] = os.path.join(f["afile"], "sub")
   f["model_dir_gin"] = write("model_dir.gin", f"MODEL_DIR = '{root / 'afile' / 'run'}'\n")
+  for lang in ("en", "ar", "bn", "fi", "ja", "ko", "ru", "te"):  # synth/mini.gin's langs
+    os.makedirs(root / "empty_corpus" / "articles" / lang)
+  os.makedirs(root / "empty_corpus" / "xor")
+  f["empty_corpus"] = str(root / "empty_corpus")
   for name in ("export", "index"):
     os.makedirs(root / name)
     f[name] = str(root / name)
@@ -186,6 +190,13 @@ CASES = [
     ("synth questions --gin_file synth/mini.gin --out {under_file}", "--out"),
     ("synth questions --gin_file synth/mini.gin --out {dir}/s --corpus {missing}", "--corpus"),
     ("synth translate --out {dir}/s", "translate"),
+    ("synth passages --gin_file synth/mini.gin --out {dir}/s --corpus {empty_corpus}",
+     "empty_corpus/articles: synth passages made no passages from it; check --corpus"),
+    ('synth qa --gin_file synth/mini.gin --out {dir}/s '
+     '--gin.HttpConfig.base_url="https://bob:pw@api.example.com/v1"',
+     "HttpConfig.base_url: https://api.example.com/v1 is given with credentials"),
+    ("synth questions --gin_file synth/mini.gin --out {dir}/s --corpus {empty_corpus}",
+     "empty_corpus/xor: holds no XOR-TyDi questions"),
     # demo
     ("demo --out {under_file}", "--out"),
     ("demo --out {dir}/demo --steps 0", "--steps"),

@@ -115,3 +115,17 @@ def test_failed_stage_leaves_no_partial_output(passages_run):
   assert after == before
   assert json.loads(before[manifest.MANIFEST])["complete"]
   _no_temporaries(cfg.output_dir)
+
+
+def test_a_corpus_without_articles_is_an_error_and_publishes_nothing(tmp_path):
+  corpus = tmp_path / "corpus"
+  for lang in ("en", "fi"):
+    (corpus / "articles" / lang).mkdir(parents=True)
+  (corpus / "articles" / "fi" / "wiki_00").write_text("\n")   # a file without articles
+  cfg = config_lib.SynthConfig(output_dir=str(tmp_path / "out"), corpus_dir=str(corpus),
+                               langs=("en", "fi"), target_langs=("fi",))
+  with pytest.raises(manifest.EmptyStageError,
+                     match=f"^{corpus / 'articles'}: synth passages made no passages"):
+    stages.run_passages(cfg)
+  assert not fileio.exists(fileio.join(cfg.output_dir, "passages"))
+  _no_temporaries(cfg.output_dir)

@@ -77,11 +77,13 @@ def _collect_counts(staging: str) -> dict[str, dict[str, int]]:
 
 
 def run_stage(cfg: config_lib.SynthConfig, stage: str, inputs: list[str], stage_config: dict[str, Any],
-              build: Callable[[beam.Pipeline, str], None]) -> dict[str, Any]:
+              build: Callable[[beam.Pipeline, str], None],
+              expected: manifest.ExpectedRecords | None = None) -> dict[str, Any]:
   """Runs one stage unless its manifest says it is complete for the same config and inputs.
 
   `build(pipeline, staging_dir)` adds the stage's transforms; outputs land in the staging
-  directory, which is published as `<output_dir>/<stage>` with its manifest only on success.
+  directory, which is published as `<output_dir>/<stage>` with its manifest only on success:
+  not when `expected` records were not made (EmptyStageError).
   """
   final = fileio.join(cfg.output_dir, stage)
   fp = manifest.fingerprint({"stage": stage, "version": STAGE_VERSION, **stage_config}, inputs)
@@ -93,6 +95,8 @@ def run_stage(cfg: config_lib.SynthConfig, stage: str, inputs: list[str], stage_
     with beam.Pipeline(options=pipeline_options(cfg)) as p:
       build(p, staging)
     counts = _collect_counts(staging)
+    if expected is not None:
+      expected.check(stage, counts)
     result = manifest.write_manifest(staging, stage, counts, stage_config, fp,
                                      {"runner": cfg.runner, "seconds": round(time.time() - t0, 3)})
   logger.info("synth %s: done in %.1fs: %s", stage, time.time() - t0, json.dumps(counts, ensure_ascii=False))

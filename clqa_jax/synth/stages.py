@@ -40,6 +40,13 @@ def _require(cfg: config_lib.SynthConfig, stage: str, by: str) -> str:
   return path
 
 
+def _from_articles(cfg: config_lib.SynthConfig, what: str) -> manifest.ExpectedRecords:
+  return manifest.ExpectedRecords(
+      (what,), fileio.join(cfg.corpus_dir, "articles"),
+      f"check --corpus: articles/<lang>/ must hold wikiextractor output of SynthConfig.langs "
+      f"({', '.join(cfg.langs)})")
+
+
 def run_passages(cfg: config_lib.SynthConfig) -> dict[str, Any]:
   """Articles -> DPR TSVs (English: psgs_w100.tsv; all languages: all_w100.tsv)."""
   def build(p, staging):
@@ -53,7 +60,8 @@ def run_passages(cfg: config_lib.SynthConfig) -> dict[str, Any]:
     beam_util.count(articles, lambda a: a.lang, staging, "articles")
     beam_util.count(psg, lambda r: r["lang"], staging, "passages")
   return beam_util.run_stage(cfg, "passages", [fileio.join(cfg.corpus_dir, "articles")],
-                             cfg.stage_config(*_PASSAGE_FIELDS), build)
+                             cfg.stage_config(*_PASSAGE_FIELDS), build,
+                             _from_articles(cfg, "passages"))
 
 
 def run_anchors(cfg: config_lib.SynthConfig) -> dict[str, Any]:
@@ -73,7 +81,8 @@ def run_anchors(cfg: config_lib.SynthConfig) -> dict[str, Any]:
     beam_util.count(anchors, lambda l: l, staging, "anchors")
   return beam_util.run_stage(cfg, "anchors",
                              [langlinks, passages_dir, fileio.join(cfg.corpus_dir, "articles")],
-                             cfg.stage_config(*_PASSAGE_FIELDS), build)
+                             cfg.stage_config(*_PASSAGE_FIELDS), build,
+                             _from_articles(cfg, "sentences"))
 
 
 def run_parallel(cfg: config_lib.SynthConfig) -> dict[str, Any]:
@@ -92,7 +101,12 @@ def run_parallel(cfg: config_lib.SynthConfig) -> dict[str, Any]:
   return beam_util.run_stage(
       cfg, "parallel", [anchors_dir],
       cfg.stage_config("target_langs", "encoder", "checkpoint", "margin_k", "margin_threshold",
-                       "mining_mode"), build)
+                       "mining_mode"), build,
+      manifest.ExpectedRecords(
+          ("records",), anchors_dir,
+          f"no sentence pair of {', '.join(cfg.target_langs)} and English articles linked by "
+          f"{fileio.join(cfg.corpus_dir, 'langlinks.tsv')} passed the margin: check the links "
+          "or lower SynthConfig.margin_threshold"))
 
 
 def run_teacher(cfg: config_lib.SynthConfig) -> dict[str, Any]:
@@ -108,7 +122,9 @@ def run_teacher(cfg: config_lib.SynthConfig) -> dict[str, Any]:
     beam_util.count(records, lambda r: r["lang"], staging, "records")
   return beam_util.run_stage(
       cfg, "stage1", [parallel_dir, passages_dir],
-      cfg.stage_config("retriever", "teacher_top_k", "checkpoint"), build)
+      cfg.stage_config("retriever", "teacher_top_k", "checkpoint"), build,
+      manifest.ExpectedRecords(("records",), parallel_dir,
+                               "it holds no candidates: rerun `clqa synth parallel --overwrite`"))
 
 
 def run_qa(cfg: config_lib.SynthConfig) -> dict[str, Any]:
@@ -140,7 +156,11 @@ def run_qa(cfg: config_lib.SynthConfig) -> dict[str, Any]:
   return beam_util.run_stage(
       cfg, "stage2", [anchors_dir],
       cfg.stage_config("target_langs", "qa_variants", "rewrite_backend", "http", "filters", "checkpoint"),
-      build)
+      build,
+      manifest.ExpectedRecords(
+          cfg.qa_variants, anchors_dir,
+          f"no anchored sentence of {', '.join(cfg.target_langs)} made a question that passed "
+          "the filters (SynthConfig.filters)"))
 
 
 def run_questions(cfg: config_lib.SynthConfig) -> dict[str, Any]:
@@ -159,6 +179,10 @@ def run_questions(cfg: config_lib.SynthConfig) -> dict[str, Any]:
       for lang in dofns.validate_xor_file(fileio.join(src, name)):
         per_lang[lang] = per_lang.get(lang, 0) + 1
       fileio.copy(fileio.join(src, name), fileio.join(staging, name))
+    if not any(sum(per_lang.values()) for per_lang in counts.values()):
+      raise manifest.EmptyStageError(
+          f"{src}: holds no XOR-TyDi questions; synth questions copies the corpus's question "
+          "files (xor/*.jsonl): check --corpus")
     result = manifest.write_manifest(staging, "xor", counts, {"corpus_dir": cfg.corpus_dir}, fp)
   return {**result, "skipped": False}
 
