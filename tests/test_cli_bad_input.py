@@ -48,6 +48,11 @@ def files(tmp_path_factory):
     os.makedirs(root / "empty_corpus" / "articles" / lang)
   os.makedirs(root / "empty_corpus" / "xor")
   f["empty_corpus"] = str(root / "empty_corpus")
+  from clqa_jax import demo
+  os.makedirs(root / "demo_done" / "steps")
+  f["demo_done"] = str(root / "demo_done")
+  write(os.path.join("demo_done", "steps", "teacher.json"), json.dumps(
+      {"settings": demo.step_settings(demo.DemoConfig(out=f["demo_done"]), "teacher")}))
   for name in ("export", "index"):
     os.makedirs(root / name)
     f[name] = str(root / name)
@@ -200,6 +205,9 @@ CASES = [
     # demo
     ("demo --out {under_file}", "--out"),
     ("demo --out {dir}/demo --steps 0", "--steps"),
+    ("demo --out {demo_done} --steps 5",
+     "demo_done/steps/teacher.json: teacher_steps 40 -> 5: this step finished with other "
+     "settings; use a new --out, or remove"),
     # top level
     ("no-such-command", "no-such-command"),
 ]
