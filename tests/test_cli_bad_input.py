@@ -32,6 +32,14 @@ def files(tmp_path_factory):
       "nolangq": write("nolangq.jsonl", '{"id": "j", "question": "日本の首都は？"}\n'
                                         '{"id": "e", "question": "Who wrote it?"}\n'),
       "dupq": write("dupq.jsonl", '{"id": "a", "question": "q1"}\n{"id": "a", "question": "q2"}\n'),
+      "mkqa_dotdot": write("mkqa_dotdot.jsonl", json.dumps(
+          {"example_id": 1, "queries": {"en": "q", "../x": "q"},
+           "answers": {"en": [{"type": "entity", "text": "a"}],
+                       "../x": [{"type": "entity", "text": "a"}]}}) + "\n"),
+      "mkqa_jp": write("mkqa_jp.jsonl", json.dumps(
+          {"example_id": 1, "queries": {"en": "q"},
+           "answers": {"en": [{"type": "entity", "text": "a"}],
+                       "jp": [{"type": "entity", "text": "a"}]}}) + "\n"),
       "pred": write("pred.json", '{"a": "x"}'),
       "badpred": write("badpred.json", '{"a": '),
       "retrieve_pred": write("rpred.json", '[{"id": "a", "lang": "ja", "ctxs": ["x"]}]'),
@@ -83,6 +91,12 @@ CASES = [
     ("metrics mkqa-convert --data_file {gold} --output_dir {dir} --lang jp", "'jp'"),
     ("metrics mkqa-convert --data_file {gold} --output_dir {under_file}", "--output_dir"),
     ("metrics mkqa-convert --data_file {missing} --output_dir {dir}", "--data_file"),
+    ("metrics mkqa-convert --data_file {mkqa_dotdot} --output_dir {dir}/m",
+     "mkqa_dotdot.jsonl:1: queries: '../x' is not an MKQA language code"),
+    ("metrics mkqa-convert --data_file {mkqa_jp} --output_dir {dir}/m",
+     "mkqa_jp.jsonl:1: answers: 'jp' is not an MKQA language code"),
+    ("metrics mkqa --data_file {mkqa_jp} --pred_file {pred} --lang en",
+     "mkqa_jp.jsonl:1: answers: 'jp'"),
     ("metrics xor-full --pred_file {pred}", "--data_file"),
     ("metrics", "METRIC"),
     ("metrics no-such-metric", "no-such-metric"),
