@@ -12,6 +12,7 @@ each with a MANIFEST.json. `run_all` runs them in order; each is skipped when co
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import apache_beam as beam
@@ -23,6 +24,8 @@ from clqa_jax.synth import config as config_lib
 from clqa_jax.synth import dofns
 from clqa_jax.synth import manifest
 from clqa_jax.synth import passages as passages_lib
+
+logger = logging.getLogger(__name__)
 
 STAGES = ("passages", "anchors", "parallel", "teacher", "qa", "questions")
 _PASSAGE_FIELDS = ("corpus_dir", "langs", "passage_words", "passage_chars")
@@ -169,7 +172,9 @@ def run_questions(cfg: config_lib.SynthConfig) -> dict[str, Any]:
   final = fileio.join(cfg.output_dir, "xor")
   fp = manifest.fingerprint({"stage": "xor"}, [src])
   if manifest.is_complete(final, fp, cfg.overwrite):
+    logger.info("synth questions: complete for these inputs and config, skipped (%s)", final)
     return {**manifest.read_manifest(final), "skipped": True}
+  logger.info("synth questions: running -> %s", final)
   counts: dict[str, dict[str, int]] = {}
   with manifest.publish_stage(final) as staging:
     for name in fileio.listdir(src):
@@ -184,6 +189,7 @@ def run_questions(cfg: config_lib.SynthConfig) -> dict[str, Any]:
           f"{src}: holds no XOR-TyDi questions; synth questions copies the corpus's question "
           "files (xor/*.jsonl): check --corpus")
     result = manifest.write_manifest(staging, "xor", counts, {"corpus_dir": cfg.corpus_dir}, fp)
+  logger.info("synth questions: done: %s", beam_util.records_done(counts))
   return {**result, "skipped": False}
 
 
