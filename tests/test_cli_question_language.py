@@ -9,6 +9,7 @@ from clqa_jax.cli import validate
     ("日本の首都はどこですか？", "ja"),
     ("iPhoneの発売日は？", "ja"),                  # a Latin name inside Japanese
     ("コーヒー", "ja"),                            # katakana with the prolonged sound mark
+    ("佐々木さんは誰？", "ja"),                    # the iteration mark is kanji
     ("대한민국의 수도는 어디입니까?", "ko"),
     ("大韓民國의 首都는?", "ko"),                  # hanja with hangul
     ("ما هي عاصمة مصر؟", "ar"),

@@ -34,7 +34,7 @@ def _script(ch: str) -> str | None:
   name = unicodedata.name(ch, "")
   if "HIRAGANA" in name or "KATAKANA" in name:
     return "KANA"
-  if script == "CJK":
+  if script in ("CJK", "IDEOGRAPHIC"):  # IDEOGRAPHIC: the iteration mark 々 (佐々木)
     return "HAN"
   if name.startswith("FULLWIDTH LATIN"):
     return "LATIN"
