@@ -29,7 +29,17 @@ def files(tmp_path_factory):
                                         '"answers": ["x"]}\n{"id": "b", oops\n'),
       "noanswers": write("noanswers.jsonl", '{"id": "a", "lang": "ja", "answers": []}\n'),
       "emptyq": write("emptyq.jsonl", '{"id": "a", "question": "  "}\n'),
+      "nolangq": write("nolangq.jsonl", '{"id": "j", "question": "日本の首都は？"}\n'
+                                        '{"id": "e", "question": "Who wrote it?"}\n'),
       "dupq": write("dupq.jsonl", '{"id": "a", "question": "q1"}\n{"id": "a", "question": "q2"}\n'),
+      "mkqa_dotdot": write("mkqa_dotdot.jsonl", json.dumps(
+          {"example_id": 1, "queries": {"en": "q", "../x": "q"},
+           "answers": {"en": [{"type": "entity", "text": "a"}],
+                       "../x": [{"type": "entity", "text": "a"}]}}) + "\n"),
+      "mkqa_jp": write("mkqa_jp.jsonl", json.dumps(
+          {"example_id": 1, "queries": {"en": "q"},
+           "answers": {"en": [{"type": "entity", "text": "a"}],
+                       "jp": [{"type": "entity", "text": "a"}]}}) + "\n"),
       "pred": write("pred.json", '{"a": "x"}'),
       "badpred": write("badpred.json", '{"a": '),
       "retrieve_pred": write("rpred.json", '[{"id": "a", "lang": "ja", "ctxs": ["x"]}]'),
@@ -42,6 +52,15 @@ def files(tmp_path_factory):
   }
   f["under_file"] = os.path.join(f["afile"], "sub")
   f["model_dir_gin"] = write("model_dir.gin", f"MODEL_DIR = '{root / 'afile' / 'run'}'\n")
+  for lang in ("en", "ar", "bn", "fi", "ja", "ko", "ru", "te"):  # synth/mini.gin's langs
+    os.makedirs(root / "empty_corpus" / "articles" / lang)
+  os.makedirs(root / "empty_corpus" / "xor")
+  f["empty_corpus"] = str(root / "empty_corpus")
+  from clqa_jax import demo
+  os.makedirs(root / "demo_done" / "steps")
+  f["demo_done"] = str(root / "demo_done")
+  write(os.path.join("demo_done", "steps", "teacher.json"), json.dumps(
+      {"settings": demo.step_settings(demo.DemoConfig(out=f["demo_done"]), "teacher")}))
   for name in ("export", "index"):
     os.makedirs(root / name)
     f[name] = str(root / name)
@@ -72,6 +91,12 @@ CASES = [
     ("metrics mkqa-convert --data_file {gold} --output_dir {dir} --lang jp", "'jp'"),
     ("metrics mkqa-convert --data_file {gold} --output_dir {under_file}", "--output_dir"),
     ("metrics mkqa-convert --data_file {missing} --output_dir {dir}", "--data_file"),
+    ("metrics mkqa-convert --data_file {mkqa_dotdot} --output_dir {dir}/m",
+     "mkqa_dotdot.jsonl:1: queries: '../x' is not an MKQA language code"),
+    ("metrics mkqa-convert --data_file {mkqa_jp} --output_dir {dir}/m",
+     "mkqa_jp.jsonl:1: answers: 'jp' is not an MKQA language code"),
+    ("metrics mkqa --data_file {mkqa_jp} --pred_file {pred} --lang en",
+     "mkqa_jp.jsonl:1: answers: 'jp'"),
     ("metrics xor-full --pred_file {pred}", "--data_file"),
     ("metrics", "METRIC"),
     ("metrics no-such-metric", "no-such-metric"),
@@ -113,6 +138,13 @@ CASES = [
     ("infer --export {export} --index {missing} --question q", "--index"),
     ("infer --export {export} --index {index} --question q --out {under_file}", "--out"),
     ("infer --export {export} --index {index}", "--question"),
+    ("infer --export {export} --index {index} --question Who_wrote_Kalevala?",
+     "--question: lang: cannot tell the language of 'Who_wrote_Kalevala?': it is in Latin "
+     "script, which en, fi, es, de, ... share; give --lang"),
+    ("infer --export {export} --index {index} --question 東京都", "Japanese or Chinese"),
+    ("infer --export {export} --index {index} --question What_is_Москва?", "mixes scripts"),
+    ("infer --export {export} --index {index} --questions_file {nolangq}",
+     "nolangq.jsonl: id e: lang: cannot tell the language of 'Who wrote it?'"),
     # index
     ("index --export {export} --corpus {missing} --out {dir}", "--corpus"),
     ("index --export {missing} --corpus {tsv} --out {dir}", "--export"),
@@ -177,9 +209,19 @@ CASES = [
     ("synth questions --gin_file synth/mini.gin --out {under_file}", "--out"),
     ("synth questions --gin_file synth/mini.gin --out {dir}/s --corpus {missing}", "--corpus"),
     ("synth translate --out {dir}/s", "translate"),
+    ("synth passages --gin_file synth/mini.gin --out {dir}/s --corpus {empty_corpus}",
+     "empty_corpus/articles: synth passages made no passages from it; check --corpus"),
+    ('synth qa --gin_file synth/mini.gin --out {dir}/s '
+     '--gin.HttpConfig.base_url="https://bob:pw@api.example.com/v1"',
+     "HttpConfig.base_url: https://api.example.com/v1 is given with credentials"),
+    ("synth questions --gin_file synth/mini.gin --out {dir}/s --corpus {empty_corpus}",
+     "empty_corpus/xor: holds no XOR-TyDi questions"),
     # demo
     ("demo --out {under_file}", "--out"),
     ("demo --out {dir}/demo --steps 0", "--steps"),
+    ("demo --out {demo_done} --steps 5",
+     "demo_done/steps/teacher.json: teacher_steps 40 -> 5: this step finished with other "
+     "settings; use a new --out, or remove"),
     # top level
     ("no-such-command", "no-such-command"),
 ]

@@ -4,7 +4,10 @@
 
 synth -> vocabulary -> English teacher -> stage 1 (CLR-PT) -> stage 2 (MLQA-PT with passage
 refresh) -> export -> XOR-Retrieve / XOR-Full dev evaluation; prints the per-language table.
-Each step is skipped when a previous run completed it (OUT/steps/<step>.json).
+Each step is skipped when a previous run completed it (OUT/steps/<step>.json). A step's record
+holds the settings that define it (--steps, --batch_size, --num_passages, --refresh_every, the
+gin files and bindings, ...); a rerun with other settings than a completed step's is refused
+before anything runs: use a new --out, or remove OUT to run every step again.
 """
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ from clqa_jax.cli import gin_flags
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+  parser.description = __doc__
+  parser.formatter_class = argparse.RawDescriptionHelpFormatter
   parser.add_argument("--out", required=True, help="output directory (resumable)")
   parser.add_argument("--steps", type=int, default=None,
                       help="training steps of every run (default: DemoConfig's)")

@@ -6,7 +6,8 @@ and partitioned once (``train_step`` + ``state_init``); everything stateful live
 - resume from the run's latest checkpoint, else ``CheckpointConfig.init_checkpoint`` (params
   only), else a fresh init; the batch source's position and the retrieval-store version come
   back from the checkpoint metadata;
-- per-term metrics to TensorBoard (host 0) and a console progress line with rate and ETA;
+- per-term metrics and timing/{steps,examples}_per_second to TensorBoard (host 0) and a console
+  progress line with rate and ETA, both measured after the first step (compilation);
 - eval hook every ``eval_every_steps`` and at the last step (its metrics, ``eval/<name>``, go
   to TensorBoard and select the kept-best checkpoint by ``CheckpointConfig.best_metric``);
 - refresh hook at step 0 and every ``refresh_every_steps``;
@@ -283,10 +284,11 @@ def train(*,
               f"{ckpt.directory}. Lower the learning rate or check the batch that came from "
               f"data position {source.get_state()}.")
         averager.add(last)
+        progress.step_done(step)
         if step % log_every_steps == 0 or step == total_steps:
           averaged = averager.result_and_reset()
-          writer.write_scalars(step, averaged)
           progress.update(step, averaged)
+          writer.write_scalars(step, {**averaged, **progress.timing_scalars()})
         eval_metrics = None
         if evaluating and (step % eval_every_steps == 0 or step == total_steps):
           eval_metrics = {f"eval/{k}": float(v) for k, v in eval_hook(step, state.params).items()}
