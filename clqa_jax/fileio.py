@@ -82,6 +82,29 @@ def abspath(path: PathLike) -> str:
   return as_str(path) if is_remote(path) else os.path.abspath(as_str(path))
 
 
+def relative_to(path: PathLike, directory: PathLike) -> str | None:
+  """``path`` relative to ``directory`` (``/``-separated) when it lies strictly inside it, else
+  None. What a manifest records for a file of its own directory, so that a copy of the
+  directory (``cp -r``, ``gsutil cp -r``) still finds it."""
+  path, directory = abspath(path).rstrip("/"), abspath(directory).rstrip("/")
+  if is_remote(path) != is_remote(directory):
+    return None
+  if is_remote(path):
+    return path[len(directory) + 1:] if path.startswith(directory + "/") else None
+  rel = os.path.relpath(path, directory)
+  if rel == os.curdir or rel == os.pardir or rel.startswith(os.pardir + os.sep):
+    return None
+  return rel.replace(os.sep, "/")
+
+
+def resolve(directory: PathLike, recorded: str) -> str:
+  """A path a manifest in ``directory`` recorded: an absolute or remote one as it is, a
+  relative one (``relative_to``'s) below ``directory``."""
+  if is_remote(recorded) or os.path.isabs(recorded):
+    return recorded
+  return join(directory, *recorded.split("/"))
+
+
 # ---------------------------------------------------------------------------------------------
 # Queries
 

@@ -1,6 +1,7 @@
 """Bad input to every ``clqa`` subcommand: one line on stderr naming the file, flag or field,
 exit status 2, no traceback. Run in-process (``cli.main.main``): every row fails before any
 model is built or any data is read past the bad part."""
+import hashlib
 import json
 import os
 
@@ -9,6 +10,22 @@ import pytest
 
 from clqa_jax.cli import errors as cli_errors
 from clqa_jax.cli import main as cli_main
+
+
+# The bytes put in place of an export's vocab/spm.model.
+SWAPPED_VOCAB = b"another SentencePiece model\n"
+
+
+def _export_with_swapped_vocabulary(directory: str) -> str:
+  from clqa_jax.checkpoints import exported
+  from fixtures.data.tiny_vocab import tiny_vocab_path
+  from fixtures.export import tiny_run
+
+  config = tiny_run.tiny_config()
+  exported.write_exported(directory, config, tiny_run.tiny_params(config), tiny_vocab_path())
+  with open(os.path.join(directory, exported.VOCAB_FILE), "wb") as f:
+    f.write(SWAPPED_VOCAB)
+  return directory
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +81,7 @@ def files(tmp_path_factory):
   for name in ("export", "index"):
     os.makedirs(root / name)
     f[name] = str(root / name)
+  f["swapped_export"] = _export_with_swapped_vocabulary(str(root / "swapped_export"))
   return f
 
 
@@ -119,6 +137,9 @@ CASES = [
     ("eval --export {export} --index {index} --data_file {gold} --out {dir} --search fast",
      "--search"),
     ("eval --index {index} --data_file {gold} --out {dir}", "--export"),
+    ("eval --export {swapped_export} --index {index} --data_file {gold} --out {dir}",
+     f"swapped_export/vocab/spm.model: sha256 is {hashlib.sha256(SWAPPED_VOCAB).hexdigest()}, "
+     "but "),
     ("eval --export {export} --index {index} --data_file {gold} --out {dir} --gin.X",
      "needs a value"),
     # infer
@@ -156,6 +177,8 @@ CASES = [
     ("index --export {export} --corpus {tsv} --out {dir} --passage_store {under_file}",
      "--passage_store"),
     ("index --export {export} --corpus {tsv} --out {dir} --searcher fast", "--searcher"),
+    ("index --export {swapped_export} --corpus {tsv} --out {dir}/index_out",
+     "swapped_export/manifest.json field 'vocab_sha256' records "),
     # import
     ("import hf_mt5 --src {missing} --out {dir}/imported", "--src"),
     ("import hf_mt5 --src {dir} --out {dir}/imported --retriever_layer 3", "--retriever_layer"),
@@ -171,6 +194,7 @@ CASES = [
     ("export --checkpoint_dir {dir} --out {dir}/exported --model_config {missing}",
      "--model_config"),
     ("export --checkpoint_dir {dir} --out {dir}/exported --format onnx", "--format"),
+    ("export --checkpoint_dir {swapped_export} --out {dir}/exported", "vocab/spm.model: sha256"),
     # vocab
     ("vocab train --input {missing} --out {dir}/v.model", "--input"),
     ("vocab train --input {txt} --out {dir}/v.model --vocab_size 0", "--vocab_size"),

@@ -21,7 +21,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from clqa_jax.data.passage_store import PassageStore
+from clqa_jax.data.passage_store import PassageStore, same_corpus
 from clqa_jax.data.retrieval_store import RetrievalStore, RetrievalVersion
 
 TEACHER_PIDS = "teacher_pids"
@@ -61,9 +61,9 @@ class TeacherInputs:
     self.sp = _sp_processor(vocab)
 
   def check_compatible(self, student: PassageStore) -> None:
-    a = self.passage_store.manifest["corpus_fingerprint"]
-    b = student.manifest["corpus_fingerprint"]
-    if a["sha256_head_tail"] != b["sha256_head_tail"] or len(self.passage_store) != len(student):
+    if (not same_corpus(self.passage_store.manifest["corpus_fingerprint"],
+                        student.manifest["corpus_fingerprint"])
+        or len(self.passage_store) != len(student)):
       raise ValueError("the teacher passage store was built from another corpus than the student's")
 
   def query_tokens(self, texts: Sequence[bytes | str], length: int) -> np.ndarray:
