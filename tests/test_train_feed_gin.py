@@ -24,6 +24,9 @@ EXPECTED = {
     "mini_clr_pt.gin": ("clqa.clr_pt", "passages/psgs_w100.tsv", None),
     "mini_mlqa_pt.gin": ("clqa.mlqa_pt.xor_retrieve", "passages/psgs_w100.tsv", "next"),
     "mini_finetune.gin": ("clqa.xor_retrieve", "passages/psgs_w100.tsv", "all"),
+    "mini_fidkd.gin": ("clqa.xor_retrieve", "passages/psgs_w100.tsv", "all"),
+    "mini_capstone_forward.gin": ("clqa.xor_retrieve", "passages/psgs_w100.tsv", "all"),
+    "mini_attention_offset.gin": ("clqa.xor_retrieve", "passages/psgs_w100.tsv", "all"),
     "xor_retrieve_clr_pt.gin": ("clqa.clr_pt", "passages/psgs_w100.tsv", None),
     "xor_retrieve_mlqa_pt.gin": ("clqa.mlqa_pt.xor_retrieve", "passages/psgs_w100.tsv", "next"),
     "xor_retrieve_nq_finetune.gin": ("clqa.nq.en", "passages/psgs_w100.tsv", "all"),
@@ -39,7 +42,9 @@ XOR_FULL_DEV = ("xor-full", "xor/xor_dev_full_v1_1.jsonl", "passages/all_w100.ts
 # experiment -> (task, dev file, corpus, kept-best metric) of its dev evaluation, or None
 DEV_EVAL = {
     "mini_teacher_en.gin": None, "mini_clr_pt.gin": MINI_DEV, "mini_mlqa_pt.gin": MINI_DEV,
-    "mini_finetune.gin": MINI_DEV, "xor_retrieve_clr_pt.gin": XOR_RETRIEVE_DEV,
+    "mini_finetune.gin": MINI_DEV, "mini_fidkd.gin": MINI_DEV,
+    "mini_capstone_forward.gin": MINI_DEV, "mini_attention_offset.gin": MINI_DEV,
+    "xor_retrieve_clr_pt.gin": XOR_RETRIEVE_DEV,
     "xor_retrieve_mlqa_pt.gin": XOR_RETRIEVE_DEV, "xor_retrieve_nq_finetune.gin": XOR_RETRIEVE_DEV,
     "xor_retrieve_finetune.gin": XOR_RETRIEVE_DEV, "xor_full_mlqa_pt.gin": XOR_FULL_DEV,
     "xor_full_finetune.gin": XOR_FULL_DEV,

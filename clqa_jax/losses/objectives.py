@@ -171,7 +171,87 @@ class ClrPtObjective:
     return loss, {"loss": loss, **ret_metrics, **read_metrics}
 
 
-OBJECTIVES: dict[str, type[Objective]] = {"mlqa": MlqaObjective, "clr_pt": ClrPtObjective}
+def require_relevance_mode(model: UnifiedModel, mode: str, objective: str) -> None:
+  """A ValueError unless the model's reader relevance is ``mode`` (the objective needs it)."""
+  have = model.config.reader_relevance_mode
+  if have != mode:
+    raise ValueError(f"the {objective} objective needs UnifiedConfig.reader_relevance_mode = "
+                     f"'{mode}' in gin, got '{have}'")
+
+
+@gin.configurable
+@dataclasses.dataclass(frozen=True)
+class FidKdObjective:
+  """The capstone's backward step (peer-methods.md 1.3 c): FiD-KD trains the retriever from the
+  frozen reader, fidkd_weight * KL(softmax_k sg g || softmax_k s / sqrt(d)) with torch's
+  ``KLDivLoss()`` mean over the B * K passages.
+
+  The model's ``reader_relevance_mode`` must be "fidkd_logits" (g). ``reader_weight`` adds the
+  reader CE (0, the default, is the spec: the reader only teaches; its CE is still reported).
+  No gradient reaches the decoder from the FiD-KD term.
+  """
+  fidkd_weight: float = 1.0
+  reader_weight: float = 0.0
+  name: str = "fidkd"
+  needs_teacher: bool = False
+
+  def loss_from_outputs(self, outputs: Mapping[str, jax.Array], batch: Batch,
+                        num_questions: int) -> tuple[jax.Array, Metrics]:
+    ce = terms.reader_cross_entropy(outputs["logits"], batch["decoder_target_tokens"],
+                                    batch["decoder_loss_weights"])
+    kd = terms.fidkd_distillation(outputs["reader_relevance"], outputs["retrieval_scores"],
+                                  passage_mask(batch), outputs["query_vectors"].shape[-1])
+    ce_sum, kd_sum = jnp.sum(ce) / num_questions, jnp.sum(kd) / num_questions
+    loss = self.reader_weight * ce_sum + self.fidkd_weight * kd_sum
+    return loss, {"loss": loss, "loss/reader_ce": ce_sum, "loss/fidkd": kd_sum}
+
+  def loss(self, params: Any, batch: Batch, *, model: UnifiedModel, rng: jax.Array | None,
+           num_questions: int, teacher: Teacher | None = None, teacher_params: Any = None,
+           enable_dropout: bool = True) -> tuple[jax.Array, Metrics]:
+    del teacher, teacher_params
+    require_relevance_mode(model, "fidkd_logits", self.name)
+    outputs = student_forward(model, params, batch["query_tokens"], batch, rng=rng,
+                              enable_dropout=enable_dropout)
+    return self.loss_from_outputs(outputs, batch, num_questions)
+
+
+@gin.configurable
+@dataclasses.dataclass(frozen=True)
+class CapstoneForwardObjective:
+  """The capstone's forward step (peer-methods.md 1.3 d): reader CE + lambda *
+  KL(sg softmax_k s(q, p_k) || a_all), lambda = 0.01, batchmean over questions.
+
+  The model's ``reader_relevance_mode`` must be "all_layers_probs" (a_all: first-position
+  attention over all layers and heads). The retriever is the constant teacher: only the reader
+  learns from the KL.
+  """
+  reader_kl_weight: float = 0.01
+  name: str = "capstone_forward"
+  needs_teacher: bool = False
+
+  def loss_from_outputs(self, outputs: Mapping[str, jax.Array], batch: Batch,
+                        num_questions: int) -> tuple[jax.Array, Metrics]:
+    ce = terms.reader_cross_entropy(outputs["logits"], batch["decoder_target_tokens"],
+                                    batch["decoder_loss_weights"])
+    kl = terms.retriever_to_reader_distillation(outputs["retrieval_scores"],
+                                                outputs["reader_relevance"], passage_mask(batch))
+    ce_sum, kl_sum = jnp.sum(ce) / num_questions, jnp.sum(kl) / num_questions
+    loss = ce_sum + self.reader_kl_weight * kl_sum
+    return loss, {"loss": loss, "loss/reader_ce": ce_sum, "loss/reader_kl": kl_sum}
+
+  def loss(self, params: Any, batch: Batch, *, model: UnifiedModel, rng: jax.Array | None,
+           num_questions: int, teacher: Teacher | None = None, teacher_params: Any = None,
+           enable_dropout: bool = True) -> tuple[jax.Array, Metrics]:
+    del teacher, teacher_params
+    require_relevance_mode(model, "all_layers_probs", self.name)
+    outputs = student_forward(model, params, batch["query_tokens"], batch, rng=rng,
+                              enable_dropout=enable_dropout)
+    return self.loss_from_outputs(outputs, batch, num_questions)
+
+
+OBJECTIVES: dict[str, type[Objective]] = {"mlqa": MlqaObjective, "clr_pt": ClrPtObjective,
+                                          "fidkd": FidKdObjective,
+                                          "capstone_forward": CapstoneForwardObjective}
 
 
 @gin.configurable

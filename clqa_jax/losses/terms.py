@@ -246,3 +246,36 @@ def relevance_jsd(relevance_BK: jax.Array, translated_relevance_BK: jax.Array,
   p = jnp.log(jnp.maximum(relevance_BK.astype(jnp.float32), _TINY))
   q = jnp.log(jnp.maximum(translated_relevance_BK.astype(jnp.float32), _TINY))
   return divergences.jensen_shannon_from_log_probs(p, q, passage_mask_BK)
+
+
+def fidkd_distillation(reader_scores_BK: jax.Array, retrieval_scores_BK: jax.Array,
+                       passage_mask_BK: jax.Array, vector_dim: int) -> jax.Array:
+  """FiD-KD (the capstone's backward step, FiD's retriever loss) over the question's own K
+  passages -> [B]:
+
+    KL(softmax_k sg[g] || softmax_k s(q, p_k) / sqrt(d)) / K
+
+  g is the reader's pre-softmax first-position cross-attention score averaged over layers,
+  heads and the passage's tokens (reader_relevance in "fidkd_logits" mode), held constant: the
+  reader is frozen. The division by K makes the mean over rows torch ``KLDivLoss()``'s default
+  reduction, the mean over all B * K elements (padding passages count as zero elements).
+  """
+  k = reader_scores_BK.shape[-1]
+  target = jax.lax.stop_gradient(
+      divergences.masked_log_softmax(reader_scores_BK, passage_mask_BK))
+  student = divergences.masked_log_softmax(
+      retrieval_scores_BK.astype(jnp.float32) / jnp.sqrt(float(vector_dim)), passage_mask_BK)
+  return divergences.kl_from_log_probs(target, student, passage_mask_BK) / k
+
+
+def retriever_to_reader_distillation(retrieval_scores_BK: jax.Array,
+                                     reader_relevance_BK: jax.Array,
+                                     passage_mask_BK: jax.Array) -> jax.Array:
+  """The capstone's forward KL, KL(sg softmax_k s(q, p_k) || a(q, .)) over the question's own K
+  passages -> [B] (peer-methods.md 1.3 d, the recommended direction; batchmean over rows).
+
+  a is the reader's aggregated post-softmax attention (reader_relevance in "all_layers_probs"
+  mode), which this term trains; the retriever is the constant teacher.
+  """
+  teacher = jnp.exp(divergences.masked_log_softmax(retrieval_scores_BK, passage_mask_BK))
+  return attention_distillation(teacher, reader_relevance_BK, passage_mask_BK)

@@ -106,9 +106,10 @@ class UnifiedModel:
 
   # -- reading -------------------------------------------------------------------------------
 
-  def _encode_for_reader(self, params: Params, batch: Batch) -> dict[str, jax.Array]:
+  def _encode_for_decoding(self, params: Params, batch: Batch) -> dict[str, jax.Array]:
+    """memory, memory_mask and (with the attention offset) memory_bias for ``generate``."""
     return self.module.apply({"params": params}, batch["query_tokens"], batch["passage_tokens"],
-                             method="encode_for_reader")
+                             method="encode_for_decoding")
 
   def predict_batch(self, params: Params, batch: Batch, *,
                     max_length: int = decoding.MAX_ANSWER_LENGTH, beam_size: int = 1,
@@ -119,9 +120,9 @@ class UnifiedModel:
     after EOS.
     """
     if beam_size == 1:
-      enc = self._encode_for_reader(params, batch)
+      enc = self._encode_for_decoding(params, batch)
       return decoding.generate(self.module, params, enc["memory"], enc["memory_mask"],
-                               max_length=max_length)
+                               max_length=max_length, memory_bias=enc.get("memory_bias"))
     tokens, _ = self.predict_beams(params, batch, beam_size=beam_size, max_length=max_length,
                                    length_penalty=length_penalty)
     return tokens[:, 0]
@@ -133,10 +134,10 @@ class UnifiedModel:
     length-normalised scores [B, W], best first."""
     if beam_size < 2:
       raise ValueError(f"predict_beams needs beam_size >= 2, got {beam_size}")
-    enc = self._encode_for_reader(params, batch)
+    enc = self._encode_for_decoding(params, batch)
     return decoding.generate(self.module, params, enc["memory"], enc["memory_mask"],
                              max_length=max_length, beam_size=beam_size,
-                             length_penalty=length_penalty)
+                             length_penalty=length_penalty, memory_bias=enc.get("memory_bias"))
 
   def score_batch(self, params: Params, batch: Batch) -> jax.Array:
     """Answer log-likelihood per example, sum_t w_t log p(y_t | y_<t, q, P) -> float32 [B].

@@ -9,8 +9,11 @@
 * upper stack, layers [R, L): runs on [query; passage] pairs with explicit positions (query
   0..|q|-1, passage |q|..), the query padding in between masked;
 * FiD decoder over all K pairs ([B, K * (Lq + Lp)] memory), and the reader relevance
-  a(q, p_k): the last decoder layer's cross-attention at decoder position 0, summed over each
-  pair's slots and averaged over heads (after dropout in training mode, as the reference).
+  a(q, p_k) (``UnifiedConfig.reader_relevance_mode``): by default ("class") the last decoder
+  layer's cross-attention at decoder position 0, summed over each pair's slots and averaged
+  over heads (after dropout in training mode, as the reference);
+* optionally the attention offset: lambda * log softmax_k s(q, p_k) (s held constant) added to
+  every decoder layer's cross-attention scores of pair k's slots, in training and decoding.
 
 Parameters are the ``MT5`` tree plus ``retriever/{query_proj, passage_proj, layer_norm}``.
 """
@@ -33,6 +36,9 @@ from clqa_jax.models.config import MT5Config
 from clqa_jax.models.mt5 import DecoderStack, EncoderStack
 
 
+READER_RELEVANCE_MODES = ("class", "all_layers_probs", "fidkd_logits")
+
+
 @gin.configurable
 @dataclasses.dataclass(frozen=True)
 class UnifiedConfig:
@@ -42,10 +48,24 @@ class UnifiedConfig:
   question's K passages (both encoder halves) in chunks of this many passages, one chunk at a
   time under rematerialisation, so a training step keeps only one chunk's encoder
   activations; K must then be a multiple of it. None (or >= K) encodes them all at once.
+
+  ``reader_relevance_mode``, what ``reader_relevance`` [N, K] is (all at decoder position 0):
+    "class": the last layer's cross-attention probabilities, head mean, summed over the
+      pair's slots (CLASS; sums to 1 over K);
+    "all_layers_probs": the same averaged over every layer and head (the capstone's forward
+      KL, reference/peer-methods.md 1.3 d; sums to 1 over K);
+    "fidkd_logits": the pre-softmax cross-attention scores averaged over every layer, head and
+      the pair's real tokens (FiD's ``get_crossattention_scores``, 1.3 c; 0 for a padding
+      passage).
+  ``attention_offset_weight`` (lambda, 1.3 e): None is the plain model; a float adds
+  lambda * log softmax_k sg(s(q, p_k)) to every decoder cross-attention score of pair k's slots
+  (every layer, head and position; in training and in cached decoding).
   """
   mt5: MT5Config = dataclasses.field(default_factory=MT5Config)
   retriever_layer: int | None = None
   passage_chunk_size: int | None = None
+  reader_relevance_mode: str = "class"
+  attention_offset_weight: float | None = None
 
   def __post_init__(self):
     if not isinstance(self.mt5, MT5Config):
@@ -58,6 +78,13 @@ class UnifiedConfig:
     if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
       raise ValueError(f"UnifiedConfig.passage_chunk_size must be None or a positive int, got "
                        f"{size!r}")
+    if self.reader_relevance_mode not in READER_RELEVANCE_MODES:
+      raise ValueError(f"UnifiedConfig.reader_relevance_mode must be one of "
+                       f"{READER_RELEVANCE_MODES}, got {self.reader_relevance_mode!r}")
+    weight = self.attention_offset_weight
+    if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float))):
+      raise ValueError(f"UnifiedConfig.attention_offset_weight must be None or a number, got "
+                       f"{weight!r}")
 
   @property
   def resolved_retriever_layer(self) -> int:
@@ -67,12 +94,16 @@ class UnifiedConfig:
 
   def to_dict(self) -> dict[str, Any]:
     return {"mt5": self.mt5.to_dict(), "retriever_layer": self.retriever_layer,
-            "passage_chunk_size": self.passage_chunk_size}
+            "passage_chunk_size": self.passage_chunk_size,
+            "reader_relevance_mode": self.reader_relevance_mode,
+            "attention_offset_weight": self.attention_offset_weight}
 
   @classmethod
   def from_dict(cls, d: dict[str, Any]) -> "UnifiedConfig":
     return cls(mt5=MT5Config.from_dict(d["mt5"]), retriever_layer=d.get("retriever_layer"),
-               passage_chunk_size=d.get("passage_chunk_size"))
+               passage_chunk_size=d.get("passage_chunk_size"),
+               reader_relevance_mode=d.get("reader_relevance_mode", "class"),
+               attention_offset_weight=d.get("attention_offset_weight"))
 
 
 def masked_mean(x: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
@@ -100,6 +131,40 @@ def repeat_rows(x: jnp.ndarray, copies: int) -> jnp.ndarray:
   x = jnp.broadcast_to(x[:, None], (x.shape[0], copies) + x.shape[1:])
   x = x.reshape((-1,) + x.shape[2:])
   return nn.with_logical_constraint(x, (ax.BATCH,) + (None,) * (x.ndim - 1))
+
+
+def attention_offset_bias(retrieval_scores_NK: jnp.ndarray, passage_present_NK: jnp.ndarray,
+                          pair_len: int, weight: float) -> jnp.ndarray:
+  """The attention offset of each memory slot, float32 [N, K * pair_len].
+
+  Slot j of pair k gets weight * log softmax_k s(q, p_k), the softmax over the real passages
+  with the scores held constant (no gradient reaches the retriever through the reader); the
+  slots of a padding passage (masked in the attention anyway) get 0.
+  """
+  scores = jax.lax.stop_gradient(retrieval_scores_NK).astype(jnp.float32)
+  scores = jnp.where(passage_present_NK, scores, jnp.finfo(jnp.float32).min)
+  offset = jnp.where(passage_present_NK, weight * jax.nn.log_softmax(scores, axis=-1), 0.0)
+  n, k = offset.shape
+  return jnp.broadcast_to(offset[:, :, None], (n, k, pair_len)).reshape(n, k * pair_len)
+
+
+def relevance_from_first_cross(first_cross_NS: jnp.ndarray, memory_mask_NS: jnp.ndarray,
+                               k: int, mode: str) -> jnp.ndarray:
+  """Reader relevance [N, K] from the first-position cross-attention averaged over layers and
+  heads [N, K * Lpair] (``DecoderStack`` with ``first_cross``).
+
+  "all_layers_probs" sums each pair's probabilities; "fidkd_logits" averages each pair's
+  pre-softmax scores over its real slots (a padding passage, with none, gets 0).
+  """
+  n = first_cross_NS.shape[0]
+  per_pair = first_cross_NS.reshape(n, k, -1)
+  if mode == "all_layers_probs":
+    return jnp.sum(per_pair, axis=-1)
+  if mode != "fidkd_logits":
+    raise ValueError(f"relevance_from_first_cross: no first-position mode {mode!r}")
+  mask = memory_mask_NS.reshape(n, k, -1)
+  total = jnp.sum(jnp.where(mask, per_pair, 0.0), axis=-1)
+  return total / jnp.maximum(jnp.sum(mask, axis=-1), 1).astype(jnp.float32)
 
 
 class RetrieverHead(nn.Module):
@@ -265,18 +330,40 @@ class UnifiedRetrieverReader(nn.Module):
       return self.token_embedder.attend(h * (c.d_model ** -0.5))
     return self.decoder.logits(h)
 
+  def _memory_bias(self, retrieval_scores: jnp.ndarray, passage_tokens: jnp.ndarray,
+                   memory: jnp.ndarray) -> jnp.ndarray | None:
+    """The attention offset [N, S] for retrieval_scores [N, K] over passage_tokens [B, K, Lp]
+    and memory [N, S, D], or None without one (``UnifiedConfig.attention_offset_weight``)."""
+    weight = self.config.attention_offset_weight
+    if weight is None:
+      return None
+    n, k = retrieval_scores.shape
+    present = jnp.any(passage_tokens != self.config.mt5.pad_id, axis=-1)   # [B, K]
+    present = repeat_rows(present, query_copies(n, present.shape[0]))
+    return attention_offset_bias(retrieval_scores, present, memory.shape[1] // k, weight)
+
   def __call__(self, query_tokens: jnp.ndarray, passage_tokens: jnp.ndarray,
                decoder_input_tokens: jnp.ndarray, enable_dropout: bool = False,
                return_reader_relevance: bool = False) -> dict[str, jnp.ndarray]:
     k = passage_tokens.shape[1]
     enc = self.encode_for_reader(query_tokens, passage_tokens, enable_dropout)
-    out = self.decoder(self.token_embedder(decoder_input_tokens), enc["memory"],
-                       enc["memory_mask"], deterministic=not enable_dropout,
-                       return_cross_probs=return_reader_relevance)
     result = dict(query_vectors=enc["query_vectors"], passage_vectors=enc["passage_vectors"],
                   retrieval_scores=jnp.einsum("bd,bkd->bk", enc["query_vectors"],
                                               enc["passage_vectors"]))
-    if return_reader_relevance:
+    memory_bias = self._memory_bias(result["retrieval_scores"], passage_tokens, enc["memory"])
+    mode = self.config.reader_relevance_mode
+    all_layers = return_reader_relevance and mode != "class"
+    out = self.decoder(self.token_embedder(decoder_input_tokens), enc["memory"],
+                       enc["memory_mask"], deterministic=not enable_dropout,
+                       return_cross_probs=return_reader_relevance and not all_layers,
+                       memory_bias=memory_bias,
+                       first_cross=({"all_layers_probs": "probs", "fidkd_logits": "logits"}[mode]
+                                    if all_layers else None))
+    if all_layers:
+      h, first = out
+      result["reader_relevance"] = relevance_from_first_cross(first, enc["memory_mask"], k,
+                                                              mode)
+    elif return_reader_relevance:
       h, probs = out
       first = probs[:, :, 0, :].reshape(probs.shape[0], probs.shape[1], k, -1)  # [N,H,K,Lpair]
       result["reader_relevance"] = jnp.mean(jnp.sum(first, axis=-1), axis=1)
@@ -285,10 +372,27 @@ class UnifiedRetrieverReader(nn.Module):
     result["logits"] = self.to_logits(h)
     return result
 
+  def encode_for_decoding(self, query_tokens: jnp.ndarray,
+                          passage_tokens: jnp.ndarray) -> dict[str, jnp.ndarray]:
+    """What decoding needs (eval mode): memory [N, S, D], memory_mask [N, S] and, with the
+    attention offset, memory_bias [N, S] (``init_decoding_cache``)."""
+    enc = self.encode_for_reader(query_tokens, passage_tokens)
+    out = dict(memory=enc["memory"], memory_mask=enc["memory_mask"])
+    scores = jnp.einsum("bd,bkd->bk", enc["query_vectors"], enc["passage_vectors"])
+    memory_bias = self._memory_bias(scores, passage_tokens, enc["memory"])
+    if memory_bias is not None:
+      out["memory_bias"] = memory_bias
+    return out
+
   def init_decoding_cache(self, memory: jnp.ndarray, memory_mask: jnp.ndarray,
-                          max_length: int) -> DecodingCache:
-    """Cache for decoding against memory [N, S, D] / mask [N, S] (from encode_for_reader)."""
-    return self.decoder.init_cache(memory, memory_mask, max_length)
+                          max_length: int,
+                          memory_bias: jnp.ndarray | None = None) -> DecodingCache:
+    """Cache for decoding against memory [N, S, D] / mask [N, S] and, with the attention
+    offset, memory_bias [N, S] (all from ``encode_for_decoding``)."""
+    if (memory_bias is None) != (self.config.attention_offset_weight is None):
+      raise ValueError("init_decoding_cache: memory_bias must be given exactly when "
+                       "UnifiedConfig.attention_offset_weight is set (see encode_for_decoding)")
+    return self.decoder.init_cache(memory, memory_mask, max_length, memory_bias)
 
   def decode_step(self, cache: DecodingCache, tokens: jnp.ndarray):
     """tokens int [N] -> (logits [N, V], cache)."""
