@@ -148,7 +148,7 @@ _USER_ERROR_CLASSES = frozenset({
     "CheckpointNotFoundError", "CheckpointShapeError", "CheckpointKindError", "CheckpointMappingError",
     "CheckpointFormatError", "IndexMismatchError", "IndexInputError", "EncodingError",
     "ShardError", "RewriteHTTPError", "LineFormatError", "StageConflictError", "MeshShapeError",
-    "UnknownRuleSetError",
+    "UnknownRuleSetError", "RunDirectoryLockedError",
 })
 
 
