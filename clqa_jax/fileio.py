@@ -20,6 +20,9 @@ On GCS a single object is already atomic; a directory has no atomic rename, so
 ``publish_dir`` moves its files one by one and writes ``commit_marker`` (when given) last:
 readers that require the marker never see a partial directory.
 
+Locks are made of ``create_exclusive`` (create-if-absent: ``O_EXCL`` locally,
+``ifGenerationMatch=0`` on GCS) and ``read_versioned`` + ``remove_if_version`` (compare-and-delete).
+
 Libraries that only take local filenames (SentencePiece, ScaNN, ``np.load(mmap_mode=...)``)
 read remote files through ``local_copy`` and write them through ``staged_local_dir``.
 """

@@ -5,6 +5,7 @@ is released on return, on exceptions and on SIGTERM; a dead holder on this host 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import logging
@@ -108,6 +109,27 @@ def test_lock_of_another_host_needs_break_lock(root, caplog):
     lock = run_lock.acquire(model_dir, break_lock=True)
   assert "broke the run lock" in caplog.text and "other-host-7" in caplog.text
   lock.release()
+
+
+@pytest.mark.parametrize("left_by, state", [
+    # A restarted container: the same host name and pid (1, say), a new process.
+    (dict(pid=os.getpid(), started="2020-01-01T00:00:00+00:00"), run_lock.DEAD),
+    (dict(boot_id="0-rebooted-since"), run_lock.DEAD),
+    (dict(pid_namespace="pid:[1]"), run_lock.UNKNOWN),   # another container, same host name
+    (dict(host="other-host-7"), run_lock.UNKNOWN),
+])
+def test_state_of_a_holder_seen_from_here(left_by, state, tmp_path):
+  me = run_lock.Holder.this_process()
+  holder = dataclasses.replace(me, token="e" * 32, **left_by)
+  assert holder.state_seen_from_here() == state
+  assert me.state_seen_from_here() == run_lock.ALIVE
+  model_dir = str(tmp_path / "run")
+  fileio.create_exclusive(run_lock.lock_path(model_dir), holder.to_bytes())
+  if state == run_lock.DEAD:
+    run_lock.acquire(model_dir).release()
+  else:
+    with pytest.raises(run_lock.RunDirectoryLockedError, match="pass --break_lock"):
+      run_lock.acquire(model_dir)
 
 
 def test_break_lock_never_breaks_a_live_holder_on_this_host(tmp_path):

@@ -6,11 +6,12 @@ raises, or is stopped by SIGTERM. A second run on the same directory stops at on
 create-if-absent write (``fileio.create_exclusive``: ``O_EXCL`` locally, ``ifGenerationMatch=0``
 on GCS), so two runs starting together cannot both win.
 
-A lock outlives a run killed without warning (SIGKILL, a lost machine). A holder on this host
-whose pid is no longer running is taken over automatically (a warning says so); a holder on
-another host cannot be checked from here: ``clqa train --break_lock`` removes its lock (never
-one whose holder runs on this host). There is no heartbeat: a lock's age says nothing about
-whether its holder still runs.
+A lock outlives a run killed without warning (SIGKILL, a lost machine). A holder that ran on
+this machine and no longer runs (its pid is gone, now names a process started after the lock
+was taken, or the machine rebooted since) is taken over automatically, with a warning. A
+holder on another host, or in another container of this host name, cannot be checked from
+here: ``clqa train --break_lock`` removes its lock (never one whose holder is seen running).
+There is no heartbeat: a lock's age says nothing about whether its holder still runs.
 
 In a multi-process job only process 0 takes the lock; every process fails when it cannot.
 """
@@ -49,20 +50,63 @@ def lock_path(model_dir: str) -> str:
   return fileio.join(model_dir, LOCK_FILE)
 
 
+def _read_first(path: str) -> str:
+  """A small /proc file's content, "" where there is none (not Linux)."""
+  try:
+    with open(path, encoding="ascii") as f:
+      return f.read().strip()
+  except OSError:
+    return ""
+
+
+def _boot_id() -> str:
+  return _read_first("/proc/sys/kernel/random/boot_id")
+
+
+def _pid_namespace() -> str:
+  try:
+    return os.readlink("/proc/self/ns/pid")
+  except OSError:
+    return ""
+
+
+def _process_start_time(pid: int) -> float | None:
+  """When process ``pid`` started (seconds since the epoch; Linux), None if unknown."""
+  stat = _read_first(f"/proc/{pid}/stat")
+  btime = [line.split()[1] for line in _read_first("/proc/stat").splitlines()
+           if line.startswith("btime ")]
+  try:
+    ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22: start time after boot, in ticks
+    return float(btime[0]) + ticks / os.sysconf("SC_CLK_TCK")
+  except (IndexError, ValueError, OSError):
+    return None
+
+
+# Seconds between a process's start and its taking the lock can't be negative; allow for the
+# whole-second lock time and clock steps.
+_CLOCK_SLACK_S = 2.0
+
+ALIVE, DEAD, UNKNOWN = "alive", "dead", "unknown"
+
+
 @dataclasses.dataclass(frozen=True)
 class Holder:
-  """Who holds a lock; ``token`` tells this lock from every other."""
+  """Who holds a lock; ``token`` tells this lock from every other. ``boot_id`` and
+  ``pid_namespace`` tell a rebooted machine or another container of the same host name."""
   host: str
   pid: int
   started: str   # UTC, ISO 8601
   command: str
   token: str
+  boot_id: str = ""
+  pid_namespace: str = ""
 
   @classmethod
   def this_process(cls) -> "Holder":
     return cls(host=socket.gethostname(), pid=os.getpid(),
                started=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-               command=shlex.join(sys.argv), token=uuid.uuid4().hex)
+               command=shlex.join(sys.argv), token=uuid.uuid4().hex, boot_id=_boot_id(),
+               pid_namespace=_pid_namespace())
 
   def to_bytes(self) -> bytes:
     return (json.dumps(dataclasses.asdict(self), indent=2) + "\n").encode()
@@ -73,28 +117,41 @@ class Holder:
     try:
       fields = json.loads(data.decode())
       return cls(host=str(fields["host"]), pid=int(fields["pid"]), started=str(fields["started"]),
-                 command=str(fields["command"]), token=str(fields["token"]))
-    except (ValueError, KeyError, TypeError):
+                 command=str(fields["command"]), token=str(fields["token"]),
+                 boot_id=str(fields.get("boot_id", "")),
+                 pid_namespace=str(fields.get("pid_namespace", "")))
+    except (ValueError, KeyError, TypeError, AttributeError):
       return None
 
   def describe(self) -> str:
     command = self.command if len(self.command) <= 160 else self.command[:157] + "..."
     return f"host {self.host}, pid {self.pid}, started {self.started}, command: {command}"
 
-  def on_this_host(self) -> bool:
-    return self.host == socket.gethostname()
-
-  def is_dead_on_this_host(self) -> bool:
-    """True when the holder ran on this host and its pid is gone (a crashed run)."""
-    if not self.on_this_host() or self.pid == os.getpid():
-      return False
+  def state_seen_from_here(self) -> str:
+    """ALIVE or DEAD when this process can tell (the holder ran on this machine, in this pid
+    namespace), else UNKNOWN (another machine or container)."""
+    if self.host != socket.gethostname():
+      return UNKNOWN
+    if self.boot_id and _boot_id() and self.boot_id != _boot_id():
+      return DEAD  # the machine rebooted since
+    if self.pid_namespace and _pid_namespace() and self.pid_namespace != _pid_namespace():
+      return UNKNOWN
     try:
       os.kill(self.pid, 0)
     except ProcessLookupError:
-      return True
-    except PermissionError:  # a live process of another user
-      return False
-    return False
+      return DEAD
+    except PermissionError:
+      pass  # a live process of another user
+    # A live pid may be another process that got the number since (a restarted container's
+    # pid 1): the holder started before it took the lock.
+    process_start = _process_start_time(self.pid)
+    try:
+      lock_time = datetime.datetime.fromisoformat(self.started).timestamp()
+    except ValueError:
+      return ALIVE
+    if process_start is not None and process_start > lock_time + _CLOCK_SLACK_S:
+      return DEAD
+    return ALIVE
 
 
 class RunLock:
@@ -142,7 +199,7 @@ def _refusal(model_dir: str, path: str, holder: Holder | None) -> RunDirectoryLo
     return RunDirectoryLockedError(
         f"run directory {model_dir} is locked: {path} names no holder (a run that died while "
         f"taking it?); if no training process uses this directory, pass {BREAK_FLAG}")
-  if holder.on_this_host():
+  if holder.state_seen_from_here() == ALIVE:
     how = (f"that process is still running on this host: wait for it or stop it (if pid "
            f"{holder.pid} is now another program, delete {path} by hand)")
   else:
@@ -160,7 +217,7 @@ def _break(model_dir: str, path: str) -> None:
     logger.info("%s: no run lock to break in %s", BREAK_FLAG, model_dir)
     return
   holder, version = found
-  if holder is not None and holder.on_this_host() and not holder.is_dead_on_this_host():
+  if holder is not None and holder.state_seen_from_here() == ALIVE:
     raise _refusal(model_dir, path, holder)
   fileio.remove_if_version(path, version)
   logger.warning("broke the run lock %s of %s", path,
@@ -188,7 +245,7 @@ def acquire(model_dir: str, *, break_lock: bool = False) -> RunLock:
     holder, version = found
     if holder is not None and holder.token == me.token:
       return RunLock(path, me)  # our create, reported as a conflict by a retried request
-    if holder is None or not holder.is_dead_on_this_host():
+    if holder is None or holder.state_seen_from_here() != DEAD:
       raise _refusal(model_dir, path, holder)
     logger.warning("taking over the run lock %s: its holder (%s) is no longer running on this "
                    "host", path, holder.describe())
