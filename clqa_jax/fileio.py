@@ -322,6 +322,8 @@ def read_versioned(path: PathLike) -> tuple[bytes, str]:
   if is_remote(path):
     fs = _remote_fs(path)
     bucket, key, _ = fs.split_path(path)
+    # GCS sends the generation of what it served with every download (tensorstore's
+    # conditional writes, under orbax, rely on the same header).
     headers, content = fs.call("GET", "b/{}/o/{}", bucket, key, alt="media")
     return content, str(headers["x-goog-generation"])
   with builtins.open(path, "rb") as f:
