@@ -59,6 +59,7 @@ def test_interrupted_and_resumed_run_is_bit_identical(tmp_path):
   first = _train(tmp_path / "split", source_kw={"after": 2})
   assert first.status == "preempted" and first.step == 2
   assert checkpointing.Checkpointer(str(tmp_path / "split" / "checkpoints")).all_steps() == [2]
+  assert not os.path.exists(tmp_path / "split" / "run.lock")  # released: the rerun may start
   second = _train(tmp_path / "split")
   assert second.status == "completed" and second.step == 4
   for a, b in zip(jax.tree.leaves(jax.device_get(full.state)),
@@ -94,6 +95,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     _train(tmp_path / "nan", source_kw={"nan_at": 2}, checkpoint=cfg)
   ckpt = checkpointing.Checkpointer(str(tmp_path / "nan" / "checkpoints"))
   assert ckpt.all_steps() == [1, 2]
+  assert not os.path.exists(tmp_path / "nan" / "run.lock")
 
 
 def test_keep_latest_n_plus_best_and_init_from_checkpoint(tmp_path):

@@ -151,7 +151,7 @@ _USER_ERROR_CLASSES = frozenset({
     "CheckpointFormatError", "IndexMismatchError", "IndexInputError", "EncodingError",
     "ShardError", "RewriteHTTPError", "LineFormatError", "StageConflictError", "EmptyStageError",
     "MeshShapeError",
-    "UnknownRuleSetError",
+    "UnknownRuleSetError", "RunDirectoryLockedError",
 })
 
 
