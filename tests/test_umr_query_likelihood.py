@@ -1,18 +1,16 @@
 """UMR's query-likelihood teacher (peer-methods 4.2), oracle O1: s_LM equals the mean token
 log-likelihood of "Question: q" + EOS given the prompt, computed by Hugging Face
 MT5ForConditionalGeneration on the same tiny random weights (fp32, within 1e-4)."""
-import os
-import shutil
-
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from clqa_jax.index import rerank  # noqa: E402
 from clqa_jax.losses import query_likelihood as ql  # noqa: E402
 from fixtures.data.tiny_vocab import tiny_vocab_path  # noqa: E402
-from models_testutil import build_hf_mt5, save_hf  # noqa: E402
+from fixtures.umr.teacher import write_tiny_teacher  # noqa: E402
 
 ITEMS = [
     ql.ScoringItem("Who founded Helsinki?", "fi", "Helsinki", "Helsinki is the capital of Finland."),
@@ -23,13 +21,7 @@ ITEMS = [
 
 @pytest.fixture(scope="module")
 def teacher_dir(tmp_path_factory):
-  import sentencepiece as spm
-  vocab = tiny_vocab_path()
-  size = spm.SentencePieceProcessor(model_file=vocab).get_piece_size()
-  directory = save_hf(build_hf_mt5("a", seed=3, vocab_size=size),
-                      str(tmp_path_factory.mktemp("qlm_teacher")))
-  shutil.copy(vocab, os.path.join(directory, "spiece.model"))
-  return directory
+  return write_tiny_teacher(str(tmp_path_factory.mktemp("qlm_teacher")), tiny_vocab_path())
 
 
 def test_prompt_and_target_are_the_sources():
@@ -40,7 +32,7 @@ def test_prompt_and_target_are_the_sources():
 
 
 def test_tokenize_truncates_with_eos(teacher_dir):
-  teacher = ql.QueryLikelihoodTeacher.from_checkpoint(teacher_dir, batch_size=2)
+  teacher = rerank.load_teacher(teacher_dir, batch_size=2)
   x, y = teacher.tokenize(ITEMS)
   assert x.shape == (3, 512) and y.shape == (3, 128)
   assert x[2, -1] == 1 and (x[2] > 0).all()            # truncated to 511 pieces + EOS
@@ -50,7 +42,7 @@ def test_tokenize_truncates_with_eos(teacher_dir):
 
 
 def test_scores_match_hugging_face_mean_token_log_likelihood(teacher_dir):
-  teacher = ql.QueryLikelihoodTeacher.from_checkpoint(teacher_dir, batch_size=2)
+  teacher = rerank.load_teacher(teacher_dir, batch_size=2)
   scores = teacher.score(ITEMS)   # two batches, the second padded
   assert teacher.calls == 2
   x, y = teacher.tokenize(ITEMS)

@@ -8,7 +8,7 @@ a (question, passage) pair by the mean token log-likelihood of the question give
 
 Every y token counts (the "Question:" prefix and EOS too); the decoder starts from pad (0).
 LM-adapted mT5 checkpoints are plain mT5, so the model is ``models.mt5.MT5`` with weights from
-a Hugging Face directory (``checkpoints.hf_mt5``) or an export (``clqa import hf_mt5``).
+a Hugging Face directory or an export (``index.rerank.load_teacher`` reads both).
 """
 from __future__ import annotations
 
@@ -109,27 +109,6 @@ class QueryLikelihoodTeacher:
     self._params = params
     self._score = jax.jit(lambda p, x, y: mean_target_log_likelihood(model, p, x, y))
     self.calls = 0  # device calls made (a later round with a warm cache makes fewer)
-
-  @classmethod
-  def from_checkpoint(cls, path: str, *, vocab_path: str | None = None, dtype: str = "float32",
-                      batch_size: int = 32) -> "QueryLikelihoodTeacher":
-    """A Hugging Face mT5 directory (config.json + weights; vocabulary: its ``spiece.model``
-    or ``vocab_path``) or an exported checkpoint (``clqa import hf_mt5`` / ``clqa export``).
-    ``dtype`` is the activation dtype (parameters stay float32)."""
-    from clqa_jax.checkpoints import exported  # pylint: disable=g-import-not-at-top
-    from clqa_jax.checkpoints import hf_mt5  # pylint: disable=g-import-not-at-top
-
-    if fileio.exists(fileio.join(path, "config.json")):
-      config, params = hf_mt5.load_hf_mt5(path)
-      own = fileio.join(path, "spiece.model")
-      vocab = vocab_path or (own if fileio.exists(own) else None)
-      if vocab is None:
-        raise FileNotFoundError(f"{path}: no spiece.model; pass the teacher's vocabulary")
-    else:
-      config, params, vocab, _ = exported.load_exported(path, require_unified=False)
-      vocab = vocab_path or vocab
-    return cls(config, params, vocab, batch_size=batch_size, dtype=dtype,
-               identity={"checkpoint": fileio.abspath(path), "dtype": dtype})
 
   def tokenize(self, items: Sequence[ScoringItem]) -> tuple[np.ndarray, np.ndarray]:
     """(prompt tokens int32 [B, 512], target tokens int32 [B, 128]): truncated, EOS last, pad 0."""
