@@ -179,6 +179,9 @@ def require_relevance_mode(model: UnifiedModel, mode: str, objective: str) -> No
                      f"'{mode}' in gin, got '{have}'")
 
 
+UMR_TEACHER_SCORES = "teacher_scores"  # float32 [B, C]: s_LM of the batch's passages
+
+
 @gin.configurable
 @dataclasses.dataclass(frozen=True)
 class FidKdObjective:
@@ -249,9 +252,47 @@ class CapstoneForwardObjective:
     return self.loss_from_outputs(outputs, batch, num_questions)
 
 
+@gin.configurable
+@dataclasses.dataclass(frozen=True)
+class UmrKdObjective:
+  """UMR's retriever-only distillation (peer-methods 4.3): ``terms.inbatch_teacher_kl``.
+
+  The batch holds C passages per question, drawn uniformly from its re-ranked top-N by the
+  feed (``TrainFeed.sample_passages``), with their query-likelihood scores
+  (``teacher_scores`` [B, C]); every question is scored against all B*C passages of the
+  (micro)batch. Only the lower encoder and the retrieval head run. With NUM_MICROBATCHES > 1
+  the in-batch passages are the microbatch's (no GradCache for this objective).
+  """
+  teacher_multiplier: float = 10.0
+  name: str = "umr_kd"
+  needs_teacher: bool = False
+
+  def loss(self, params: Any, batch: Batch, *, model: UnifiedModel, rng: jax.Array | None,
+           num_questions: int, teacher: Teacher | None = None, teacher_params: Any = None,
+           enable_dropout: bool = True) -> tuple[jax.Array, Metrics]:
+    del teacher, teacher_params
+    if UMR_TEACHER_SCORES not in batch:
+      raise KeyError(f"the umr_kd objective needs '{UMR_TEACHER_SCORES}' in the batch: a "
+                     "TrainFeed over re-ranked lists (clqa rerank) with sample_passages set")
+    b, c, lp = batch["passage_tokens"].shape
+    q_rng = p_rng = None
+    if rng is not None:
+      q_rng, p_rng = jax.random.split(rng)
+    queries = model.embed_queries(params, batch["query_tokens"], rng=q_rng,
+                                  enable_dropout=enable_dropout)
+    passages = model.embed_passages(params, batch["passage_tokens"].reshape(b * c, lp),
+                                    rng=p_rng, enable_dropout=enable_dropout)
+    scores = terms.global_scores(queries, passages.reshape(b, c, -1))
+    kl = terms.inbatch_teacher_kl(batch[UMR_TEACHER_SCORES], scores, passage_mask(batch),
+                                  multiplier=self.teacher_multiplier)
+    loss = jnp.sum(kl) / num_questions
+    return loss, {"loss": loss, "loss/inbatch_teacher_kl": loss}
+
+
 OBJECTIVES: dict[str, type[Objective]] = {"mlqa": MlqaObjective, "clr_pt": ClrPtObjective,
                                           "fidkd": FidKdObjective,
-                                          "capstone_forward": CapstoneForwardObjective}
+                                          "capstone_forward": CapstoneForwardObjective,
+                                          "umr_kd": UmrKdObjective}
 
 
 @gin.configurable

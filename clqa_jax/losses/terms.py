@@ -279,3 +279,24 @@ def retriever_to_reader_distillation(retrieval_scores_BK: jax.Array,
   """
   teacher = jnp.exp(divergences.masked_log_softmax(retrieval_scores_BK, passage_mask_BK))
   return attention_distillation(teacher, reader_relevance_BK, passage_mask_BK)
+
+
+def inbatch_teacher_kl(teacher_scores_BC: jax.Array, student_scores_BN: jax.Array,
+                       candidate_mask_BC: jax.Array, *, multiplier: float = 10.0) -> jax.Array:
+  """UMR's in-batch KL to LM pseudo-labels (peer-methods 4.3, ``BiEncoderInBatchKLLoss``) -> [B].
+
+  Question i's C candidates are columns i*C .. i*C+C-1 of the N = B*C in-batch passages.
+    p_i = softmax over C_i of (multiplier * s_LM), zero mass on other questions' passages
+    r_i = softmax over all N passages of s(q_i, .)
+    L_i = sum_{c in C_i} p_i(c) [log p_i(c) - log r_i(c)]
+  ``multiplier`` (10 in the source, which calls it "temperature") multiplies the teacher
+  logits. The teacher scores are constants. Padding candidates (mask False) are out of both
+  softmaxes; a question without a real candidate gives 0.
+  """
+  b, c = teacher_scores_BC.shape
+  teacher = jax.lax.stop_gradient(divergences.masked_log_softmax(
+      multiplier * teacher_scores_BC.astype(jnp.float32), candidate_mask_BC))
+  student = divergences.masked_log_softmax(student_scores_BN,
+                                           candidate_mask_BC.reshape(1, b * c))
+  own_BC = student.reshape(b, b, c)[jnp.arange(b), jnp.arange(b)]  # r_i on question i's columns
+  return divergences.kl_from_log_probs(teacher, own_BC, candidate_mask_BC)

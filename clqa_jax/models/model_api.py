@@ -151,13 +151,24 @@ class UnifiedModel:
 
   # -- retrieval -----------------------------------------------------------------------------
 
-  def embed_queries(self, params: Params, query_tokens: jax.Array) -> jax.Array:
-    """query_tokens int32 [N, Lq] -> query vectors [N, D] (lower stack and head only)."""
-    return self.module.apply({"params": params}, query_tokens, method="encode_queries")
+  def embed_queries(self, params: Params, query_tokens: jax.Array, *,
+                    rng: jax.Array | None = None, enable_dropout: bool = False) -> jax.Array:
+    """query_tokens int32 [N, Lq] -> query vectors [N, D] (lower stack and head only).
+    ``rng`` seeds dropout (used only with ``enable_dropout``: retriever-only training)."""
+    return self._embed("encode_queries", params, query_tokens, rng, enable_dropout)
 
-  def embed_passages(self, params: Params, passage_tokens: jax.Array) -> jax.Array:
+  def embed_passages(self, params: Params, passage_tokens: jax.Array, *,
+                     rng: jax.Array | None = None, enable_dropout: bool = False) -> jax.Array:
     """passage_tokens int32 [N, Lp] -> passage vectors [N, D] (lower stack and head only)."""
-    return self.module.apply({"params": params}, passage_tokens, method="encode_passages")
+    return self._embed("encode_passages", params, passage_tokens, rng, enable_dropout)
+
+  def _embed(self, method: str, params: Params, tokens: jax.Array, rng: jax.Array | None,
+             enable_dropout: bool) -> jax.Array:
+    if not enable_dropout:  # the eval-mode call every module of the contract takes
+      return self.module.apply({"params": params}, tokens, method=method)
+    rngs = {"dropout": rng} if rng is not None else {}
+    return self.module.apply({"params": params}, tokens, enable_dropout=True, method=method,
+                             rngs=rngs)
 
   def token_states(self, params: Params, tokens: jax.Array, *, head: int,
                    is_query: bool) -> jax.Array:

@@ -224,13 +224,15 @@ class UnifiedRetrieverReader(nn.Module):
     vectors = self.retriever(pooled, is_query)
     return nn.with_logical_constraint(vectors, activation_axes(vectors.ndim, ax.RETRIEVAL))
 
-  def encode_queries(self, query_tokens: jnp.ndarray) -> jnp.ndarray:
+  def encode_queries(self, query_tokens: jnp.ndarray,
+                     enable_dropout: bool = False) -> jnp.ndarray:
     """query_tokens [N, Lq] -> query vectors [N, D] (lower stack and head only)."""
-    return self._vectors(self._lower(query_tokens, True), query_tokens, True)
+    return self._vectors(self._lower(query_tokens, not enable_dropout), query_tokens, True)
 
-  def encode_passages(self, passage_tokens: jnp.ndarray) -> jnp.ndarray:
+  def encode_passages(self, passage_tokens: jnp.ndarray,
+                      enable_dropout: bool = False) -> jnp.ndarray:
     """passage_tokens [N, Lp] -> passage vectors [N, D] (lower stack and head only)."""
-    return self._vectors(self._lower(passage_tokens, True), passage_tokens, False)
+    return self._vectors(self._lower(passage_tokens, not enable_dropout), passage_tokens, False)
 
   def encode_for_reader(self, query_tokens: jnp.ndarray, passage_tokens: jnp.ndarray,
                         enable_dropout: bool = False) -> dict[str, jnp.ndarray]:
