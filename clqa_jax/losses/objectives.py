@@ -17,6 +17,7 @@ import gin
 import jax
 import jax.numpy as jnp
 
+from clqa_jax.losses import lexa_objective
 from clqa_jax.losses import terms
 from clqa_jax.losses.objective import Batch, Metrics, Objective
 from clqa_jax.losses.teacher import Teacher
@@ -171,7 +172,8 @@ class ClrPtObjective:
     return loss, {"loss": loss, **ret_metrics, **read_metrics}
 
 
-OBJECTIVES: dict[str, type[Objective]] = {"mlqa": MlqaObjective, "clr_pt": ClrPtObjective}
+OBJECTIVES: dict[str, type[Objective]] = {"mlqa": MlqaObjective, "clr_pt": ClrPtObjective,
+                                           "lexa_pt": lexa_objective.LexaPtObjective}
 
 
 @gin.configurable
