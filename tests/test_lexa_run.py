@@ -1,6 +1,9 @@
 """LEXA as a run: experiments/mini_lexa.gin trains the tiny model on the mini corpus's topic
-groups (synth all includes linked_paragraphs); a following run can start its queries from the
-trained passage projection."""
+groups (synth all includes linked_paragraphs); one mining round with the stage-1 params (the
+same-language-NN fraction before and after) feeds stage 2; a following run can start its
+queries from the trained passage projection."""
+import os
+
 import math
 
 import gin
@@ -10,6 +13,10 @@ import pytest
 
 from clqa_jax import gin_utils
 from clqa_jax.checkpoints import training as checkpointing
+from clqa_jax.checkpoints.exported import read_model_config
+from clqa_jax.models.model_api import UnifiedModel
+from clqa_jax.trainer import lexa_mining
+from clqa_jax.trainer import state_init
 from clqa_jax.trainer import loop
 from clqa_jax.trainer import register_configurables  # noqa: F401
 from fixtures.integration import mini_data
@@ -43,6 +50,25 @@ def test_mini_lexa_trains_and_offers_the_passage_projection_to_queries(root, tmp
   assert 2 <= stage1.last_metrics["lexa/positives"] <= 4     # documents per group, n_max = 4
   assert checkpointing.Checkpointer(stage1.checkpoint_dir).latest_step() == 2
   assert "TopicGroupFeed" in (tmp_path / "lexa1" / "config.gin").read_text()
+
+  # One mining round: the probe before (initial params) and after stage 1, the store written.
+  model = UnifiedModel.from_config(read_model_config(str(tmp_path / "lexa1")))
+  groups = lexa_mining.read_groups(os.path.join(root, "linked_paragraphs",
+                                                "paragraphs.jsonl-*-of-*"))
+  vocab = os.path.join(root, "vocab", "spm.model")
+  initial = state_init.model_init_fn(model)(jax.random.PRNGKey(42))["params"]
+  before = lexa_mining.mine(model, initial, groups, vocab, str(tmp_path / "probe0"))
+  store = str(tmp_path / "lexa1" / "hard_negatives.jsonl")
+  after = lexa_mining.mine(model, jax.device_get(stage1.state.params), groups, vocab,
+                           str(tmp_path / "mining"), out_path=store)
+  for report in (before, after):
+    assert 0.0 <= report.same_language_nn_fraction <= 1.0
+    assert report.groups == len(groups) and report.documents == sum(map(len, groups))
+  assert after.negatives == 3 * len(groups)
+  stage2 = _run(root, [f"MODEL_DIR = '{tmp_path / 'lexa2'}'", "TRAIN_STEPS = 1",
+                       "LEXA_TASK = 'clqa.lexa_pt.mined'", f"HARD_NEGATIVES = '{store}'",
+                       f"INIT_CHECKPOINT = '{stage1.checkpoint_dir}'"])
+  assert stage2.status == "completed" and math.isfinite(stage2.last_metrics["loss"])
 
   trained = jax.device_get(stage1.state.params["retriever"])
   assert not np.allclose(trained["query_proj"], trained["passage_proj"])
