@@ -29,6 +29,7 @@ import numpy as np
 
 from clqa_jax import fileio
 from clqa_jax.data import formats
+from clqa_jax.data.passage_store import MAX_PASSAGE_TOKENS
 from clqa_jax.index import encode as encode_lib
 from clqa_jax.index import exact
 from clqa_jax.index import model_encoders
@@ -37,8 +38,6 @@ from clqa_jax.models.model_api import UnifiedModel, check_model
 from clqa_jax.trainer import refresh
 
 logger = logging.getLogger(__name__)
-
-PASSAGE_MAX_TOKENS = 200
 
 
 def nearest_other(vectors_ND: np.ndarray) -> np.ndarray:
@@ -85,7 +84,7 @@ def mine_hard_negatives(vectors_ND: np.ndarray, topics_N: Sequence[str], per_gro
 
 
 def paragraph_tokens(documents: Sequence[Any], vocab_path: str,
-                     length: int = PASSAGE_MAX_TOKENS) -> np.ndarray:
+                     length: int = MAX_PASSAGE_TOKENS) -> np.ndarray:
   """``title: {t} context: {p}`` of each LinkedParagraph -> int32 [N, length] (+ EOS, 0-padded),
   the tokens ``clqa.lexa_pt`` gives the model before masking."""
   from clqa_jax.data import spm_train  # pylint: disable=g-import-not-at-top
