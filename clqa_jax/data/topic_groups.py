@@ -116,7 +116,8 @@ def lexa_hard_negatives(path: str | None = None) -> str:
   """The hard-negative store of ``clqa.lexa_pt.mined`` (relative paths: under the data root)."""
   if not path:
     raise ValueError("clqa.lexa_pt.mined needs its mined negatives: bind "
-                     "lexa_hard_negatives.path to a hard_negatives.jsonl (clqa lexa-mine)")
+                     "lexa_hard_negatives.path to a hard_negatives.jsonl "
+                     "(python -m clqa_jax.trainer.lexa_mining)")
   return paths.resolve(path)
 
 
