@@ -11,6 +11,10 @@ adds question_en [<=50] (the English cloze query), teacher_pids and teacher_scor
   clqa.xor_full.<lang>                 XOR-Full, splits train / validation (TFDS)
   clqa.nq.en                           NQ-open (DPR CSV), splits train / validation / test (TFDS)
   clqa.mkqa.<lang>                     MKQA, split test, 26 languages (TFDS)
+  clqa.lexa_pt                         LEXA topic groups (linked_paragraphs/paragraphs.jsonl-*):
+                                       anchor [L], documents [n, L], langs, topic_id
+  clqa.lexa_pt.mined                   the same plus each group's mined negatives [H, L]
+                                       (store bound to lexa_hard_negatives.path)
 
 Mixtures (rate(l) ∝ n_l^alpha, alpha = gin ``language_mixing_alpha.alpha``, default 0):
   clqa.clr_pt, clqa.mlqa_pt.xor_retrieve, clqa.mlqa_pt.xor_full, clqa.xor_retrieve,
@@ -29,6 +33,7 @@ from clqa_jax.data import formats
 from clqa_jax.data import mixing
 from clqa_jax.data import preprocessors as pp
 from clqa_jax.data import sources
+from clqa_jax.data import topic_groups
 from clqa_jax.data import vocab as vocab_lib
 from clqa_jax.data import tfds_builders  # noqa: F401  (registers the clqa TFDS builders)
 
@@ -114,6 +119,11 @@ for _lang in MKQA_LANGUAGES:
       sources.RootTfdsDataSource("clqa_mkqa:1.0.0", "mkqa", {"test": _lang}),
       [pp.select_qa_fields, *_QA_PREPROCESSORS_TAIL], QA_FEATURES)
 
+
+# LEXA pre-training: one example per topic group (not per language: a group spans languages).
+for _name, _mined in (("lexa_pt", False), ("lexa_pt.mined", True)):
+  _add_task(_name, f"clqa.{_name}", topic_groups.TopicGroupDataSource(mined=_mined),
+            topic_groups.PREPROCESSORS, topic_groups.output_features(VOCABULARY, _mined))
 
 
 def register_language_mixture(name: str, family: str, languages: list[str] | None = None,

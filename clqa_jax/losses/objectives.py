@@ -17,6 +17,7 @@ import gin
 import jax
 import jax.numpy as jnp
 
+from clqa_jax.losses import lexa_objective
 from clqa_jax.losses import terms
 from clqa_jax.losses.objective import Batch, Metrics, Objective
 from clqa_jax.losses.teacher import Teacher
@@ -292,7 +293,8 @@ class UmrKdObjective:
 OBJECTIVES: dict[str, type[Objective]] = {"mlqa": MlqaObjective, "clr_pt": ClrPtObjective,
                                           "fidkd": FidKdObjective,
                                           "capstone_forward": CapstoneForwardObjective,
-                                          "umr_kd": UmrKdObjective}
+                                          "umr_kd": UmrKdObjective,
+                                          "lexa_pt": lexa_objective.LexaPtObjective}
 
 
 @gin.configurable

@@ -7,6 +7,8 @@ Layout under `output_dir` (see the cross-module contract):
   stage1/clr_pt.<lang>.jsonl-SSSSS-of-NNNNN           + teacher passages
   stage2/xor_retrieve.<lang>.jsonl-..., stage2/xor_full.<lang>.jsonl-...
   xor/                                                the corpus's XOR-TyDi question files
+  linked_paragraphs/paragraphs.jsonl-SSSSS-of-NNNNN   LEXA topic groups: the first paragraph
+                                                      of every interlanguage-linked article
 each with a MANIFEST.json. `run_all` runs them in order; each is skipped when complete.
 """
 from __future__ import annotations
@@ -27,7 +29,7 @@ from clqa_jax.synth import passages as passages_lib
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("passages", "anchors", "parallel", "teacher", "qa", "questions")
+STAGES = ("passages", "anchors", "parallel", "teacher", "qa", "questions", "linked_paragraphs")
 _PASSAGE_FIELDS = ("corpus_dir", "langs", "passage_words", "passage_chars")
 
 
@@ -193,8 +195,49 @@ def run_questions(cfg: config_lib.SynthConfig) -> dict[str, Any]:
   return {**result, "skipped": False}
 
 
+def _topic_of_line(line: str) -> str:
+  return json.loads(line)["topic_id"]
+
+
+def run_linked_paragraphs(cfg: config_lib.SynthConfig) -> dict[str, Any]:
+  """Articles + interlanguage links -> LEXA topic groups, one record per document.
+
+  `{"topic_id", "lang", "title", "text"}`: the first paragraph of each article of a topic (the
+  English title its links share), groups of at least two languages, one document per language.
+  A topic's records share a shard and are consecutive in it (sorted lines, topic first), which
+  is how `data/topic_groups.py` reads them back as groups.
+  """
+  langlinks = fileio.join(cfg.corpus_dir, "langlinks.tsv")
+
+  def build(p, staging):
+    links = p | "LangLinks" >> beam.Create([langlinks]) | "ToEnglish" >> beam.Map(dofns.load_to_english)
+    articles = beam_util.read_articles(p, cfg)
+    groups = (articles
+              | "TopicDocs" >> beam.FlatMap(dofns.topic_document,
+                                            to_en=beam.pvalue.AsSingleton(links))
+              | "GroupTopics" >> beam.GroupByKey()
+              | "TopicGroups" >> beam.FlatMap(dofns.topic_group).with_outputs(
+                  dofns.DROPPED_TAG, main="docs"))
+    (groups.docs | "Json" >> beam.Map(lambda r: json.dumps(r, ensure_ascii=False))
+     | "Write" >> beam_io.WriteLines(fileio.join(staging, "paragraphs.jsonl"), cfg.num_shards,
+                                     shard_key=_topic_of_line, sort_lines=True))
+    beam_util.count(groups.docs, lambda r: r["lang"], staging, "documents")
+    sizes = (groups.docs | "TopicKey" >> beam.Map(lambda r: (r["topic_id"], 1))
+             | "TopicSize" >> beam.CombinePerKey(sum))
+    beam_util.count(sizes, lambda kv: f"{kv[1]} languages", staging, "groups")
+    beam_util.count(groups[dofns.DROPPED_TAG], lambda reason: reason, staging, "dropped")
+  return beam_util.run_stage(
+      cfg, "linked_paragraphs", [langlinks, fileio.join(cfg.corpus_dir, "articles")],
+      cfg.stage_config("langs"), build,
+      manifest.ExpectedRecords(
+          ("documents",), langlinks,
+          "no article of two or more SynthConfig.langs is linked to one English title by it; "
+          "check --corpus: langlinks.tsv and articles/<lang>/"))
+
+
 RUNNERS = {"passages": run_passages, "anchors": run_anchors, "parallel": run_parallel,
-           "teacher": run_teacher, "qa": run_qa, "questions": run_questions}
+           "teacher": run_teacher, "qa": run_qa, "questions": run_questions,
+           "linked_paragraphs": run_linked_paragraphs}
 
 
 def run_all(cfg: config_lib.SynthConfig) -> dict[str, dict[str, Any]]:

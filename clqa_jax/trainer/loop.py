@@ -227,6 +227,8 @@ def _train(*, model_dir, model, objective, batches, batch_size, total_steps, lea
       params = unified_params.load_unified_params(
           checkpoint.init_checkpoint, getattr(model, "config", None), abstract,
           "CheckpointConfig.init_checkpoint")
+      if checkpoint.init_query_proj_from_passage_proj:
+        params = unified_params.query_proj_from_passage_proj(params)
       logger.info("initialised params from %s", checkpoint.init_checkpoint)
     state, _ = state_init.init_train_state(partitioner, model, tx, seed=seed,
                                            shapes=init_shapes, params=params)
