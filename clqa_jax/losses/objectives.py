@@ -42,29 +42,50 @@ class MlqaObjective:
   """Stage 2 and fine-tuning: reader CE + lambda * KL(sg reader relevance || retriever softmax).
 
   The retriever softmax runs over the question's own K passages only (no in-batch negatives).
+  ``distillation_start_steps`` (the official option; its scripts use 0): for optimizer steps
+  < N the reader trains alone (loss = reader CE, the KL gets weight 0 and so no gradient);
+  the KL is still reported.
   """
   retriever_weight: float = 8.0
+  distillation_start_steps: int = 0
   name: str = "mlqa"
   needs_teacher: bool = False
 
+  def __post_init__(self):
+    n = self.distillation_start_steps
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+      raise ValueError(f"MlqaObjective.distillation_start_steps must be an int >= 0, got {n!r}")
+
+  def distillation_weight(self, step: jax.Array | None) -> jax.Array | float:
+    """lambda from step ``distillation_start_steps`` on, 0 before (reader warm-up)."""
+    if self.distillation_start_steps == 0:
+      return self.retriever_weight
+    if step is None:
+      raise ValueError(f"MlqaObjective.distillation_start_steps="
+                       f"{self.distillation_start_steps} needs the optimizer step (loss(..., "
+                       "step=state.step), as the train step passes it)")
+    return jnp.where(step >= self.distillation_start_steps, self.retriever_weight, 0.0)
+
   def loss_from_outputs(self, outputs: Mapping[str, jax.Array], batch: Batch,
-                        num_questions: int) -> tuple[jax.Array, Metrics]:
+                        num_questions: int, step: jax.Array | None = None
+                        ) -> tuple[jax.Array, Metrics]:
     mask = passage_mask(batch)
     ce = terms.reader_cross_entropy(outputs["logits"], batch["decoder_target_tokens"],
                                     batch["decoder_loss_weights"])
     kl = terms.reader_to_retriever_distillation(outputs["reader_relevance"],
                                                 outputs["retrieval_scores"], mask)
     ce_sum, kl_sum = jnp.sum(ce) / num_questions, jnp.sum(kl) / num_questions
-    loss = ce_sum + self.retriever_weight * kl_sum
+    loss = ce_sum + self.distillation_weight(step) * kl_sum
     return loss, {"loss": loss, "loss/reader_ce": ce_sum, "loss/retriever_kl": kl_sum}
 
   def loss(self, params: Any, batch: Batch, *, model: UnifiedModel, rng: jax.Array | None,
            num_questions: int, teacher: Teacher | None = None, teacher_params: Any = None,
-           enable_dropout: bool = True) -> tuple[jax.Array, Metrics]:
+           enable_dropout: bool = True, step: jax.Array | None = None
+           ) -> tuple[jax.Array, Metrics]:
     del teacher, teacher_params
     outputs = student_forward(model, params, batch["query_tokens"], batch, rng=rng,
                               enable_dropout=enable_dropout)
-    return self.loss_from_outputs(outputs, batch, num_questions)
+    return self.loss_from_outputs(outputs, batch, num_questions, step)
 
 
 def _split_copies(tree: Mapping[str, jax.Array]) -> tuple[dict, dict]:
@@ -155,7 +176,9 @@ class ClrPtObjective:
 
   def loss(self, params: Any, batch: Batch, *, model: UnifiedModel, rng: jax.Array | None,
            num_questions: int, teacher: Teacher | None = None, teacher_params: Any = None,
-           enable_dropout: bool = True) -> tuple[jax.Array, Metrics]:
+           enable_dropout: bool = True, step: jax.Array | None = None
+           ) -> tuple[jax.Array, Metrics]:
+    del step  # Stage 1 has no reader warm-up (the official distillation trainer has none).
     if teacher is None or teacher_params is None:
       raise ValueError("the clr_pt objective needs a teacher: set train.teacher and its "
                        "checkpoint (Teacher.checkpoint) in gin")

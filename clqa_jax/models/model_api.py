@@ -97,12 +97,12 @@ class UnifiedModel:
 
   def loss_fn(self, params: Params, batch: Batch, rng: jax.Array | None, *,
               objective: "Objective", num_questions: int, teacher: "Teacher | None" = None,
-              teacher_params: Params = None,
-              enable_dropout: bool = True) -> tuple[jax.Array, "Metrics"]:
+              teacher_params: Params = None, enable_dropout: bool = True,
+              step: jax.Array | None = None) -> tuple[jax.Array, "Metrics"]:
     """``objective``'s (loss, metrics) of this model on ``batch`` (see ``losses.objective``)."""
     return objective.loss(params, batch, model=self, rng=rng, num_questions=num_questions,
                           teacher=teacher, teacher_params=teacher_params,
-                          enable_dropout=enable_dropout)
+                          enable_dropout=enable_dropout, step=step)
 
   # -- reading -------------------------------------------------------------------------------
 

@@ -33,6 +33,9 @@ from clqa_jax.models.config import MT5Config
 from clqa_jax.models.mt5 import DecoderStack, EncoderStack
 
 
+QUERY_ENCODINGS = ("per_pair", "shared")
+
+
 @gin.configurable
 @dataclasses.dataclass(frozen=True)
 class UnifiedConfig:
@@ -42,10 +45,18 @@ class UnifiedConfig:
   question's K passages (both encoder halves) in chunks of this many passages, one chunk at a
   time under rematerialisation, so a training step keeps only one chunk's encoder
   activations; K must then be a multiple of it. None (or >= K) encodes them all at once.
+
+  ``query_encoding`` (training only; without dropout both give the same numbers):
+  - "per_pair" (the official CLASS code): the query's lower stack runs again in each of its K
+    [query; passage] pairs, one dropout sample per pair; the pair's upper stack uses its own
+    sample and the query's retrieval vector is the mean of the K per-pair vectors;
+  - "shared": the query's lower stack runs once and all K pairs share that sample (K times
+    less query compute below R).
   """
   mt5: MT5Config = dataclasses.field(default_factory=MT5Config)
   retriever_layer: int | None = None
   passage_chunk_size: int | None = None
+  query_encoding: str = "per_pair"
 
   def __post_init__(self):
     if not isinstance(self.mt5, MT5Config):
@@ -58,6 +69,9 @@ class UnifiedConfig:
     if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
       raise ValueError(f"UnifiedConfig.passage_chunk_size must be None or a positive int, got "
                        f"{size!r}")
+    if self.query_encoding not in QUERY_ENCODINGS:
+      raise ValueError(f"UnifiedConfig.query_encoding={self.query_encoding!r}; choose one of "
+                       f"{QUERY_ENCODINGS}")
 
   @property
   def resolved_retriever_layer(self) -> int:
@@ -67,12 +81,14 @@ class UnifiedConfig:
 
   def to_dict(self) -> dict[str, Any]:
     return {"mt5": self.mt5.to_dict(), "retriever_layer": self.retriever_layer,
-            "passage_chunk_size": self.passage_chunk_size}
+            "passage_chunk_size": self.passage_chunk_size,
+            "query_encoding": self.query_encoding}
 
   @classmethod
   def from_dict(cls, d: dict[str, Any]) -> "UnifiedConfig":
     return cls(mt5=MT5Config.from_dict(d["mt5"]), retriever_layer=d.get("retriever_layer"),
-               passage_chunk_size=d.get("passage_chunk_size"))
+               passage_chunk_size=d.get("passage_chunk_size"),
+               query_encoding=d.get("query_encoding", "per_pair"))
 
 
 def masked_mean(x: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
@@ -179,17 +195,20 @@ class UnifiedRetrieverReader(nn.Module):
       enable_dropout: training mode.
 
     Returns a dict with memory [B * C, K * (Lq + Lp), D], memory_mask [B * C, K * (Lq + Lp)],
-    query_vectors [B * C, D], passage_vectors [B * C, K, D].
+    query_vectors [B * C, D], query_pair_vectors [B * C, K, D] (the per-pair query vectors
+    whose mean query_vectors is; K copies of it with ``query_encoding='shared'`` or without
+    dropout), passage_vectors [B * C, K, D].
     """
     c = self.config.mt5
     det = not enable_dropout
     query_copies(query_tokens.shape[0], passage_tokens.shape[0])
-    h_q = self._lower(query_tokens, det)                          # [N, Lq, D]
-    query_vectors = self._vectors(h_q, query_tokens, True)
+    # Without dropout every pair's query encoding is the same: encode it once.
+    per_pair = self.config.query_encoding == "per_pair" and enable_dropout
+    shared_h_q = None if per_pair else self._lower(query_tokens, det)     # [N, Lq, D]
     b, k, lp = passage_tokens.shape
     size = self.config.passage_chunk_size
     if size is None or size >= k:
-      passage_vectors, h, pair_mask = self._encode_pairs(h_q, query_tokens, passage_tokens, det)
+      outs = self._encode_pairs(shared_h_q, query_tokens, passage_tokens, det)
     else:
       if k % size:
         raise ValueError(f"UnifiedConfig.passage_chunk_size={size} does not divide the "
@@ -207,48 +226,64 @@ class UnifiedRetrieverReader(nn.Module):
       scan = nn.scan(body, variable_broadcast="params", split_rngs={"params": False,
                                                                     "dropout": True},
                      in_axes=(0, nn.broadcast, nn.broadcast), length=chunks)
-      _, outs = scan(self, None, chunked, h_q, query_tokens)
+      _, outs = scan(self, None, chunked, shared_h_q, query_tokens)
       # [chunks, N, size, ...] -> [N, K, ...]
-      passage_vectors, h, pair_mask = (
-          jnp.swapaxes(x, 0, 1).reshape((x.shape[1], k) + x.shape[3:]) for x in outs)
+      outs = {name: jnp.swapaxes(x, 0, 1).reshape((x.shape[1], k) + x.shape[3:])
+              for name, x in outs.items()}
+    if per_pair:
+      query_pair_vectors = outs["query_pair_vectors"]
+      query_vectors = jnp.mean(query_pair_vectors, axis=1)   # the official mean of K copies
+    else:
+      query_vectors = self._vectors(shared_h_q, query_tokens, True)
+      query_pair_vectors = jnp.broadcast_to(query_vectors[:, None],
+                                            (query_vectors.shape[0], k, query_vectors.shape[-1]))
+    h, pair_mask = outs["hidden"], outs["pair_mask"]
     n, _, pair_len = pair_mask.shape
     memory = h.reshape(n, k * pair_len, c.d_model)
     memory = nn.with_logical_constraint(memory, (ax.BATCH, ax.LENGTH, ax.EMBED))
     passage_vectors = nn.with_logical_constraint(
-        passage_vectors, activation_axes(passage_vectors.ndim, ax.RETRIEVAL))
+        outs["passage_vectors"], activation_axes(3, ax.RETRIEVAL))
     return dict(memory=memory, memory_mask=pair_mask.reshape(n, k * pair_len),
-                query_vectors=query_vectors, passage_vectors=passage_vectors)
+                query_vectors=query_vectors, query_pair_vectors=query_pair_vectors,
+                passage_vectors=passage_vectors)
 
-  def _encode_pairs(self, h_q: jnp.ndarray, query_tokens: jnp.ndarray,
-                    passage_tokens: jnp.ndarray, det: bool
-                    ) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
-    """The lower stack on passages, then the upper stack on [query; passage] pairs.
+  def _encode_pairs(self, h_q: jnp.ndarray | None, query_tokens: jnp.ndarray,
+                    passage_tokens: jnp.ndarray, det: bool) -> dict[str, jnp.ndarray]:
+    """The lower stack on passages (and queries, per pair), then the upper stack on pairs.
 
     Args:
-      h_q: [N, Lq, D] the queries' lower-stack output (N = B * C, question-major).
+      h_q: [N, Lq, D] the queries' lower-stack output shared by every pair (N = B * C,
+        question-major), or None: the query's lower stack runs again in every pair (its own
+        dropout sample, as the official [query; passage] sequences).
       query_tokens: [N, Lq].
       passage_tokens: [B, k, Lp] (all of a question's passages, or a chunk of them).
       det: no dropout.
 
-    Returns:
-      passage vectors [N, k, D], encoder outputs [N, k, Lq + Lp, D] (after the final norm),
-      pair mask [N, k, Lq + Lp].
+    Returns a dict: passage_vectors [N, k, D], hidden [N, k, Lq + Lp, D] (the encoder outputs
+    after the final norm), pair_mask [N, k, Lq + Lp] and, when h_q is None,
+    query_pair_vectors [N, k, D].
     """
     c = self.config.mt5
     copies = query_copies(query_tokens.shape[0], passage_tokens.shape[0])
     h_p = self._lower(passage_tokens, det)                        # [B, k, Lp, D]
-    passage_vectors = repeat_rows(self._vectors(h_p, passage_tokens, False), copies)
+    out = {"passage_vectors": repeat_rows(self._vectors(h_p, passage_tokens, False), copies)}
     h_p = repeat_rows(h_p, copies)                                # [N, k, Lp, D]
     passage_tokens = repeat_rows(passage_tokens, copies)
     n, k, lp = passage_tokens.shape
     lq = query_tokens.shape[-1]
+    if h_q is None:
+      pair_queries = jnp.broadcast_to(query_tokens[:, None], (n, k, lq))
+      h_q = self._lower(pair_queries, det)                        # [N, k, Lq, D]
+      out["query_pair_vectors"] = self._vectors(h_q, pair_queries, True)
+    else:
+      h_q = jnp.broadcast_to(h_q[:, None], (n, k, lq, c.d_model))
     q_mask = query_tokens != c.pad_id
     p_mask = passage_tokens != c.pad_id
     # A padding passage (no tokens) masks its whole pair, query copy included.
     present = jnp.any(p_mask, axis=-1, keepdims=True)            # [N, k, 1]
     pair_mask = jnp.concatenate(
         [jnp.broadcast_to(q_mask[:, None], (n, k, lq)) & present, p_mask], axis=-1)
-    h = jnp.concatenate([jnp.broadcast_to(h_q[:, None], (n, k, lq, c.d_model)), h_p], axis=2)
+    h = jnp.concatenate([h_q, h_p], axis=2)
     h = nn.with_logical_constraint(h, activation_axes(h.ndim, ax.LENGTH, ax.EMBED))
     q_len = jnp.sum(q_mask, axis=-1, dtype=jnp.int32)
     positions = jnp.concatenate(
@@ -256,7 +291,9 @@ class UnifiedRetrieverReader(nn.Module):
         axis=-1)[:, None]                                         # [N, 1, Lq + Lp]
     h = self.encoder.run_layers(h, positions, pair_mask, start=self._r,
                                 deterministic=det)
-    return passage_vectors, self.encoder.finalize(h, det), pair_mask
+    out["hidden"] = self.encoder.finalize(h, det)
+    out["pair_mask"] = pair_mask
+    return out
 
   def to_logits(self, h: jnp.ndarray) -> jnp.ndarray:
     """Normalized decoder states [..., D] -> float32 logits [..., V]."""

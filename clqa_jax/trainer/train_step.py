@@ -49,15 +49,15 @@ def _microbatch_rng(rng: jax.Array, m, num_microbatches: int) -> jax.Array:
 
 def accumulated_gradients(objective: Objective, model: UnifiedModel, params: Any, batch: Batch,
                           rng: jax.Array, *, num_microbatches: int, teacher: Teacher | None,
-                          teacher_params: Any, enable_dropout: bool = True
-                          ) -> tuple[Any, Metrics]:
+                          teacher_params: Any, enable_dropout: bool = True,
+                          step: jax.Array | None = None) -> tuple[Any, Metrics]:
   """Gradient and metrics of ``objective.loss`` summed over microbatches (plain accumulation)."""
   num_questions = batch["query_tokens"].shape[0]
 
   def loss_fn(p, mb, r):
     return model.loss_fn(p, mb, r, objective=objective, num_questions=num_questions,
                          teacher=teacher, teacher_params=teacher_params,
-                         enable_dropout=enable_dropout)
+                         enable_dropout=enable_dropout, step=step)
 
   grad_fn = jax.grad(loss_fn, has_aux=True)
   if num_microbatches == 1:
@@ -154,7 +154,7 @@ def make_train_step(*, model: UnifiedModel, objective: Objective,
       grads, metrics = grad_cache_gradients(objective, model, state.params, batch, rng, **kwargs)
     else:
       grads, metrics = accumulated_gradients(objective, model, state.params, batch, rng,
-                                             **kwargs)
+                                             step=state.step, **kwargs)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics = dict(metrics)
