@@ -87,8 +87,10 @@ class UnifiedModel:
     its passages (their lower stack runs once; ``UnifiedRetrieverReader.encode_for_reader``).
 
     Returns logits [N, T, V], query_vectors [N, D], passage_vectors [N, K, D],
-    retrieval_scores [N, K] and, when asked, reader_relevance [N, K]. ``rng`` seeds dropout
-    (used only with ``enable_dropout``).
+    retrieval_scores [N, K] and, when asked, reader_relevance [N, K]; a MaxSim model
+    (``UnifiedConfig.retriever_head``) also query_token_vectors [N, Lq, Dk] and
+    passage_token_vectors [N, K, Lp, Dk], and its retrieval_scores are the MaxSim sums.
+    ``rng`` seeds dropout (used only with ``enable_dropout``).
     """
     rngs = {"dropout": rng} if (enable_dropout and rng is not None) else {}
     return self.module.apply({"params": params}, query_tokens, passage_tokens,
@@ -150,12 +152,21 @@ class UnifiedModel:
 
   # -- retrieval -----------------------------------------------------------------------------
 
+  def _check_single_vector(self, what: str) -> None:
+    head = getattr(getattr(self.module, "config", None), "retriever_head", None)
+    if head is not None:
+      raise ValueError(f"{what}: the passage index and refresh are single-vector, but this model "
+                       f"scores with MaxSim (UnifiedConfig.retriever_head={head}); train it with "
+                       "fixed passages (retrieval='teacher_pids') and no dev evaluation")
+
   def embed_queries(self, params: Params, query_tokens: jax.Array) -> jax.Array:
     """query_tokens int32 [N, Lq] -> query vectors [N, D] (lower stack and head only)."""
+    self._check_single_vector("embed_queries")
     return self.module.apply({"params": params}, query_tokens, method="encode_queries")
 
   def embed_passages(self, params: Params, passage_tokens: jax.Array) -> jax.Array:
     """passage_tokens int32 [N, Lp] -> passage vectors [N, D] (lower stack and head only)."""
+    self._check_single_vector("embed_passages")
     return self.module.apply({"params": params}, passage_tokens, method="encode_passages")
 
   def token_states(self, params: Params, tokens: jax.Array, *, head: int,

@@ -28,6 +28,7 @@ from clqa_jax import axis_names as ax
 from clqa_jax.layers.constraints import activation_axes
 from clqa_jax.layers.embedding import Embed
 from clqa_jax.layers.normalization import RMSNorm
+from clqa_jax.losses import terms
 from clqa_jax.models.cache import DecodingCache
 from clqa_jax.models.config import MT5Config
 from clqa_jax.models.mt5 import DecoderStack, EncoderStack
@@ -52,11 +53,18 @@ class UnifiedConfig:
     sample and the query's retrieval vector is the mean of the K per-pair vectors;
   - "shared": the query's lower stack runs once and all K pairs share that sample (K times
     less query compute below R).
+
+  ``retriever_head`` (the official student without ``--de_avg_pooling``): None scores with the
+  single-vector head (mean pooling, projection, RMSNorm); a head index h scores with ColBERT
+  MaxSim over layer R's self-attention query states (query tokens) and key states (passage
+  tokens) of head h. The forward then also returns those token vectors and its
+  ``retrieval_scores`` are the MaxSim sums; each objective applies its stage's normalisation.
   """
   mt5: MT5Config = dataclasses.field(default_factory=MT5Config)
   retriever_layer: int | None = None
   passage_chunk_size: int | None = None
   query_encoding: str = "per_pair"
+  retriever_head: int | None = None
 
   def __post_init__(self):
     if not isinstance(self.mt5, MT5Config):
@@ -69,6 +77,11 @@ class UnifiedConfig:
     if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
       raise ValueError(f"UnifiedConfig.passage_chunk_size must be None or a positive int, got "
                        f"{size!r}")
+    head = self.retriever_head
+    if head is not None and (not isinstance(head, int) or isinstance(head, bool)
+                             or not 0 <= head < self.mt5.num_heads):
+      raise ValueError(f"UnifiedConfig.retriever_head={head!r} must be None or a head index in "
+                       f"[0, {self.mt5.num_heads})")
     if self.query_encoding not in QUERY_ENCODINGS:
       raise ValueError(f"UnifiedConfig.query_encoding={self.query_encoding!r}; choose one of "
                        f"{QUERY_ENCODINGS}")
@@ -82,13 +95,14 @@ class UnifiedConfig:
   def to_dict(self) -> dict[str, Any]:
     return {"mt5": self.mt5.to_dict(), "retriever_layer": self.retriever_layer,
             "passage_chunk_size": self.passage_chunk_size,
-            "query_encoding": self.query_encoding}
+            "query_encoding": self.query_encoding, "retriever_head": self.retriever_head}
 
   @classmethod
   def from_dict(cls, d: dict[str, Any]) -> "UnifiedConfig":
     return cls(mt5=MT5Config.from_dict(d["mt5"]), retriever_layer=d.get("retriever_layer"),
                passage_chunk_size=d.get("passage_chunk_size"),
-               query_encoding=d.get("query_encoding", "per_pair"))
+               query_encoding=d.get("query_encoding", "per_pair"),
+               retriever_head=d.get("retriever_head"))
 
 
 def masked_mean(x: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
@@ -116,6 +130,18 @@ def repeat_rows(x: jnp.ndarray, copies: int) -> jnp.ndarray:
   x = jnp.broadcast_to(x[:, None], (x.shape[0], copies) + x.shape[1:])
   x = x.reshape((-1,) + x.shape[2:])
   return nn.with_logical_constraint(x, (ax.BATCH,) + (None,) * (x.ndim - 1))
+
+
+def own_maxsim_scores(query_states_NQH: jnp.ndarray, query_mask_NQ: jnp.ndarray,
+                      passage_states_NKPH: jnp.ndarray, passage_mask_NKP: jnp.ndarray
+                      ) -> jnp.ndarray:
+  """MaxSim of each query against its own K passages (``terms.maxsim_scores`` per row) -> [N, K].
+
+  sum over real query tokens of the max over real passage tokens; a padding passage gets 0.
+  """
+  def one(q, qm, p, pm):
+    return terms.maxsim_scores(q[None], qm[None], p, pm)[0]
+  return jax.vmap(one)(query_states_NQH, query_mask_NQ, passage_states_NKPH, passage_mask_NKP)
 
 
 class RetrieverHead(nn.Module):
@@ -175,6 +201,12 @@ class UnifiedRetrieverReader(nn.Module):
     vectors = self.retriever(pooled, is_query)
     return nn.with_logical_constraint(vectors, activation_axes(vectors.ndim, ax.RETRIEVAL))
 
+  def _head_states(self, h: jnp.ndarray, head: int, is_query: bool) -> jnp.ndarray:
+    """Layer R's self-attention query (``is_query``) or key states of one head for the lower
+    stack's output h [..., L, D] -> [..., L, Dk]."""
+    q_states, k_states = self.encoder.layer_query_key(h, self._r)
+    return (q_states if is_query else k_states)[..., head, :]
+
   def encode_queries(self, query_tokens: jnp.ndarray) -> jnp.ndarray:
     """query_tokens [N, Lq] -> query vectors [N, D] (lower stack and head only)."""
     return self._vectors(self._lower(query_tokens, True), query_tokens, True)
@@ -197,7 +229,9 @@ class UnifiedRetrieverReader(nn.Module):
     Returns a dict with memory [B * C, K * (Lq + Lp), D], memory_mask [B * C, K * (Lq + Lp)],
     query_vectors [B * C, D], query_pair_vectors [B * C, K, D] (the per-pair query vectors
     whose mean query_vectors is; K copies of it with ``query_encoding='shared'`` or without
-    dropout), passage_vectors [B * C, K, D].
+    dropout), passage_vectors [B * C, K, D] and, with ``retriever_head`` set, the MaxSim token
+    vectors query_token_vectors [B * C, Lq, Dk] (the mean of the per-pair copies, as
+    query_vectors) and passage_token_vectors [B * C, K, Lp, Dk].
     """
     c = self.config.mt5
     det = not enable_dropout
@@ -243,9 +277,16 @@ class UnifiedRetrieverReader(nn.Module):
     memory = nn.with_logical_constraint(memory, (ax.BATCH, ax.LENGTH, ax.EMBED))
     passage_vectors = nn.with_logical_constraint(
         outs["passage_vectors"], activation_axes(3, ax.RETRIEVAL))
-    return dict(memory=memory, memory_mask=pair_mask.reshape(n, k * pair_len),
-                query_vectors=query_vectors, query_pair_vectors=query_pair_vectors,
-                passage_vectors=passage_vectors)
+    result = dict(memory=memory, memory_mask=pair_mask.reshape(n, k * pair_len),
+                  query_vectors=query_vectors, query_pair_vectors=query_pair_vectors,
+                  passage_vectors=passage_vectors)
+    head = self.config.retriever_head
+    if head is not None:
+      result["query_token_vectors"] = (
+          jnp.mean(outs["query_pair_token_vectors"], axis=1) if per_pair
+          else self._head_states(shared_h_q, head, True))
+      result["passage_token_vectors"] = outs["passage_token_vectors"]
+    return result
 
   def _encode_pairs(self, h_q: jnp.ndarray | None, query_tokens: jnp.ndarray,
                     passage_tokens: jnp.ndarray, det: bool) -> dict[str, jnp.ndarray]:
@@ -260,13 +301,17 @@ class UnifiedRetrieverReader(nn.Module):
       det: no dropout.
 
     Returns a dict: passage_vectors [N, k, D], hidden [N, k, Lq + Lp, D] (the encoder outputs
-    after the final norm), pair_mask [N, k, Lq + Lp] and, when h_q is None,
-    query_pair_vectors [N, k, D].
+    after the final norm), pair_mask [N, k, Lq + Lp], when h_q is None query_pair_vectors
+    [N, k, D] and, with ``retriever_head`` set, passage_token_vectors [N, k, Lp, Dk] (and when
+    h_q is None query_pair_token_vectors [N, k, Lq, Dk]).
     """
     c = self.config.mt5
+    head = self.config.retriever_head
     copies = query_copies(query_tokens.shape[0], passage_tokens.shape[0])
     h_p = self._lower(passage_tokens, det)                        # [B, k, Lp, D]
     out = {"passage_vectors": repeat_rows(self._vectors(h_p, passage_tokens, False), copies)}
+    if head is not None:
+      out["passage_token_vectors"] = repeat_rows(self._head_states(h_p, head, False), copies)
     h_p = repeat_rows(h_p, copies)                                # [N, k, Lp, D]
     passage_tokens = repeat_rows(passage_tokens, copies)
     n, k, lp = passage_tokens.shape
@@ -275,6 +320,8 @@ class UnifiedRetrieverReader(nn.Module):
       pair_queries = jnp.broadcast_to(query_tokens[:, None], (n, k, lq))
       h_q = self._lower(pair_queries, det)                        # [N, k, Lq, D]
       out["query_pair_vectors"] = self._vectors(h_q, pair_queries, True)
+      if head is not None:
+        out["query_pair_token_vectors"] = self._head_states(h_q, head, True)
     else:
       h_q = jnp.broadcast_to(h_q[:, None], (n, k, lq, c.d_model))
     q_mask = query_tokens != c.pad_id
@@ -310,9 +357,18 @@ class UnifiedRetrieverReader(nn.Module):
     out = self.decoder(self.token_embedder(decoder_input_tokens), enc["memory"],
                        enc["memory_mask"], deterministic=not enable_dropout,
                        return_cross_probs=return_reader_relevance)
-    result = dict(query_vectors=enc["query_vectors"], passage_vectors=enc["passage_vectors"],
-                  retrieval_scores=jnp.einsum("bd,bkd->bk", enc["query_vectors"],
-                                              enc["passage_vectors"]))
+    result = dict(query_vectors=enc["query_vectors"], passage_vectors=enc["passage_vectors"])
+    if self.config.retriever_head is None:
+      result["retrieval_scores"] = jnp.einsum("bd,bkd->bk", enc["query_vectors"],
+                                              enc["passage_vectors"])
+    else:
+      pad = self.config.mt5.pad_id
+      copies = query_copies(query_tokens.shape[0], passage_tokens.shape[0])
+      result["query_token_vectors"] = enc["query_token_vectors"]
+      result["passage_token_vectors"] = enc["passage_token_vectors"]
+      result["retrieval_scores"] = own_maxsim_scores(
+          enc["query_token_vectors"], query_tokens != pad, enc["passage_token_vectors"],
+          repeat_rows(passage_tokens, copies) != pad)
     if return_reader_relevance:
       h, probs = out
       first = probs[:, :, 0, :].reshape(probs.shape[0], probs.shape[1], k, -1)  # [N,H,K,Lpair]
@@ -347,8 +403,7 @@ class UnifiedRetrieverReader(nn.Module):
     c = self.config.mt5
     if not 0 <= head < c.num_heads:
       raise ValueError(f"head {head} outside [0, {c.num_heads})")
-    q_states, k_states = self.encoder.layer_query_key(self._lower(tokens, True), self._r)
-    return (q_states if is_query else k_states)[..., head, :]
+    return self._head_states(self._lower(tokens, True), head, is_query)
 
   def maxsim_scores(self, query_tokens: jnp.ndarray, passage_tokens: jnp.ndarray,
                     head: int) -> jnp.ndarray:
@@ -365,11 +420,8 @@ class UnifiedRetrieverReader(nn.Module):
     Returns:
       float32 scores [B, K].
     """
-    c = self.config.mt5
-    q = self.retrieval_token_states(query_tokens, head, True).astype(jnp.float32)   # [B,Lq,Dk]
-    p = self.retrieval_token_states(passage_tokens, head, False).astype(jnp.float32)
-    sim = jnp.einsum("bqd,bkpd->bkqp", q, p)                     # p: [B, K, Lp, Dk]
-    sim = jnp.where((passage_tokens != c.pad_id)[:, :, None, :], sim, -jnp.inf)
-    best = jnp.max(sim, axis=-1)                                   # [B, K, Lq]
-    q_mask = (query_tokens != c.pad_id)[:, None, :]
-    return jnp.sum(jnp.where(q_mask, best, 0.0), axis=-1)
+    pad = self.config.mt5.pad_id
+    return own_maxsim_scores(self.retrieval_token_states(query_tokens, head, True),
+                             query_tokens != pad,
+                             self.retrieval_token_states(passage_tokens, head, False),
+                             passage_tokens != pad)

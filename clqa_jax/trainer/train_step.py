@@ -107,8 +107,12 @@ def grad_cache_gradients(objective: objectives_lib.ClrPtObjective, model: Unifie
   flat_teacher = jax.tree.map(microbatch.merge, t_out)
   t_scores = teacher.scores(flat_teacher, flat_teacher)
   mask_n = microbatch.merge(objectives_lib.passage_mask(mbs)).reshape(-1)
+  token_masks = objective.token_masks(
+      {k: microbatch.merge(mbs[k]) for k in ("query_en_tokens", "query_tokens",
+                                             "passage_tokens")})
   (ret_loss, ret_metrics), vector_grads = jax.value_and_grad(
-      objective.retrieval_loss, has_aux=True)(flat_vectors, t_scores, mask_n, num_questions)
+      objective.retrieval_loss, has_aux=True)(flat_vectors, t_scores, mask_n, num_questions,
+                                              token_masks)
   vector_grads = jax.tree.map(lambda g: microbatch.unmerge(g, n_mb), vector_grads)
 
   # (3) Per-microbatch backprop of the reader losses plus the surrogate <v, g>.
