@@ -103,6 +103,8 @@ def test_forward_token_vectors_are_the_head_states(maxsim_model):
   with pytest.raises(ValueError, match="retriever_head=9 must be None or a head index"):
     UnifiedConfig(mt5=model.config.mt5, retriever_head=9)
   assert UnifiedConfig.from_dict(model.config.to_dict()) == model.config
+  with pytest.raises(ValueError, match="scorer='dense' needs a single-vector teacher"):
+    Teacher(model=model)
 
 
 def test_objectives_use_the_maxsim_scores(maxsim_model):
