@@ -5,6 +5,9 @@ answer [<=50, EOS], answers (all golds, strings), source_pid, *_pretokenized str
 adds question_en [<=50] (the English cloze query), teacher_pids and teacher_scores.
 
   clqa.clr_pt.<lang>                   stage-1 parallel cloze (stage1/clr_pt.<lang>.jsonl-*)
+  clqa.clr_pt_code_switched.<lang>     the same records, the parallel query replaced by the
+                                       code-switched English query (gin
+                                       code_switch_dictionaries: MUSE en-<lang>.txt files)
   clqa.mlqa_pt.xor_retrieve.<lang>     stage-2 synthetic QA, English answers
   clqa.mlqa_pt.xor_full.<lang>         stage-2 synthetic QA, answers in <lang>
   clqa.xor_retrieve.<lang>             XOR-Retrieve eng-span, splits train / validation (TFDS)
@@ -17,7 +20,7 @@ adds question_en [<=50] (the English cloze query), teacher_pids and teacher_scor
                                        (store bound to lexa_hard_negatives.path)
 
 Mixtures (rate(l) ∝ n_l^alpha, alpha = gin ``language_mixing_alpha.alpha``, default 0):
-  clqa.clr_pt, clqa.mlqa_pt.xor_retrieve, clqa.mlqa_pt.xor_full, clqa.xor_retrieve,
+  clqa.clr_pt, clqa.clr_pt_code_switched, clqa.mlqa_pt.xor_retrieve, clqa.mlqa_pt.xor_full, clqa.xor_retrieve,
   clqa.xor_full, clqa.mkqa.
 
 Data paths resolve from ``data_root.path`` (default env CLQA_DATA_DIR) and the vocabulary from
@@ -85,6 +88,19 @@ for _lang in SYNTH_LANGUAGES:
        seqio.CacheDatasetPlaceholder(), pp.select_answer, pp.tokenize_answer],
       STAGE1_FEATURES)
 
+# Stage 1 with code-switched queries instead of the parallel ones (the official augmentation
+# when parallel queries are off): drawn after the cache, so anew every epoch.
+for _lang in SYNTH_LANGUAGES:
+  _add_task(
+      "clr_pt_code_switched", f"clqa.clr_pt_code_switched.{_lang}",
+      sources.JsonlShardsDataSource({"train": f"stage1/clr_pt.{_lang}.jsonl-*-of-*"},
+                                    kind="stage1"),
+      [pp.filter_answerable, pp.format_parallel_questions, pp.tokenize_questions,
+       seqio.CacheDatasetPlaceholder(), pp.code_switch_question,
+       functools.partial(pp.tokenize_questions, features=("question",)), pp.select_answer,
+       pp.tokenize_answer],
+      STAGE1_FEATURES)
+
 # Stage 2 (MLQA-PT), both variants.
 for _variant in ("xor_retrieve", "xor_full"):
   for _lang in SYNTH_LANGUAGES:
@@ -145,6 +161,7 @@ def register_language_mixture(name: str, family: str, languages: list[str] | Non
 
 
 _add_mixture("clqa.clr_pt", TASK_FAMILIES["clr_pt"], "train")
+_add_mixture("clqa.clr_pt_code_switched", TASK_FAMILIES["clr_pt_code_switched"], "train")
 _add_mixture("clqa.mlqa_pt.xor_retrieve", TASK_FAMILIES["mlqa_pt.xor_retrieve"], "train")
 _add_mixture("clqa.mlqa_pt.xor_full", TASK_FAMILIES["mlqa_pt.xor_full"], "train")
 _add_mixture("clqa.xor_retrieve", TASK_FAMILIES["xor_retrieve"], "train")

@@ -98,7 +98,8 @@ class LexaPtObjective:
 
   def loss(self, params: Any, batch: Batch, *, model: UnifiedModel, rng: jax.Array | None,
            num_questions: int, teacher: Any = None, teacher_params: Any = None,
-           enable_dropout: bool = True) -> tuple[jax.Array, Metrics]:
-    # The passage encoder runs in inference mode (embed_passages has no dropout).
-    del rng, teacher, teacher_params, enable_dropout
+           enable_dropout: bool = True, step: jax.Array | None = None
+           ) -> tuple[jax.Array, Metrics]:
+    # The passage encoder runs in inference mode (see gin/experiments/mini_lexa.gin).
+    del rng, teacher, teacher_params, enable_dropout, step
     return self.loss_from_vectors(self.vectors(model, params, batch), batch, num_questions)

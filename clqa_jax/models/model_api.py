@@ -87,8 +87,10 @@ class UnifiedModel:
     its passages (their lower stack runs once; ``UnifiedRetrieverReader.encode_for_reader``).
 
     Returns logits [N, T, V], query_vectors [N, D], passage_vectors [N, K, D],
-    retrieval_scores [N, K] and, when asked, reader_relevance [N, K]. ``rng`` seeds dropout
-    (used only with ``enable_dropout``).
+    retrieval_scores [N, K] and, when asked, reader_relevance [N, K]; a MaxSim model
+    (``UnifiedConfig.retriever_head``) also query_token_vectors [N, Lq, Dk] and
+    passage_token_vectors [N, K, Lp, Dk], and its retrieval_scores are the MaxSim sums.
+    ``rng`` seeds dropout (used only with ``enable_dropout``).
     """
     rngs = {"dropout": rng} if (enable_dropout and rng is not None) else {}
     return self.module.apply({"params": params}, query_tokens, passage_tokens,
@@ -97,12 +99,12 @@ class UnifiedModel:
 
   def loss_fn(self, params: Params, batch: Batch, rng: jax.Array | None, *,
               objective: "Objective", num_questions: int, teacher: "Teacher | None" = None,
-              teacher_params: Params = None,
-              enable_dropout: bool = True) -> tuple[jax.Array, "Metrics"]:
+              teacher_params: Params = None, enable_dropout: bool = True,
+              step: jax.Array | None = None) -> tuple[jax.Array, "Metrics"]:
     """``objective``'s (loss, metrics) of this model on ``batch`` (see ``losses.objective``)."""
     return objective.loss(params, batch, model=self, rng=rng, num_questions=num_questions,
                           teacher=teacher, teacher_params=teacher_params,
-                          enable_dropout=enable_dropout)
+                          enable_dropout=enable_dropout, step=step)
 
   # -- reading -------------------------------------------------------------------------------
 
@@ -151,15 +153,24 @@ class UnifiedModel:
 
   # -- retrieval -----------------------------------------------------------------------------
 
+  def _check_single_vector(self, what: str) -> None:
+    head = getattr(getattr(self.module, "config", None), "retriever_head", None)
+    if head is not None:
+      raise ValueError(f"{what}: the passage index and refresh are single-vector, but this model "
+                       f"scores with MaxSim (UnifiedConfig.retriever_head={head}); train it with "
+                       "fixed passages (retrieval='teacher_pids') and no dev evaluation")
+
   def embed_queries(self, params: Params, query_tokens: jax.Array, *,
                     rng: jax.Array | None = None, enable_dropout: bool = False) -> jax.Array:
     """query_tokens int32 [N, Lq] -> query vectors [N, D] (lower stack and head only).
     ``rng`` seeds dropout (used only with ``enable_dropout``: retriever-only training)."""
+    self._check_single_vector("embed_queries")
     return self._embed("encode_queries", params, query_tokens, rng, enable_dropout)
 
   def embed_passages(self, params: Params, passage_tokens: jax.Array, *,
                      rng: jax.Array | None = None, enable_dropout: bool = False) -> jax.Array:
     """passage_tokens int32 [N, Lp] -> passage vectors [N, D] (lower stack and head only)."""
+    self._check_single_vector("embed_passages")
     return self._embed("encode_passages", params, passage_tokens, rng, enable_dropout)
 
   def _embed(self, method: str, params: Params, tokens: jax.Array, rng: jax.Array | None,

@@ -52,15 +52,15 @@ def _microbatch_rng(rng: jax.Array, m, num_microbatches: int) -> jax.Array:
 
 def accumulated_gradients(objective: Objective, model: UnifiedModel, params: Any, batch: Batch,
                           rng: jax.Array, *, num_microbatches: int, teacher: Teacher | None,
-                          teacher_params: Any, enable_dropout: bool = True
-                          ) -> tuple[Any, Metrics]:
+                          teacher_params: Any, enable_dropout: bool = True,
+                          step: jax.Array | None = None) -> tuple[Any, Metrics]:
   """Gradient and metrics of ``objective.loss`` summed over microbatches (plain accumulation)."""
   num_questions = microbatch.num_rows(batch)
 
   def loss_fn(p, mb, r):
     return model.loss_fn(p, mb, r, objective=objective, num_questions=num_questions,
                          teacher=teacher, teacher_params=teacher_params,
-                         enable_dropout=enable_dropout)
+                         enable_dropout=enable_dropout, step=step)
 
   grad_fn = jax.grad(loss_fn, has_aux=True)
   if num_microbatches == 1:
@@ -110,8 +110,12 @@ def grad_cache_gradients(objective: objectives_lib.ClrPtObjective, model: Unifie
   flat_teacher = jax.tree.map(microbatch.merge, t_out)
   t_scores = teacher.scores(flat_teacher, flat_teacher)
   mask_n = microbatch.merge(objectives_lib.passage_mask(mbs)).reshape(-1)
+  token_masks = objective.token_masks(
+      {k: microbatch.merge(mbs[k]) for k in ("query_en_tokens", "query_tokens",
+                                             "passage_tokens")})
   (ret_loss, ret_metrics), vector_grads = jax.value_and_grad(
-      objective.retrieval_loss, has_aux=True)(flat_vectors, t_scores, mask_n, num_questions)
+      objective.retrieval_loss, has_aux=True)(flat_vectors, t_scores, mask_n, num_questions,
+                                              token_masks)
   vector_grads = jax.tree.map(lambda g: microbatch.unmerge(g, n_mb), vector_grads)
 
   # (3) Per-microbatch backprop of the reader losses plus the surrogate <v, g>.
@@ -199,7 +203,7 @@ def make_train_step(*, model: UnifiedModel, objective: Objective,
                                               num_microbatches=num_microbatches)
     else:
       grads, metrics = accumulated_gradients(objective, model, state.params, batch, rng,
-                                             **kwargs)
+                                             step=state.step, **kwargs)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics = dict(metrics)
