@@ -3,8 +3,8 @@ eval/index/infer`` read. ``write_exported`` is its only writer, ``load_exported`
 
 An export directory holds:
   manifest.json       {"format": "clqa-export", "format_version": 1, "dtype", "source": {...},
-                       "param_count", "vocab_sha256", "files": {...}, "sha256": {...},
-                       "created"}
+                       "param_count", "params_sha256", "vocab_sha256", "files": {...},
+                       "sha256": {...}, "created"}
   model_config.json   {"kind": "unified"|"mt5", "config": the config's to_dict()}
   params/             the parameters (orbax StandardCheckpointer, float32 or bfloat16)
   vocab/spm.model     the SentencePiece model the checkpoint was trained with (a copy)
@@ -252,6 +252,19 @@ def load_exported(path: str, *, shardings: Any = None, dtype: str | None = None,
   return config, params, vocab_path, manifest
 
 
+def params_sha256(params: Any) -> str:
+  """The identity of a parameter tree's content: sha256 over each leaf's path, dtype, shape and
+  bytes, in tree order (what an index built with the export is tied to; it survives copies)."""
+  import jax  # pylint: disable=g-import-not-at-top
+
+  h = hashlib.sha256()
+  for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+    array = np.ascontiguousarray(np.asarray(leaf))
+    h.update(f"{jax.tree_util.keystr(path)}|{array.dtype.str}|{array.shape}|".encode())
+    h.update(array.tobytes())
+  return h.hexdigest()
+
+
 def _sha256(path: str) -> str:
   h = hashlib.sha256()
   with fileio.open(path, "rb") as f:
@@ -309,6 +322,7 @@ def write_exported(out_dir: str, config, params: Any, vocab_path: str, *,
   manifest = {
       "format": FORMAT, "format_version": FORMAT_VERSION, "dtype": dtype,
       "param_count": int(sum(np.size(x) for x in jax.tree.leaves(host))),
+      "params_sha256": params_sha256(host),
       "retriever_layer": getattr(config, "resolved_retriever_layer", None),
       "vocab_sha256": _sha256(vocab_path), "vocab_source": fileio.abspath(vocab_path),
       "source": source or {}, "files": files,

@@ -47,7 +47,8 @@ def export_fingerprint(manifest: dict[str, Any]) -> dict[str, Any]:
   it lies (stored in index.json and with every embedding shard)."""
   return json.loads(json.dumps({
       "created": manifest.get("created"), "source": manifest.get("source"),
-      "dtype": manifest.get("dtype"), "vocab_sha256": manifest.get("vocab_sha256")}))
+      "dtype": manifest.get("dtype"), "params_sha256": manifest.get("params_sha256"),
+      "vocab_sha256": manifest.get("vocab_sha256")}))
 
 
 # Indexes written before fingerprints were content-only also recorded the export's absolute
