@@ -3,7 +3,9 @@
     clqa demo --out /tmp/clqa_demo
 
 synth -> vocabulary -> English teacher -> stage 1 (CLR-PT) -> stage 2 (MLQA-PT with passage
-refresh) -> export -> XOR-Retrieve / XOR-Full dev evaluation; prints the per-language table.
+refresh) -> fine-tuning -> export -> XOR-Retrieve / XOR-Full dev evaluation of the untrained
+model, a BM25 baseline and every stage; prints the result table (also OUT/results.json) and
+exits 1 when the final model does not beat the untrained one (demo_results.learning_failures).
 Each step is skipped when a previous run completed it (OUT/steps/<step>.json).
 """
 from __future__ import annotations
@@ -33,9 +35,10 @@ def run(args: argparse.Namespace) -> int:
   # --gin_file / --gin.X=Y apply to every training run (after its experiment file).
   overrides = {"gin_files": tuple(args.gin_file), "gin_bindings": tuple(args.gin_bindings)}
   if args.steps is not None:
-    overrides.update(teacher_steps=args.steps, stage1_steps=args.steps, stage2_steps=args.steps)
+    overrides.update(teacher_steps=args.steps, stage1_steps=args.steps, stage2_steps=args.steps,
+                     finetune_steps=args.steps)
   for name in ("refresh_every", "batch_size", "num_passages"):
     if getattr(args, name) is not None:
       overrides[name] = getattr(args, name)
-  demo.run_demo(demo.DemoConfig(out=args.out, **overrides))
-  return 0
+  result = demo.run_demo(demo.DemoConfig(out=args.out, **overrides))
+  return 1 if result["failures"] else 0
