@@ -299,6 +299,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
 
   def evaluate_stage(name: str, run: dict[str, Any]) -> dict[str, Any]:
     work_dir = fileio.join(cfg.out, "stages", name)
+    fileio.rmtree(work_dir)  # an interrupted attempt's index belongs to its own export
     export_dir = fileio.join(work_dir, "export")
     export(run, export_dir)
     return evaluate(cfg, export_dir, work_dir)
