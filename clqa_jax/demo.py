@@ -18,9 +18,11 @@
 
 The result table (``demo_results``: one row per model, untrained first, final last) is printed
 and written as OUT/results.json and OUT/results.png. Every step records OUT/steps/<step>.json
-when it completes; a rerun skips completed steps (and the training runs resume from their own
-checkpoints when a step was interrupted). Programs are compiled once into OUT/jax_cache.
-``prepare_data`` (synth + vocab) is also what the integration tests build their data root with.
+when it completes, with the settings that define it (``STEP_SETTINGS``); a rerun skips completed
+steps (and the training runs resume from their own checkpoints when a step was interrupted), and
+refuses to start when a completed step was made with other settings: its results would be shown
+as those of the new ones. Programs are compiled once into OUT/jax_cache. ``prepare_data``
+(synth + vocab) is also what the integration tests build their data root with.
 """
 from __future__ import annotations
 
@@ -147,13 +149,77 @@ class DemoConfig:
     return fileio.join(self.out, "runs", name)
 
 
+# The DemoConfig fields that define each step's result (recorded in OUT/steps/<step>.json).
+# A training step depends on the earlier ones through their checkpoints; a rerun refuses any
+# changed field of a completed step, so each step lists only its own.
+_EVAL_SETTINGS = ("num_passages", "retrieval_depth", "max_answer_tokens")
+STEP_SETTINGS: dict[str, tuple[str, ...]] = {
+    "synth": (),
+    "vocab": (),
+    "untrained": ("batch_size", "num_passages", "gin_files", "gin_bindings"),
+    "eval_untrained": _EVAL_SETTINGS,
+    BASELINE: ("retrieval_depth",),
+    "teacher": ("teacher_steps", "batch_size", "num_passages", "gin_files", "gin_bindings"),
+    "eval_teacher": _EVAL_SETTINGS,
+    "stage1": ("stage1_steps", "batch_size", "num_passages", "retrieval_depth",
+               "max_answer_tokens", "gin_files", "gin_bindings"),
+    "eval_stage1": _EVAL_SETTINGS,
+    "stage2": ("stage2_steps", "refresh_every", "batch_size", "num_passages", "retrieval_depth",
+               "max_answer_tokens", "gin_files", "gin_bindings"),
+    "eval_stage2": _EVAL_SETTINGS,
+    "finetune": ("finetune_steps", "refresh_every", "batch_size", "num_passages",
+                 "retrieval_depth", "max_answer_tokens", "gin_files", "gin_bindings"),
+    "export": (),
+    "eval": _EVAL_SETTINGS,
+}
+# The DemoConfig fields that change where or how fast a step runs, or what is checked after,
+# not what a step computes.
+NOT_STEP_SETTINGS = ("out", "jax_cache", "min_r5_gain")
+
+
+def step_settings(cfg: DemoConfig, name: str) -> dict[str, Any]:
+  """{field: value} of the settings that define step ``name``, as JSON stores them."""
+  return json.loads(json.dumps({f: getattr(cfg, f) for f in STEP_SETTINGS[name]}))
+
+
+def _step_record(cfg: DemoConfig, name: str) -> str:
+  return fileio.join(cfg.out, "steps", f"{name}.json")
+
+
+def check_step_settings(cfg: DemoConfig) -> None:
+  """Refuses a rerun whose settings differ from those a completed step recorded
+  (``synth.manifest.StageConflictError``, naming the step record and the changed settings)."""
+  from clqa_jax.synth.manifest import StageConflictError  # pylint: disable=g-import-not-at-top
+
+  changed = []  # (record, ["name old -> new", ...]) of each completed step that differs
+  for name in STEPS:
+    record = _step_record(cfg, name)
+    if not STEP_SETTINGS[name] or not fileio.exists(record):
+      continue
+    recorded = fileio.read_json(record).get("settings")
+    now = step_settings(cfg, name)
+    if recorded is None:
+      changed.append((record, ["settings not recorded (an older clqa made it)"]))
+    elif recorded != now:
+      changed.append((record, [f"{k} {recorded.get(k)!r} -> {now.get(k)!r}"
+                               for k in sorted(set(recorded) | set(now))
+                               if recorded.get(k) != now.get(k)]))
+  if changed:
+    record, differences = changed[0]
+    later = [fileio.basename(r) for r, _ in changed[1:]]
+    also = f" (also {', '.join(later)})" if later else ""
+    raise StageConflictError(
+        f"{record}: {', '.join(differences)}: this step finished with other settings{also}; "
+        f"use a new --out, or remove {cfg.out} to run every step again")
+
+
 def _print(msg: str) -> None:
   print(msg, flush=True)
 
 
 def _step(cfg: DemoConfig, name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
   """Runs a step unless its completion record exists; writes the record atomically."""
-  record = fileio.join(cfg.out, "steps", f"{name}.json")
+  record = _step_record(cfg, name)
   if fileio.exists(record):
     done = fileio.read_json(record)
     _print(f"[{name}] already complete ({done.get('seconds', 0):.0f}s earlier): skipped")
@@ -162,6 +228,7 @@ def _step(cfg: DemoConfig, name: str, fn: Callable[[], dict[str, Any]]) -> dict[
   started = time.time()
   info = dict(fn() or {})
   info["seconds"] = time.time() - started
+  info["settings"] = step_settings(cfg, name)
   fileio.atomic_write(record, json.dumps(info, indent=1, ensure_ascii=False, default=str))
   _print(f"[{name}] done in {info['seconds']:.1f}s")
   return info
@@ -282,6 +349,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
   from clqa_jax.eval.table import LanguageTable  # pylint: disable=g-import-not-at-top
 
   started = time.time()
+  check_step_settings(cfg)
   fileio.makedirs(cfg.out)
   if cfg.jax_cache is not None:
     jax.config.update("jax_compilation_cache_dir", cfg.jax_cache or fileio.join(cfg.out,
@@ -360,7 +428,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
          "config.gin), export/ (final model), index/, eval/ (its reports), stages/<model>/ "
          "(the other rows' exports and reports)")
   _print("(the mini corpus is tiny: 96 English passages, so R@5kt spans about half of the "
-         "English corpus; the figures show the method learning on it, not model quality)")
+         "English corpus; the figures show whether the method learns on it, not model quality)")
   _print(f"total runtime {total:.1f}s (this invocation; completed steps were skipped)")
   failures = ([] if cfg.min_r5_gain is None
               else demo_results.learning_failures(rows, cfg.min_r5_gain))

@@ -20,12 +20,17 @@ On GCS a single object is already atomic; a directory has no atomic rename, so
 ``publish_dir`` moves its files one by one and writes ``commit_marker`` (when given) last:
 readers that require the marker never see a partial directory.
 
+Locks are made of ``create_exclusive`` (create-if-absent: ``O_EXCL`` locally,
+``ifGenerationMatch=0`` on GCS) and ``read_versioned`` + ``remove_if_version`` (compare-and-delete).
+
 Libraries that only take local filenames (SentencePiece, ScaNN, ``np.load(mmap_mode=...)``)
 read remote files through ``local_copy`` and write them through ``staged_local_dir``.
 """
 from __future__ import annotations
 
+import builtins
 import contextlib
+import hashlib
 import json
 import os
 import posixpath
@@ -80,6 +85,29 @@ def basename(path: PathLike) -> str:
 def abspath(path: PathLike) -> str:
   """Absolute local paths; remote paths unchanged."""
   return as_str(path) if is_remote(path) else os.path.abspath(as_str(path))
+
+
+def relative_to(path: PathLike, directory: PathLike) -> str | None:
+  """``path`` relative to ``directory`` (``/``-separated) when it lies strictly inside it, else
+  None. What a manifest records for a file of its own directory, so that a copy of the
+  directory (``cp -r``, ``gsutil cp -r``) still finds it."""
+  path, directory = abspath(path).rstrip("/"), abspath(directory).rstrip("/")
+  if is_remote(path) != is_remote(directory):
+    return None
+  if is_remote(path):
+    return path[len(directory) + 1:] if path.startswith(directory + "/") else None
+  rel = os.path.relpath(path, directory)
+  if rel == os.curdir or rel == os.pardir or rel.startswith(os.pardir + os.sep):
+    return None
+  return rel.replace(os.sep, "/")
+
+
+def resolve(directory: PathLike, recorded: str) -> str:
+  """A path a manifest in ``directory`` recorded: an absolute or remote one as it is, a
+  relative one (``relative_to``'s) below ``directory``."""
+  if is_remote(recorded) or os.path.isabs(recorded):
+    return recorded
+  return join(directory, *recorded.split("/"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -168,8 +196,6 @@ def open(path: PathLike, mode: str = "r", encoding: str | None = "utf-8") -> IO[
   Use ``atomic_open`` to write an artifact: a plain ``open(path, "w")`` exposes partial files.
   """
   if "b" in mode or not is_remote(path):
-    import builtins  # pylint: disable=g-import-not-at-top
-
     if is_remote(path):
       return as_path(path).open(mode)
     return builtins.open(as_str(path), mode, encoding=None if "b" in mode else encoding)
@@ -274,6 +300,95 @@ def remove(path: PathLike, missing_ok: bool = False) -> None:
   except FileNotFoundError:
     if not missing_ok:
       raise
+
+
+# ---------------------------------------------------------------------------------------------
+# Create-if-absent and compare-and-delete: what locks are made of
+
+
+def create_exclusive(path: PathLike, data: bytes) -> None:
+  """Creates ``path`` holding ``data`` only if nothing exists there, else ``FileExistsError``.
+
+  Atomic against every other writer: locally ``O_CREAT|O_EXCL`` (the content is fsynced; a
+  reader can see the file empty for an instant), on GCS an upload with ``ifGenerationMatch=0``
+  that the server refuses (412) when the object exists. A retried GCS request can report
+  ``FileExistsError`` for the object this call created: compare the content to tell.
+  """
+  path = as_str(path)
+  if is_remote(path):
+    _remote_fs(path).pipe_file(path, data, mode="create")
+    return
+  parent = dirname(path)
+  if parent:
+    makedirs(parent)
+  fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+  try:
+    with os.fdopen(fd, "wb") as f:
+      f.write(data)
+      f.flush()
+      os.fsync(f.fileno())
+  except BaseException:
+    os.remove(path)
+    raise
+
+
+def _local_version(st: os.stat_result, content: bytes) -> str:
+  # The inode alone is not enough: a file system reuses a deleted file's inode number.
+  return f"{st.st_dev}:{st.st_ino}:{hashlib.sha256(content).hexdigest()}"
+
+
+def read_versioned(path: PathLike) -> tuple[bytes, str]:
+  """A file's content and a token naming this version of it, for ``remove_if_version``
+  (``FileNotFoundError`` when it is missing). On GCS the token is the object's generation,
+  read with the content in one request."""
+  path = as_str(path)
+  if is_remote(path):
+    fs = _remote_fs(path)
+    bucket, key, _ = fs.split_path(path)
+    # GCS sends the generation of what it served with every download (tensorstore's
+    # conditional writes, under orbax, rely on the same header).
+    headers, content = fs.call("GET", "b/{}/o/{}", bucket, key, alt="media")
+    return content, str(headers["x-goog-generation"])
+  with builtins.open(path, "rb") as f:
+    content = f.read()
+    return content, _local_version(os.fstat(f.fileno()), content)
+
+
+def remove_if_version(path: PathLike, version: str) -> bool:
+  """Removes ``path`` only if it still is the version ``read_versioned`` returned; whether it
+  removed it. Atomic against other calls of this function and ``create_exclusive``: on GCS a
+  delete with ``ifGenerationMatch``, locally under an exclusive ``flock`` of the file."""
+  path = as_str(path)
+  if is_remote(path):
+    fs = _remote_fs(path)
+    bucket, key, _ = fs.split_path(path)
+    try:
+      fs.call("DELETE", "b/{}/o/{}", bucket, key, ifGenerationMatch=version)
+    except (FileExistsError, FileNotFoundError):  # 412: another generation; 404: gone
+      return False
+    finally:
+      fs.invalidate_cache(path)
+    return True
+  import fcntl  # pylint: disable=g-import-not-at-top
+
+  try:
+    f = builtins.open(path, "rb")
+  except FileNotFoundError:
+    return False
+  with f:
+    # Concurrent removers queue here; the open file keeps its inode number from being reused.
+    fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+    opened = os.fstat(f.fileno())
+    if _local_version(opened, f.read()) != version:
+      return False
+    try:
+      now = os.stat(path)
+    except FileNotFoundError:
+      return False
+    if (now.st_dev, now.st_ino) != (opened.st_dev, opened.st_ino):
+      return False  # removed by an earlier remover, and maybe created again
+    os.remove(path)
+    return True
 
 
 def rmtree(path: PathLike, missing_ok: bool = True) -> None:

@@ -9,7 +9,7 @@ now and then (whenever tensorstore's cached manifest is stale). This adds what r
 
   * media downloads and metadata reads carry ``x-goog-generation`` / ``x-goog-metageneration``;
   * ``ifGenerationMatch`` (``0``: the object must not exist) answers 412 on a mismatch, on
-    reads, uploads and deletes;
+    reads, uploads (media and multipart) and deletes;
   * ``ifGenerationNotMatch`` answers 304 on a read (412 on a write) when the generation matches.
 
 The emulator's HTTP server handles one request at a time, so a check and the write after it
@@ -91,13 +91,22 @@ def _writing(handler, name_of):
   return wrapped
 
 
+def _inserted_name(request) -> str | None:
+  """The object an upload writes: the ``name`` query parameter, or for a multipart upload
+  (gcsfs's small files) the name in its metadata part."""
+  name = _query(request, "name")
+  if name is None and _query(request, "uploadType") == "multipart":
+    name = (request.data or {}).get("meta", {}).get("name")
+  return name
+
+
 def install() -> None:
   """Wraps the emulator's object handlers; must run before its server module is imported
   (the route table holds the handler functions)."""
   assert "gcp_storage_emulator.server" not in sys.modules, "install() before the server import"
   objects.download = _reading(objects.download)
   objects.get = _reading(objects.get)
-  objects.insert = _writing(objects.insert, lambda r: _query(r, "name"))
+  objects.insert = _writing(objects.insert, _inserted_name)
   objects.delete = _writing(objects.delete, lambda r: r.params["object_id"])
 
 

@@ -1,6 +1,7 @@
 """Bad input to every ``clqa`` subcommand: one line on stderr naming the file, flag or field,
 exit status 2, no traceback. Run in-process (``cli.main.main``): every row fails before any
 model is built or any data is read past the bad part."""
+import hashlib
 import json
 import os
 
@@ -9,6 +10,22 @@ import pytest
 
 from clqa_jax.cli import errors as cli_errors
 from clqa_jax.cli import main as cli_main
+
+
+# The bytes put in place of an export's vocab/spm.model.
+SWAPPED_VOCAB = b"another SentencePiece model\n"
+
+
+def _export_with_swapped_vocabulary(directory: str) -> str:
+  from clqa_jax.checkpoints import exported
+  from fixtures.data.tiny_vocab import tiny_vocab_path
+  from fixtures.export import tiny_run
+
+  config = tiny_run.tiny_config()
+  exported.write_exported(directory, config, tiny_run.tiny_params(config), tiny_vocab_path())
+  with open(os.path.join(directory, exported.VOCAB_FILE), "wb") as f:
+    f.write(SWAPPED_VOCAB)
+  return directory
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +46,17 @@ def files(tmp_path_factory):
                                         '"answers": ["x"]}\n{"id": "b", oops\n'),
       "noanswers": write("noanswers.jsonl", '{"id": "a", "lang": "ja", "answers": []}\n'),
       "emptyq": write("emptyq.jsonl", '{"id": "a", "question": "  "}\n'),
+      "nolangq": write("nolangq.jsonl", '{"id": "j", "question": "日本の首都は？"}\n'
+                                        '{"id": "e", "question": "Who wrote it?"}\n'),
       "dupq": write("dupq.jsonl", '{"id": "a", "question": "q1"}\n{"id": "a", "question": "q2"}\n'),
+      "mkqa_dotdot": write("mkqa_dotdot.jsonl", json.dumps(
+          {"example_id": 1, "queries": {"en": "q", "../x": "q"},
+           "answers": {"en": [{"type": "entity", "text": "a"}],
+                       "../x": [{"type": "entity", "text": "a"}]}}) + "\n"),
+      "mkqa_jp": write("mkqa_jp.jsonl", json.dumps(
+          {"example_id": 1, "queries": {"en": "q"},
+           "answers": {"en": [{"type": "entity", "text": "a"}],
+                       "jp": [{"type": "entity", "text": "a"}]}}) + "\n"),
       "pred": write("pred.json", '{"a": "x"}'),
       "badpred": write("badpred.json", '{"a": '),
       "retrieve_pred": write("rpred.json", '[{"id": "a", "lang": "ja", "ctxs": ["x"]}]'),
@@ -42,9 +69,19 @@ def files(tmp_path_factory):
   }
   f["under_file"] = os.path.join(f["afile"], "sub")
   f["model_dir_gin"] = write("model_dir.gin", f"MODEL_DIR = '{root / 'afile' / 'run'}'\n")
+  for lang in ("en", "ar", "bn", "fi", "ja", "ko", "ru", "te"):  # synth/mini.gin's langs
+    os.makedirs(root / "empty_corpus" / "articles" / lang)
+  os.makedirs(root / "empty_corpus" / "xor")
+  f["empty_corpus"] = str(root / "empty_corpus")
+  from clqa_jax import demo
+  os.makedirs(root / "demo_done" / "steps")
+  f["demo_done"] = str(root / "demo_done")
+  write(os.path.join("demo_done", "steps", "teacher.json"), json.dumps(
+      {"settings": demo.step_settings(demo.DemoConfig(out=f["demo_done"]), "teacher")}))
   for name in ("export", "index"):
     os.makedirs(root / name)
     f[name] = str(root / name)
+  f["swapped_export"] = _export_with_swapped_vocabulary(str(root / "swapped_export"))
   return f
 
 
@@ -72,6 +109,12 @@ CASES = [
     ("metrics mkqa-convert --data_file {gold} --output_dir {dir} --lang jp", "'jp'"),
     ("metrics mkqa-convert --data_file {gold} --output_dir {under_file}", "--output_dir"),
     ("metrics mkqa-convert --data_file {missing} --output_dir {dir}", "--data_file"),
+    ("metrics mkqa-convert --data_file {mkqa_dotdot} --output_dir {dir}/m",
+     "mkqa_dotdot.jsonl:1: queries: '../x' is not an MKQA language code"),
+    ("metrics mkqa-convert --data_file {mkqa_jp} --output_dir {dir}/m",
+     "mkqa_jp.jsonl:1: answers: 'jp' is not an MKQA language code"),
+    ("metrics mkqa --data_file {mkqa_jp} --pred_file {pred} --lang en",
+     "mkqa_jp.jsonl:1: answers: 'jp'"),
     ("metrics xor-full --pred_file {pred}", "--data_file"),
     ("metrics", "METRIC"),
     ("metrics no-such-metric", "no-such-metric"),
@@ -94,6 +137,9 @@ CASES = [
     ("eval --export {export} --index {index} --data_file {gold} --out {dir} --search fast",
      "--search"),
     ("eval --index {index} --data_file {gold} --out {dir}", "--export"),
+    ("eval --export {swapped_export} --index {index} --data_file {gold} --out {dir}",
+     f"swapped_export/vocab/spm.model: sha256 is {hashlib.sha256(SWAPPED_VOCAB).hexdigest()}, "
+     "but "),
     ("eval --export {export} --index {index} --data_file {gold} --out {dir} --gin.X",
      "needs a value"),
     # infer
@@ -113,6 +159,13 @@ CASES = [
     ("infer --export {export} --index {missing} --question q", "--index"),
     ("infer --export {export} --index {index} --question q --out {under_file}", "--out"),
     ("infer --export {export} --index {index}", "--question"),
+    ("infer --export {export} --index {index} --question Who_wrote_Kalevala?",
+     "--question: lang: cannot tell the language of 'Who_wrote_Kalevala?': it is in Latin "
+     "script, which en, fi, es, de, ... share; give --lang"),
+    ("infer --export {export} --index {index} --question 東京都", "Japanese or Chinese"),
+    ("infer --export {export} --index {index} --question What_is_Москва?", "mixes scripts"),
+    ("infer --export {export} --index {index} --questions_file {nolangq}",
+     "nolangq.jsonl: id e: lang: cannot tell the language of 'Who wrote it?'"),
     # index
     ("index --export {export} --corpus {missing} --out {dir}", "--corpus"),
     ("index --export {missing} --corpus {tsv} --out {dir}", "--export"),
@@ -124,6 +177,8 @@ CASES = [
     ("index --export {export} --corpus {tsv} --out {dir} --passage_store {under_file}",
      "--passage_store"),
     ("index --export {export} --corpus {tsv} --out {dir} --searcher fast", "--searcher"),
+    ("index --export {swapped_export} --corpus {tsv} --out {dir}/index_out",
+     "swapped_export/manifest.json field 'vocab_sha256' records "),
     # import
     ("import hf_mt5 --src {missing} --out {dir}/imported", "--src"),
     ("import hf_mt5 --src {dir} --out {dir}/imported --retriever_layer 3", "--retriever_layer"),
@@ -139,6 +194,7 @@ CASES = [
     ("export --checkpoint_dir {dir} --out {dir}/exported --model_config {missing}",
      "--model_config"),
     ("export --checkpoint_dir {dir} --out {dir}/exported --format onnx", "--format"),
+    ("export --checkpoint_dir {swapped_export} --out {dir}/exported", "vocab/spm.model: sha256"),
     # vocab
     ("vocab train --input {missing} --out {dir}/v.model", "--input"),
     ("vocab train --input {txt} --out {dir}/v.model --vocab_size 0", "--vocab_size"),
@@ -177,9 +233,19 @@ CASES = [
     ("synth questions --gin_file synth/mini.gin --out {under_file}", "--out"),
     ("synth questions --gin_file synth/mini.gin --out {dir}/s --corpus {missing}", "--corpus"),
     ("synth translate --out {dir}/s", "translate"),
+    ("synth passages --gin_file synth/mini.gin --out {dir}/s --corpus {empty_corpus}",
+     "empty_corpus/articles: synth passages made no passages from it; check --corpus"),
+    ('synth qa --gin_file synth/mini.gin --out {dir}/s '
+     '--gin.HttpConfig.base_url="https://bob:pw@api.example.com/v1"',
+     "HttpConfig.base_url: https://api.example.com/v1 is given with credentials"),
+    ("synth questions --gin_file synth/mini.gin --out {dir}/s --corpus {empty_corpus}",
+     "empty_corpus/xor: holds no XOR-TyDi questions"),
     # demo
     ("demo --out {under_file}", "--out"),
     ("demo --out {dir}/demo --steps 0", "--steps"),
+    ("demo --out {demo_done} --steps 5",
+     "demo_done/steps/teacher.json: teacher_steps 40 -> 5: this step finished with other "
+     "settings; use a new --out, or remove"),
     # top level
     ("no-such-command", "no-such-command"),
 ]

@@ -97,15 +97,26 @@ def test_infer(exports, capsys, tmp_path):
                         "--max_answer_length", "4", "--show", "2"]) == 0
   out = capsys.readouterr().out
   assert "answer:" in out and out.count("  1. ") == 1 and "  2. " in out
+  # Without --lang the script decides (question_language.RULE).
+  assert cli_main.main(["infer", "--export", dirs[0], "--index", index, "--question",
+                        "日本の首都は？", "--reader_k", "3", "--max_answer_length", "4"]) == 0
+  assert "[ja] 日本の首都は？" in capsys.readouterr().out
   qfile = tmp_path / "q.jsonl"
   qfile.write_text('{"id": "a", "lang": "ja", "question": "日本の首都は？"}\n'
-                   '{"question": "What is the capital of Finland?"}\n', encoding="utf-8")
+                   '{"question": "What is the capital of Finland?"}\n'
+                   '{"question": "대한민국의 수도는?"}\n', encoding="utf-8")
   answers = tmp_path / "answers.jsonl"
   assert cli_main.main(["infer", "--export", dirs[0], "--index", index, "--questions_file",
                         str(qfile), "--reader_k", "3", "--max_answer_length", "4",
-                        "--out", str(answers)]) == 0
+                        "--out", str(answers), "--lang", "en"]) == 0
   rows = [json.loads(l) for l in answers.read_text(encoding="utf-8").splitlines()]
-  assert [r["id"] for r in rows] == ["a", "1"] and [r["lang"] for r in rows] == ["ja", "en"]
+  assert [r["id"] for r in rows] == ["a", "1", "2"]
+  assert [r["lang"] for r in rows] == ["ja", "en", "en"]      # --lang: records without "lang"
+  qfile.write_text('{"id": "k", "question": "대한민국의 수도는?"}\n', encoding="utf-8")
+  assert cli_main.main(["infer", "--export", dirs[0], "--index", index, "--questions_file",
+                        str(qfile), "--reader_k", "3", "--max_answer_length", "4",
+                        "--out", str(answers), "--show", "0"]) == 0
+  assert json.loads(answers.read_text(encoding="utf-8"))["lang"] == "ko"
   assert all(len(r["passages"]) == 3 and isinstance(r["answer"], str) for r in rows)
   scores = [p["score"] for p in rows[0]["passages"]]
   assert scores == sorted(scores, reverse=True)

@@ -167,14 +167,21 @@ def test_mkqa_malformed(tmp_path):
   empty_lang = json.loads(json.dumps(ok))
   empty_lang["answers"]["ja"] = []
   no_queries = {k: v for k, v in ok.items() if k != "queries"}
-  lines = [ok, bad_alias, bad_text, missing_lang, empty_lang, no_queries]
+  traversal = json.loads(json.dumps(ok))
+  traversal["queries"]["../x"] = traversal["answers"]["../x"] = "q"
+  unknown_answer_lang = json.loads(json.dumps(ok))
+  unknown_answer_lang["answers"]["en/.."] = []
+  lines = [ok, bad_alias, bad_text, missing_lang, empty_lang, no_queries, traversal,
+           unknown_answer_lang]
   path = _write(tmp_path, "m.jsonl", "\n".join(json.dumps(x, ensure_ascii=False) for x in lines) + "\n")
   e = _error(readers.read_mkqa_jsonl(path))
   assert (e.line, e.field) == (2, "answers.ja[0].aliases")
   stats = SkipStats()
   assert len(list(readers.read_mkqa_jsonl(path, skip_errors=True, stats=stats))) == 1
   assert dict(stats.by_field) == {"answers.ja[0].aliases": 1, "answers.en[0].text": 1,
-                                  "answers": 1, "answers.ja": 1, "queries": 1}
+                                  "answers": 2, "answers.ja": 1, "queries": 2}
+  e = _error(readers.read_mkqa_jsonl(_write(tmp_path, "t.jsonl", json.dumps(traversal))))
+  assert (e.line, e.field) == (1, "queries") and "'../x' is not an MKQA language code" in str(e)
 
 
 # -- synthetic stage-1 / stage-2 ---------------------------------------------------------------

@@ -7,6 +7,7 @@ The steps run in file order and share one bucket and one local root (module fixt
 whose inputs a failed earlier step should have made fails too.
 """
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -169,9 +170,20 @@ def test_export(data_roots):
     _clqa("export", "--checkpoint_dir", fileio.join(root, "run"), "--out",
           fileio.join(root, "export"))
   # orbax names its data files at random: the params are compared as arrays instead.
-  names = assert_same_tree(roots, "export", skip=re.compile(UNSTABLE.pattern + r"|^params/"))
-  assert "manifest.json" in names
+  names = assert_same_tree(roots, "export",
+                           skip=re.compile(UNSTABLE.pattern + r"|^params/|^manifest\.json$"))
+  assert "config.gin" in names
+  # config.gin names each root, so its recorded sha256 differs; the rest of the manifest not.
   from clqa_jax.checkpoints import exported  # pylint: disable=g-import-not-at-top
+  manifests = []
+  for _, r in roots.both():
+    manifest = json.loads(_relative_text(fileio.read_bytes(fileio.join(r, "export",
+                                                                       "manifest.json")), r))
+    gin_sha256 = manifest[exported.CHECKSUMS].pop("config.gin")
+    assert gin_sha256 == hashlib.sha256(fileio.read_bytes(fileio.join(r, "export",
+                                                                      "config.gin"))).hexdigest()
+    manifests.append(_comparable("manifest.json", json.dumps(manifest).encode()))
+  assert manifests[0] == manifests[1]
   (_, local_params, *_), (_, remote_params, *_) = (
       exported.load_exported(fileio.join(r, "export")) for _, r in roots.both())
   flat = [jax.tree_util.tree_leaves_with_path(p) for p in (local_params, remote_params)]

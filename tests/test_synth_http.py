@@ -107,3 +107,28 @@ def test_an_http_error_names_the_url_but_never_the_key(tmp_path, monkeypatch):
   assert "sk-secret-123" not in message
   assert http_backend.public_url("https://u:pw@api.example.com:8443/v1/x?key=k") == (
       "https://api.example.com:8443/v1/x")
+
+
+@pytest.mark.usefixtures("fresh_gin")
+def test_credentials_in_the_base_url_are_refused_before_anything_is_written(tmp_path, capsys):
+  from clqa_jax.cli import main as cli_main
+  from clqa_jax.synth import config as config_lib
+
+  url = "https://bob:s3cret@api.example.com/v1"
+  for make in (lambda: config_lib.HttpConfig(base_url=url, model="m"),
+               lambda: http_backend.HttpBackend(url, "m", cache_dir=str(tmp_path / "cache")),
+               lambda: config_lib.HttpConfig(base_url="https://tok3n@api.example.com/v1")):
+    with pytest.raises(ValueError, match="HttpConfig.base_url: https://api.example.com/v1 is "
+                                         "given with credentials") as e:
+      make()
+    assert "s3cret" not in str(e.value) and "bob" not in str(e.value)
+    assert "tok3n" not in str(e.value)
+  out = tmp_path / "synth"
+  assert cli_main.main(["synth", "qa", "--gin_file", "synth/mini.gin", "--gin_file",
+                        "synth/http.gin", "--out", str(out),
+                        f'--gin.HttpConfig.base_url="{url}"']) == 2
+  captured = capsys.readouterr()
+  assert captured.err.startswith("clqa synth: error: HttpConfig.base_url: ")
+  assert captured.err.count("\n") == 1 and "In call to" not in captured.err
+  assert "s3cret" not in captured.err + captured.out
+  assert not out.exists()

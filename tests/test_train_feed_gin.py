@@ -16,14 +16,19 @@ from clqa_jax.trainer import register_configurables  # noqa: F401
 
 EXPERIMENTS = sorted(os.path.basename(p) for p in glob.glob(os.path.join(
     os.path.dirname(os.path.dirname(__file__)), "gin", "experiments", "*.gin")))
+# UMR experiments run the rounds driver (tests/test_umr_rounds.py), not one loop.train.
 RUNS = [e for e in EXPERIMENTS if e not in ("mini_common.gin", "xor_common.gin",
-                                            "xor_refresh.gin", "dev_eval.gin")]
+                                            "xor_refresh.gin", "dev_eval.gin")
+        and not e.endswith("_umr.gin")]
 # experiment -> (task, corpus, refresh window or None)
 EXPECTED = {
     "mini_teacher_en.gin": ("clqa.clr_pt", "passages/psgs_w100.tsv", None),
     "mini_clr_pt.gin": ("clqa.clr_pt", "passages/psgs_w100.tsv", None),
     "mini_mlqa_pt.gin": ("clqa.mlqa_pt.xor_retrieve", "passages/psgs_w100.tsv", "next"),
     "mini_finetune.gin": ("clqa.xor_retrieve", "passages/psgs_w100.tsv", "all"),
+    "mini_fidkd.gin": ("clqa.xor_retrieve", "passages/psgs_w100.tsv", "all"),
+    "mini_capstone_forward.gin": ("clqa.xor_retrieve", "passages/psgs_w100.tsv", "all"),
+    "mini_attention_offset.gin": ("clqa.xor_retrieve", "passages/psgs_w100.tsv", "all"),
     "xor_retrieve_clr_pt.gin": ("clqa.clr_pt", "passages/psgs_w100.tsv", None),
     "xor_retrieve_mlqa_pt.gin": ("clqa.mlqa_pt.xor_retrieve", "passages/psgs_w100.tsv", "next"),
     "xor_retrieve_nq_finetune.gin": ("clqa.nq.en", "passages/psgs_w100.tsv", "all"),
@@ -39,7 +44,9 @@ XOR_FULL_DEV = ("xor-full", "xor/xor_dev_full_v1_1.jsonl", "passages/all_w100.ts
 # experiment -> (task, dev file, corpus, kept-best metric) of its dev evaluation, or None
 DEV_EVAL = {
     "mini_teacher_en.gin": None, "mini_clr_pt.gin": MINI_DEV, "mini_mlqa_pt.gin": MINI_DEV,
-    "mini_finetune.gin": MINI_DEV, "xor_retrieve_clr_pt.gin": XOR_RETRIEVE_DEV,
+    "mini_finetune.gin": MINI_DEV, "mini_fidkd.gin": MINI_DEV,
+    "mini_capstone_forward.gin": MINI_DEV, "mini_attention_offset.gin": MINI_DEV,
+    "xor_retrieve_clr_pt.gin": XOR_RETRIEVE_DEV,
     "xor_retrieve_mlqa_pt.gin": XOR_RETRIEVE_DEV, "xor_retrieve_nq_finetune.gin": XOR_RETRIEVE_DEV,
     "xor_retrieve_finetune.gin": XOR_RETRIEVE_DEV, "xor_full_mlqa_pt.gin": XOR_FULL_DEV,
     "xor_full_finetune.gin": XOR_FULL_DEV,

@@ -59,6 +59,9 @@ class CheckpointConfig:
     init_checkpoint: params to start from when the run has no checkpoint of its own: a
       training run's checkpoints (its latest step) or one step directory, an exported
       checkpoint (``clqa export``), or a ``clqa import class`` / ``hf_mt5 --unified`` output.
+    init_query_proj_from_passage_proj: start ``retriever/query_proj`` from the init
+      checkpoint's ``passage_proj`` (after LEXA pre-training, which trains only the passage
+      side).
   """
   save_every_steps: int = 1000
   keep: int = 3
@@ -67,8 +70,12 @@ class CheckpointConfig:
   keep_best: int = 1
   async_save: bool = True
   init_checkpoint: str | None = None
+  init_query_proj_from_passage_proj: bool = False
 
   def __post_init__(self):
+    if self.init_query_proj_from_passage_proj and not self.init_checkpoint:
+      raise ValueError("CheckpointConfig.init_query_proj_from_passage_proj needs "
+                       "CheckpointConfig.init_checkpoint (the pre-trained params)")
     if self.best_mode not in ("max", "min"):
       raise ValueError(f"CheckpointConfig.best_mode must be 'max' or 'min', got "
                        f"{self.best_mode!r}")

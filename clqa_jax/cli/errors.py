@@ -25,6 +25,8 @@ DEBUG_ENV = "CLQA_DEBUG"
 # Beam's annotation of a re-raised worker exception, and the "module.Type: message" form its
 # RuntimeError fallback gives an exception it cannot rebuild.
 _BEAM_STEP = re.compile(r"\s*\[while running '[^']*'\]")
+# gin's note on an exception raised inside a configurable (the message already says what).
+_GIN_CALL_NOTE = re.compile(r"\s*In call to configurable '[^']*' \(<[^>]*>\)")
 _WRAPPED_USER_ERROR = re.compile(
     r"(?:^|[\s.])(DataFormatError|RewriteHTTPError|LineFormatError|FileNotFoundError|"
     r"PermissionError): (.+)$")
@@ -147,8 +149,9 @@ _USER_ERROR_CLASSES = frozenset({
     "UsageError", "DataFormatError", "StoreMismatchError", "ExportFormatError",
     "CheckpointNotFoundError", "CheckpointShapeError", "CheckpointKindError", "CheckpointMappingError",
     "CheckpointFormatError", "IndexMismatchError", "IndexInputError", "EncodingError",
-    "ShardError", "RewriteHTTPError", "LineFormatError", "StageConflictError", "MeshShapeError",
-    "UnknownRuleSetError",
+    "ShardError", "RewriteHTTPError", "LineFormatError", "StageConflictError", "EmptyStageError",
+    "MeshShapeError",
+    "UnknownRuleSetError", "RunDirectoryLockedError",
 })
 
 
@@ -166,7 +169,7 @@ def describe_user_error(error: BaseException) -> str | None:
       continue
     if chosen is None or (inner is not None and str(inner) and str(inner) in described):
       chosen, inner = described, e
-  return None if chosen is None else _BEAM_STEP.sub("", chosen)
+  return None if chosen is None else _GIN_CALL_NOTE.sub("", _BEAM_STEP.sub("", chosen))
 
 
 def _describe_one(e: BaseException) -> str | None:

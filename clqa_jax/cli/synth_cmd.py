@@ -2,6 +2,7 @@
 
   clqa synth all --gin_file synth/mini.gin --out /tmp/synth        every stage, in order
   clqa synth passages|anchors|parallel|teacher|qa|questions ...    one stage
+  clqa synth linked_paragraphs ...   LEXA topic groups (first paragraphs of linked articles)
   clqa synth generate --out DIR --synthetic_entities 1000          grow a corpus for benchmarks
 Each stage is skipped when its MANIFEST.json is complete for the same inputs and config.
 
@@ -23,7 +24,8 @@ from clqa_jax.cli import gin_flags
 from clqa_jax.cli import outputs
 from clqa_jax.cli.errors import UsageError
 
-_STAGE_CHOICES = ("all", "passages", "anchors", "parallel", "teacher", "qa", "questions", "generate")
+_STAGE_CHOICES = ("all", "passages", "anchors", "parallel", "teacher", "qa", "questions",
+                  "linked_paragraphs", "generate")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

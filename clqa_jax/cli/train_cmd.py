@@ -3,8 +3,9 @@
     clqa train --gin_file=models/<model>.gin --gin_file=runs/mlqa_pt.gin \\
         --gin.MODEL_DIR="'/tmp/run'" --gin.TRAIN_STEPS=2000
 
-The operative config is written to MODEL_DIR/config.gin. Exit status: 0 completed, 3
-preempted (SIGTERM; saved, resume by running the same command), 4 non-finite loss (nothing
+The operative config is written to MODEL_DIR/config.gin. Exit status: 0 completed, 2 an input
+error (among them MODEL_DIR in use by another run: MODEL_DIR/run.lock, see ``--break_lock``),
+3 preempted (SIGTERM; saved, resume by running the same command), 4 non-finite loss (nothing
 saved after the last good checkpoint).
 """
 from __future__ import annotations
@@ -23,6 +24,11 @@ EXIT_NON_FINITE = 4
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   gin_flags.add_gin_arguments(parser)
+  parser.add_argument(
+      "--break_lock", action="store_true",
+      help="remove the lock MODEL_DIR/run.lock that a run which no longer runs (a killed job, "
+           "a lost machine) left behind, then train; a lock whose process still runs on this "
+           "host is never broken. A second run on a directory in use stops with exit 2")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
   gin_utils.parse_gin(args.gin_file, args.gin_bindings or [])
   outputs.check_writable("MODEL_DIR", _model_dir())
   try:
-    result = loop.train()
+    result = loop.train(break_lock=args.break_lock)
   except loop.NonFiniteLossError as e:
     print(f"clqa train: {e}", file=sys.stderr)
     return EXIT_NON_FINITE

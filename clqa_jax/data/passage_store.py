@@ -44,8 +44,12 @@ _FINGERPRINT_BYTES = 1 << 20
 
 
 def corpus_fingerprint(path: str) -> dict:
-  """Size, mtime and sha256 of the first and last MiB: cheap on a 13 GB TSV, and any rewrite,
-  truncation or append changes it."""
+  """The identity of a corpus file by its content: size and the sha256 of its first and last
+  MiB. Computed at build and stored in the manifest, then compared with ``same_corpus``, never
+  by path or modification time, so a copied or moved corpus still matches. Cheap on a 13 GB
+  TSV (a full hash would read it all at every reuse), and any rewrite, truncation or append
+  changes it; a change in the middle that keeps the size is caught when passage texts are read
+  (``read_passages`` checks every row's pid)."""
   size = fileio.size(path)
   h = hashlib.sha256()
   with fileio.open(path, "rb") as f:
@@ -53,11 +57,12 @@ def corpus_fingerprint(path: str) -> dict:
     if size > _FINGERPRINT_BYTES:
       f.seek(max(_FINGERPRINT_BYTES, size - _FINGERPRINT_BYTES))
       h.update(f.read(_FINGERPRINT_BYTES))
-  return {"size": size, "mtime_ns": fileio.mtime_ns(path), "sha256_head_tail": h.hexdigest()}
+  return {"size": size, "sha256_head_tail": h.hexdigest()}
 
 
-def _same_corpus(a: dict, b: dict) -> bool:
-  # mtime alone may change on a copy; size and content hash decide.
+def same_corpus(a: dict, b: dict) -> bool:
+  """Whether two ``corpus_fingerprint``s are of the same content (fields other than size and
+  hash, such as the ``mtime_ns`` older manifests recorded, are not compared)."""
   return a["size"] == b["size"] and a["sha256_head_tail"] == b["sha256_head_tail"]
 
 
@@ -111,7 +116,7 @@ class PassageStore:
     manifest = _read_manifest(directory)  # checked before a remote store is copied
     if corpus_path is not None:
       want = corpus_fingerprint(corpus_path)
-      if not _same_corpus(want, manifest["corpus_fingerprint"]):
+      if not same_corpus(want, manifest["corpus_fingerprint"]):
         raise StoreMismatchError(
             f"{directory} was built from {manifest['corpus_path']} "
             f"({manifest['corpus_fingerprint']}), not {corpus_path} ({want}); "

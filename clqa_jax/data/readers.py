@@ -365,6 +365,15 @@ def read_nq_csv(path: str, *, skip_errors: bool = False,
   return _with_skips(rows(), skip_errors, stats)
 
 
+def _check_mkqa_languages(f: "_Fields", field: str, by_lang: dict) -> None:
+  """The keys of ``by_lang`` are MKQA language codes: they name output files
+  (``input_{lang}.jsonl``), so an arbitrary key ("../x") must never reach a path."""
+  for lang in by_lang:
+    if lang not in formats.MKQA_LANGUAGES:
+      raise f.error(field, f"{lang!r} is not an MKQA language code; expected keys among "
+                           f"{' '.join(formats.MKQA_LANGUAGES)}")
+
+
 def read_mkqa_jsonl(path: str, *, skip_errors: bool = False,
                     stats: SkipStats | None = None) -> Iterator[MkqaExample]:
   """Streams raw MKQA records (``mkqa.jsonl`` or ``mkqa.jsonl.gz``).
@@ -382,12 +391,14 @@ def read_mkqa_jsonl(path: str, *, skip_errors: bool = False,
         queries = f.obj.get("queries")
         if not isinstance(queries, dict) or not queries:
           raise f.error("queries", "expected a non-empty object {lang: question}")
+        _check_mkqa_languages(f, "queries", queries)
         for lang, q in queries.items():
           if not isinstance(q, str) or not q.strip():
             raise f.error(f"queries.{lang}", "expected a non-empty string")
         raw_answers = f.obj.get("answers")
         if not isinstance(raw_answers, dict):
           raise f.error("answers", "expected an object {lang: [answer, ...]}")
+        _check_mkqa_languages(f, "answers", raw_answers)
         answers: dict[str, tuple[MkqaAnswer, ...]] = {}
         for lang, items in raw_answers.items():
           if not isinstance(items, list):

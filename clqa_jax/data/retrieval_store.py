@@ -39,6 +39,10 @@ class RetrievalVersion:
   def __len__(self) -> int:
     return len(self._qids)
 
+  def qids(self) -> list[str]:
+    """Every stored qid, in the stored (sorted) order."""
+    return [q.decode("utf-8") for q in np.asarray(self._qids)]
+
   def _positions(self, qids: Iterable[str | bytes]) -> np.ndarray:
     keys = np.array([q if isinstance(q, bytes) else str(q).encode("utf-8") for q in qids],
                     dtype=self._qids.dtype)

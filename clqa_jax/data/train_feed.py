@@ -112,6 +112,9 @@ class TrainFeed:
     teacher_vocab: stage 1 with a teacher of another vocabulary: its SentencePiece model (a
       second PassageStore is built with it and ``teacher_*`` features are emitted).
     keep_versions: RetrievalStore versions kept on disk (a resumed checkpoint needs its own).
+    sample_passages: 0, or C: each batch draws C of every question's top-k stored passages
+      uniformly, anew per batch (reproducibly from ``seed``, the shard and the position), and
+      carries their stored scores as ``teacher_scores`` (UMR over ``clqa rerank`` output).
   """
   task: str = gin.REQUIRED
   corpus: str = gin.REQUIRED
@@ -125,6 +128,7 @@ class TrainFeed:
   passage_store_dir: str | None = None
   teacher_vocab: str | None = None
   keep_versions: int = 3
+  sample_passages: int = 0
 
   def __post_init__(self):
     if self.query_feature not in QUERY_FEATURES:
@@ -202,7 +206,7 @@ class TrainFeed:
       teacher = fid_batch.TeacherInputs(store, self.teacher_vocab)
     retrieval = self.retrieval_store if self.uses_retrieval_store else fid_batch.TEACHER_PIDS
     assembler = fid_batch.FiDBatchAssembler(self.passage_store, retrieval, k=self.k,
-                                            teacher=teacher)
+                                            teacher=teacher, sample=self.sample_passages)
     self.source = FeedSource(self, assembler, layout.per_process_batch_size, layout.shard_id,
                              layout.num_shards)
     return self.source
@@ -255,7 +259,7 @@ class FeedSource:
 
   def features(self, batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """FiD features of one question batch (query: ``feed.query_feature``)."""
-    out = self.assembler(batch)
+    out = self.assembler(batch, draw_seed=(self.feed.seed, self.shard_index, self._position))
     out["query_tokens"] = self.feed.query_tokens(batch)
     stage1 = self.feed.stage1
     if stage1 is None:

@@ -41,6 +41,16 @@ def public_url(url: str) -> str:
   return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
+def check_base_url(url: str, field: str = "HttpConfig.base_url") -> None:
+  """Refuses a URL with credentials (``https://user:password@host/...``): the URL goes into
+  stage manifests, request cache keys and log lines. The message never repeats them."""
+  if "@" in urllib.parse.urlsplit(url).netloc:
+    raise ValueError(
+        f"{field}: {public_url(url)} is given with credentials (user:password@ before the host); "
+        "remove them from the URL and pass the API key through an environment variable named "
+        "by HttpConfig.api_key_env")
+
+
 class HttpBackend:
   name = "http"
 
@@ -48,6 +58,7 @@ class HttpBackend:
                batch_size: int = 8, max_retries: int = 5, backoff_s: float = 1.0,
                timeout_s: float = 60.0, temperature: float = 0.0, max_tokens: int = 64,
                api_key_env: str | None = None):
+    check_base_url(base_url)
     if api not in ("chat", "completions"):
       raise ValueError(f"api must be 'chat' or 'completions', got {api!r}")
     self.base_url = base_url.rstrip("/")

@@ -95,26 +95,39 @@ def format_duration(seconds: float) -> str:
 class ProgressLine:
   """``step 120/1000 (12.0%) | loss 3.2140 | 4.10 step/s, 262.4 q/s | ETA 3m35s`` on host 0.
 
-  The rate is measured over the steps since the previous line (compilation of the first step
-  is excluded once a second line is printed).
+  The rate is measured over the steps since the previous line, never over the first
+  ``warmup_steps`` steps of this invocation (compilation, the first transfers): until one step
+  after them has finished the rate and ETA are unknown ("nan", "?"). ``timing_scalars`` gives
+  the rate to TensorBoard under T5X's names.
   """
+
+  warmup_steps = 1
 
   def __init__(self, total_steps: int, questions_per_step: int, stream: TextIO | None = None):
     self.total_steps = total_steps
     self.questions_per_step = questions_per_step
     self.stream = stream or sys.stdout
-    self._last_time: float | None = None
+    self._warm_from: int | None = None    # the step after which the rate is measured
+    self._last_time: float | None = None  # when the rate's interval began (None: warming up)
     self._last_step: int | None = None
     self.steps_per_second = float("nan")
 
   def start(self, step: int) -> None:
-    self._last_time, self._last_step = time.perf_counter(), step
+    """The first step of this invocation is ``step + 1``."""
+    self._warm_from = step + self.warmup_steps
+    self._last_time, self._last_step = None, None
+    self.steps_per_second = float("nan")
+
+  def step_done(self, step: int) -> None:
+    """Called after every step: the measured interval starts when the warm-up steps are done."""
+    if self._last_time is None and self._warm_from is not None and step >= self._warm_from:
+      self._last_time, self._last_step = time.perf_counter(), step
 
   def update(self, step: int, metrics: Mapping[str, float]) -> str:
     now = time.perf_counter()
     if self._last_time is not None and step > self._last_step:
       self.steps_per_second = (step - self._last_step) / max(now - self._last_time, 1e-9)
-    self._last_time, self._last_step = now, step
+      self._last_time, self._last_step = now, step
     eta = (self.total_steps - step) / self.steps_per_second if self.steps_per_second > 0 else (
         float("nan"))
     pct = 100.0 * step / max(1, self.total_steps)
@@ -126,3 +139,11 @@ class ProgressLine:
     if jax.process_index() == 0:
       print(line, file=self.stream, flush=True)
     return line
+
+  def timing_scalars(self) -> dict[str, float]:
+    """``timing/steps_per_second`` and ``timing/examples_per_second`` (questions) of the last
+    line; none while the rate is unknown."""
+    if not self.steps_per_second > 0:
+      return {}
+    return {"timing/steps_per_second": self.steps_per_second,
+            "timing/examples_per_second": self.steps_per_second * self.questions_per_step}
