@@ -43,12 +43,15 @@ def test_a_rerun_with_the_same_settings_passes_and_other_settings_are_refused(tm
   with pytest.raises(StageConflictError) as e:
     demo.run_demo(changed)       # refused before anything runs: no data/, no jax_cache/
   assert str(e.value) == (
-      f"{record}: teacher_steps 40 -> 3: this step finished with other settings (also "
+      f"{record}: teacher_steps {cfg.teacher_steps} -> 3: this step finished with other settings (also "
       f"stage1.json, stage2.json); use a new --out, or remove {tmp_path} to run every step "
       "again")
   assert sorted(p.name for p in tmp_path.iterdir()) == ["steps"]
-  with pytest.raises(StageConflictError, match=r"stage1.json: max_answer_tokens 16 -> 8: .*"
-                                               r"\(also stage2.json, eval.json\)"):
+  uses = [n for n in demo.STEPS if "max_answer_tokens" in demo.STEP_SETTINGS[n]]
+  first, later = uses[0], ", ".join(f"{n}.json" for n in uses[1:])
+  with pytest.raises(StageConflictError,
+                     match=rf"{first}.json: max_answer_tokens {cfg.max_answer_tokens} -> 8: .*"
+                           rf"\(also {later}\)"):
     demo.check_step_settings(dataclasses.replace(cfg, max_answer_tokens=8))
 
 

@@ -27,6 +27,7 @@ EXPECTED = {
     "mini_clr_pt.gin": ("clqa.clr_pt", "passages/psgs_w100.tsv", None),
     "mini_mlqa_pt.gin": ("clqa.mlqa_pt.xor_retrieve", "passages/psgs_w100.tsv", "next"),
     "mini_finetune.gin": ("clqa.xor_retrieve", "passages/psgs_w100.tsv", "all"),
+    "mini_finetune_full.gin": ("clqa.xor_full", "passages/all_w100.tsv", "all"),
     "mini_fidkd.gin": ("clqa.xor_retrieve", "passages/psgs_w100.tsv", "all"),
     "mini_capstone_forward.gin": ("clqa.xor_retrieve", "passages/psgs_w100.tsv", "all"),
     "mini_attention_offset.gin": ("clqa.xor_retrieve", "passages/psgs_w100.tsv", "all"),
@@ -46,6 +47,8 @@ XOR_FULL_DEV = ("xor-full", "xor/xor_dev_full_v1_1.jsonl", "passages/all_w100.ts
 DEV_EVAL = {
     "mini_teacher_en.gin": None, "mini_clr_pt.gin": MINI_DEV, "mini_mlqa_pt.gin": MINI_DEV,
     "mini_finetune.gin": MINI_DEV, "mini_fidkd.gin": MINI_DEV,
+    "mini_finetune_full.gin": ("xor-full", "xor/xor_dev_full.jsonl", "passages/all_w100.tsv",
+                               "eval/f1"),
     "mini_capstone_forward.gin": MINI_DEV, "mini_attention_offset.gin": MINI_DEV,
     "xor_retrieve_clr_pt.gin": XOR_RETRIEVE_DEV,
     "xor_retrieve_mlqa_pt.gin": XOR_RETRIEVE_DEV, "xor_retrieve_nq_finetune.gin": XOR_RETRIEVE_DEV,
