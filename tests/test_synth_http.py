@@ -132,3 +132,14 @@ def test_credentials_in_the_base_url_are_refused_before_anything_is_written(tmp_
   assert captured.err.count("\n") == 1 and "In call to" not in captured.err
   assert "s3cret" not in captured.err + captured.out
   assert not out.exists()
+
+
+def test_a_named_key_variable_that_is_not_set_is_an_error(monkeypatch):
+  """api_key_env names the variable; None says the server needs no key."""
+  monkeypatch.delenv("CLQA_TEST_MISSING_KEY", raising=False)
+  with pytest.raises(ValueError, match="CLQA_TEST_MISSING_KEY.*not set"):
+    http_backend.HttpBackend("http://127.0.0.1:9/v1", "m", api_key_env="CLQA_TEST_MISSING_KEY")
+  monkeypatch.setenv("CLQA_TEST_MISSING_KEY", "")
+  with pytest.raises(ValueError, match="api_key_env = None"):
+    http_backend.HttpBackend("http://127.0.0.1:9/v1", "m", api_key_env="CLQA_TEST_MISSING_KEY")
+  assert http_backend.HttpBackend("http://127.0.0.1:9/v1", "m").api_key == ""

@@ -65,7 +65,13 @@ class HttpBackend:
     self.model, self.api, self.cache_dir = model, api, cache_dir
     self.batch_size, self.max_retries, self.backoff_s = batch_size, max_retries, backoff_s
     self.timeout_s, self.temperature, self.max_tokens = timeout_s, temperature, max_tokens
-    self.api_key = os.environ.get(api_key_env, "") if api_key_env else ""
+    self.api_key = ""
+    if api_key_env:  # None: the server needs no key
+      self.api_key = os.environ.get(api_key_env, "")
+      if not self.api_key:
+        raise ValueError(f"HttpConfig.api_key_env: the environment variable {api_key_env} that "
+                         "should hold the API key is not set (or empty); export it, or set "
+                         "api_key_env = None for a server that needs no key")
     self.stats = {"requests": 0, "retries": 0, "cache_hits": 0}
 
   # -- cache ---------------------------------------------------------------------------------
