@@ -18,7 +18,6 @@ independently masked copy of the anchor.
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Iterator, Mapping, Optional, Sequence
 
 import gin
@@ -29,6 +28,7 @@ from clqa_jax import fileio
 from clqa_jax.data import formats
 from clqa_jax.data import paths
 from clqa_jax.data import readers
+from clqa_jax.data import wikipedia
 from clqa_jax.data.errors import DataFormatError
 from clqa_jax.data.preprocessors import PASSAGE_MAX_TOKENS
 
@@ -45,14 +45,6 @@ class LinkedParagraph:
   text: str
 
 
-def _json_object(line: str, path: str, lineno: int) -> dict:
-  try:
-    obj = json.loads(line)
-  except json.JSONDecodeError as e:
-    raise DataFormatError(path, lineno, "<json>", f"not valid JSON ({e.msg})") from None
-  if not isinstance(obj, dict):
-    raise DataFormatError(path, lineno, "<json>", "expected a JSON object")
-  return obj
 
 
 def read_topic_groups(path: str) -> Iterator[list[LinkedParagraph]]:
@@ -67,7 +59,7 @@ def read_topic_groups(path: str) -> Iterator[list[LinkedParagraph]]:
     for lineno, line in enumerate(f, 1):
       if not line.strip():
         continue
-      obj = _json_object(line, path, lineno)
+      obj = wikipedia.json_object_line(line, path, lineno)
       for field in PARAGRAPH_FIELDS:
         if not isinstance(obj.get(field), str) or (field != "title" and not obj[field].strip()):
           raise DataFormatError(path, lineno, field, "missing or not a non-empty string")
@@ -96,7 +88,7 @@ def read_hard_negatives(path: str) -> dict[str, list[tuple[str, str]]]:
     for lineno, line in enumerate(f, 1):
       if not line.strip():
         continue
-      obj = _json_object(line, path, lineno)
+      obj = wikipedia.json_object_line(line, path, lineno)
       if not isinstance(obj.get("topic_id"), str):
         raise DataFormatError(path, lineno, "topic_id", "missing or not a string")
       negatives = obj.get("negatives")
