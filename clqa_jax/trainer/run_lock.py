@@ -53,8 +53,7 @@ def lock_path(model_dir: str) -> str:
 def _read_first(path: str) -> str:
   """A small /proc file's content, "" where there is none (not Linux)."""
   try:
-    with open(path, encoding="ascii") as f:
-      return f.read().strip()
+    return fileio.read_text(path, encoding="ascii").strip()
   except OSError:
     return ""
 
