@@ -259,6 +259,17 @@ def require_relevance_mode(model: UnifiedModel, mode: str, objective: str) -> No
                      f"'{mode}' in gin, got '{have}'")
 
 
+def _relevance_objective_loss(objective: Any, mode: str, model: UnifiedModel, params: Any,
+                              batch: Batch, rng: jax.Array | None, num_questions: int,
+                              enable_dropout: bool) -> tuple[jax.Array, Metrics]:
+  """An objective on the student's forward with reader relevance of ``mode``: the model's mode
+  is checked, then ``objective.loss_from_outputs`` scores the outputs."""
+  require_relevance_mode(model, mode, objective.name)
+  outputs = student_forward(model, params, batch["query_tokens"], batch, rng=rng,
+                            enable_dropout=enable_dropout)
+  return objective.loss_from_outputs(outputs, batch, num_questions)
+
+
 UMR_TEACHER_SCORES = "teacher_scores"  # float32 [B, C]: s_LM of the batch's passages
 
 
@@ -293,10 +304,8 @@ class FidKdObjective:
            enable_dropout: bool = True, step: jax.Array | None = None
            ) -> tuple[jax.Array, Metrics]:
     del teacher, teacher_params, step
-    require_relevance_mode(model, "fidkd_logits", self.name)
-    outputs = student_forward(model, params, batch["query_tokens"], batch, rng=rng,
-                              enable_dropout=enable_dropout)
-    return self.loss_from_outputs(outputs, batch, num_questions)
+    return _relevance_objective_loss(self, "fidkd_logits", model, params, batch, rng, num_questions,
+                                     enable_dropout)
 
 
 @gin.configurable
@@ -328,10 +337,8 @@ class CapstoneForwardObjective:
            enable_dropout: bool = True, step: jax.Array | None = None
            ) -> tuple[jax.Array, Metrics]:
     del teacher, teacher_params, step
-    require_relevance_mode(model, "all_layers_probs", self.name)
-    outputs = student_forward(model, params, batch["query_tokens"], batch, rng=rng,
-                              enable_dropout=enable_dropout)
-    return self.loss_from_outputs(outputs, batch, num_questions)
+    return _relevance_objective_loss(self, "all_layers_probs", model, params, batch, rng, num_questions,
+                                     enable_dropout)
 
 
 @gin.configurable
