@@ -82,7 +82,18 @@ def _mt5_config(args) -> MT5Config:
                           scan_layers=args.scan_layers)
 
 
-def _summary(args, c: MT5Config, retriever_layer: int, step_s: list[float]) -> dict:
+def _setup(args, c: MT5Config, retriever_layer: int) -> dict:
+  """What was run: the model's dimensions and the step's shapes."""
+  return dict(
+      size=args.size, d_model=c.d_model, d_ff=c.d_ff, num_heads=c.num_heads,
+      num_encoder_layers=c.num_encoder_layers, num_decoder_layers=c.num_decoder_layers,
+      vocab_size=c.vocab_size, retriever_layer=retriever_layer, batch_size=args.batch_size,
+      k=args.k, query_length=args.query_length, passage_length=args.passage_length,
+      target_length=args.target_length, dtype=args.dtype)
+
+
+def _summary(args, c: MT5Config, step_s: list[float]) -> dict:
+  """Step time, throughput and MFU of the timed steps."""
   median = float(np.median(step_s))
   length = args.query_length + args.passage_length
   encoder_tokens = args.batch_size * args.k * length
@@ -90,12 +101,8 @@ def _summary(args, c: MT5Config, retriever_layer: int, step_s: list[float]) -> d
   flops = model_flops_per_step(c, args.batch_size, args.k, args.query_length,
                                args.passage_length, args.target_length)
   return dict(
-      size=args.size, d_model=c.d_model, d_ff=c.d_ff, num_heads=c.num_heads,
-      num_encoder_layers=c.num_encoder_layers, num_decoder_layers=c.num_decoder_layers,
-      vocab_size=c.vocab_size, retriever_layer=retriever_layer, batch_size=args.batch_size,
-      k=args.k, query_length=args.query_length, passage_length=args.passage_length,
-      target_length=args.target_length, dtype=args.dtype, warmup_steps=args.warmup,
-      step_s=step_s, median_step_s=median, encoder_tokens_per_step=encoder_tokens,
+      warmup_steps=args.warmup, step_s=step_s, median_step_s=median,
+      encoder_tokens_per_step=encoder_tokens,
       decoder_tokens_per_step=decoder_tokens,
       tokens_per_s=(encoder_tokens + decoder_tokens) / median,
       questions_per_s=args.batch_size / median, model_flops_per_step=flops,
@@ -153,7 +160,8 @@ def run_jax(args) -> dict:
   result = dict(impl="jax", device=f"{device.platform}:{device.device_kind}",
                 jax_version=jax.__version__, remat=args.remat, scan_layers=args.scan_layers,
                 passage_chunk_size=args.passage_chunk_size, compile_s=compile_s,
-                xla_flops_per_step=xla_flops, compiled_memory_bytes=compiled_bytes)
+                xla_flops_per_step=xla_flops, compiled_memory_bytes=compiled_bytes,
+                **_setup(args, c, config.resolved_retriever_layer))
   if args.compile_only:
     return result
   losses, step_s = [], []
@@ -165,8 +173,7 @@ def run_jax(args) -> dict:
       step_s.append(time.perf_counter() - t0)
     losses.append(float(metrics["loss"]))
   stats = device.memory_stats() or {}
-  result.update(_summary(args, c, config.resolved_retriever_layer, step_s),
-                losses=losses, peak_memory_bytes=stats.get("peak_bytes_in_use"))
+  result.update(_summary(args, c, step_s), losses=losses, peak_memory_bytes=stats.get("peak_bytes_in_use"))
   return result
 
 
@@ -216,7 +223,8 @@ def run_torch(args) -> dict:
   result = dict(impl="torch", device=f"{device.type}:{name}", torch_version=torch.__version__,
                 torch_checkpoint=args.torch_checkpoint, checkpointed_layers=list(checkpointed),
                 torch_questions_per_chunk=args.torch_questions_per_chunk)
-  result.update(_summary(args, c, r, step_s), losses=losses, peak_memory_bytes=peak)
+  result.update(_setup(args, c, r), **_summary(args, c, step_s), losses=losses,
+                peak_memory_bytes=peak)
   return result
 
 
