@@ -1,19 +1,22 @@
-"""Stage-2 (mlqa) train step: our unified formulation vs the official single-sequence one.
+"""Stage-2 (mlqa) train step: our unified formulation (both query encodings) vs the official
+single-sequence one.
 
     python benchmarks/train_step.py                      # small config, K in {8, 32}
     python benchmarks/train_step.py --d_model 512 --layers 8 --passage_length 200 --k 8 32
 
-Ours runs the lower encoder half once per query and once per passage and joins [q; p] above
-layer R; the official formulation (CLASS's PyTorch code) sends every (question, passage) pair
-through the whole encoder as one [q; p] sequence with the "independent" mask below R, so the
-query is re-encoded K times and the lower-half attention spans Lq + Lp. Both steps are the same
-pure step (MlqaObjective, AdamW + clipping, dropout on); only the model forward differs. The
-two are first checked to give the same loss (dropout off), then timed.
+Ours runs the lower encoder half once per passage and joins [q; p] above layer R. With
+``UnifiedConfig.query_encoding='per_pair'`` (the default, as the official code) the query's
+lower half runs once per pair (one dropout sample per pair), with 'shared' once per question.
+The official formulation (CLASS's PyTorch code) sends every (question, passage) pair through
+the whole encoder as one [q; p] sequence with the "independent" mask below R, so the query is
+re-encoded K times and the lower-half attention spans Lq + Lp. All steps are the same pure
+step (MlqaObjective, AdamW + clipping, dropout on); only the model forward differs. They are
+first checked to give the same loss (dropout off), then timed.
 
 Printed per K: questions/s, peak memory (XLA's buffer assignment for the compiled step:
-arguments + outputs + temporaries, the same figure on any backend), and ours/official
-ratios. Steps of the two formulations alternate in rounds (median step time), so background
-load affects both alike.
+arguments + outputs + temporaries, the same figure on any backend), and the ratios to the
+official formulation and shared/per_pair. Steps of the formulations alternate in rounds
+(median step time), so background load affects all alike.
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from clqa_jax.losses import objectives
-from clqa_jax.models import MT5Config, UnifiedConfig, UnifiedRetrieverReader
+from clqa_jax.models import MT5Config, UnifiedConfig, UnifiedModel
 from clqa_jax.trainer import optimizer as opt_lib
 from clqa_jax.trainer import train_step
 from clqa_jax.trainer.synthetic_data import synthetic_batch
@@ -35,7 +38,7 @@ from clqa_jax.trainer.train_state import TrainState
 
 # The official formulation is the tests' reference implementation.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-from official_formulation import OfficialFormulation  # pylint: disable=wrong-import-position
+from official_formulation import OfficialModel  # pylint: disable=wrong-import-position
 
 
 def _memory_bytes(compiled) -> int | None:
@@ -67,7 +70,10 @@ def main() -> None:
   mt5 = MT5Config(vocab_size=args.vocab, d_model=args.d_model, d_kv=args.d_model // args.heads,
                   d_ff=2 * args.d_model, num_heads=args.heads, num_encoder_layers=args.layers,
                   num_decoder_layers=args.layers)
-  model = UnifiedRetrieverReader(UnifiedConfig(mt5=mt5))
+  impls = {"per_pair": UnifiedModel.from_config(UnifiedConfig(mt5=mt5)),
+           "shared": UnifiedModel.from_config(UnifiedConfig(mt5=mt5, query_encoding="shared"))}
+  impls["official"] = OfficialModel(impls["per_pair"].module)
+  model = impls["per_pair"].module
   print(f"device: {jax.devices()[0].device_kind} x{jax.device_count()} | d_model {args.d_model}, "
         f"{args.layers}+{args.layers} layers, vocab {args.vocab}, B={args.batch_size}, "
         f"Lq/Lp/T = {args.query_length}/{args.passage_length}/{args.target_length}, "
@@ -85,14 +91,15 @@ def main() -> None:
                          batches[0]["passage_tokens"], batches[0]["decoder_input_tokens"])["params"]
     # Same loss (dropout off) before timing anything.
     losses = {}
-    for name, impl in (("ours", model), ("official", OfficialFormulation(model))):
+    for name, impl in impls.items():
       losses[name] = float(jax.jit(lambda p, b, impl=impl: objective.loss(
           p, b, model=impl, rng=None, num_questions=args.batch_size,
           enable_dropout=False)[0])(params, batches[0]))
-    assert abs(losses["ours"] - losses["official"]) <= 1e-4 * max(1.0, abs(losses["ours"])), (
-        losses)
+    for name in impls:
+      assert abs(losses[name] - losses["official"]) <= 1e-4 * max(1.0, abs(losses[name])), (
+          losses)
     compiled, states = {}, {}
-    for name, impl in (("ours", model), ("official", OfficialFormulation(model))):
+    for name, impl in impls.items():
       step = jax.jit(train_step.make_train_step(model=impl, objective=objective, optimizer=tx,
                                                 learning_rate_fn=sched),
                      donate_argnums=(0,))
@@ -105,33 +112,37 @@ def main() -> None:
       states[name] = state
       rows.append(dict(k=k, impl=name, mem=_memory_bytes(compiled[name]), compile_s=compile_s,
                        step_s=[]))
-    # Alternate the two in rounds so that background load affects both alike; median step.
+    # Alternate the formulations in rounds so that background load affects all alike.
     for _ in range(args.rounds):
-      for name in ("ours", "official"):
+      for name in impls:
         row = next(r for r in rows if r["k"] == k and r["impl"] == name)
         for b in batches[1:]:
           t0 = time.perf_counter()
           states[name], m = compiled[name](states[name], b, None)
           jax.block_until_ready(m)
           row["step_s"].append(time.perf_counter() - t0)
-    for name in ("ours", "official"):
+    for name in impls:
       row = next(r for r in rows if r["k"] == k and r["impl"] == name)
       row["qps"] = args.batch_size / float(np.median(row["step_s"]))
       print(f"K={k:3d} {name:8s}: {row['qps']:8.2f} questions/s, median step "
             f"{1e3 * np.median(row['step_s']):8.1f} ms over {len(row['step_s'])} steps, peak "
             f"memory {row['mem'] / 2**20 if row['mem'] else float('nan'):8.1f} MiB (compiled), "
             f"compile {row['compile_s']:.1f} s", flush=True)
-    print(f"K={k:3d} no-dropout loss: ours {losses['ours']:.6f}, official "
-          f"{losses['official']:.6f}")
+    print(f"K={k:3d} no-dropout loss: " + ", ".join(f"{n} {v:.6f}" for n, v in losses.items()))
 
-  print("\nK    q/s ours  q/s official  speed-up  mem ours MiB  mem official MiB  mem ratio")
+  def row_of(k, name):
+    return next(r for r in rows if r["k"] == k and r["impl"] == name)
+
+  print("\nK    impl       q/s  vs official  mem MiB  mem vs official")
   for k in args.k:
-    ours = next(r for r in rows if r["k"] == k and r["impl"] == "ours")
-    off = next(r for r in rows if r["k"] == k and r["impl"] == "official")
-    mem_ratio = ours["mem"] / off["mem"] if ours["mem"] and off["mem"] else float("nan")
-    print(f"{k:<4d} {ours['qps']:9.2f} {off['qps']:12.2f} {ours['qps'] / off['qps']:8.2f}x "
-          f"{(ours['mem'] or 0) / 2**20:12.1f} {(off['mem'] or 0) / 2**20:16.1f} "
-          f"{mem_ratio:9.2f}")
+    off = row_of(k, "official")
+    for name in impls:
+      r = row_of(k, name)
+      mem_ratio = r["mem"] / off["mem"] if r["mem"] and off["mem"] else float("nan")
+      print(f"{k:<4d} {name:9s} {r['qps']:8.2f} {r['qps'] / off['qps']:10.2f}x "
+            f"{(r['mem'] or 0) / 2**20:8.1f} {mem_ratio:10.2f}")
+    shared, per_pair = row_of(k, "shared"), row_of(k, "per_pair")
+    print(f"K={k}: shared/per_pair speed {shared['qps'] / per_pair['qps']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -3,10 +3,14 @@
 Paths are strings (or ``os.PathLike``) naming a local file or a ``gs://bucket/...`` object; both
 behave the same (``etils.epath`` underneath). Remote paths use the fsspec backend (``gcsfs``)
 rather than TensorFlow's gfile, so reading a file never imports TensorFlow and orbax, which
-also speaks epath, shares the same client; set ``EPATH_USE_TF=true`` before the first remote
-access to use gfile instead.
+also speaks epath, shares the same client (and its listing cache). Renames and tree listings
+of remote paths call that gcsfs instance directly (``EPATH_USE_TF=true`` before the first
+remote access moves the rest to gfile). GCS has no directories: a "directory" exists while an
+object's name starts with its prefix (``makedirs`` is a no-op there).
+tests/test_fileio_gcs.py runs these functions against a local GCS emulator.
 
-Writers never leave a half-written artifact under its final name:
+Writers never leave a half-written artifact under its final name (local files are fsynced
+before the rename, so a crash cannot leave a renamed but empty file):
 
     atomic_write(path, text_or_bytes)          # temporary name in the same directory, renamed
     with atomic_open(path, "w") as f: ...      # same, streaming
@@ -16,12 +20,17 @@ On GCS a single object is already atomic; a directory has no atomic rename, so
 ``publish_dir`` moves its files one by one and writes ``commit_marker`` (when given) last:
 readers that require the marker never see a partial directory.
 
+Locks are made of ``create_exclusive`` (create-if-absent: ``O_EXCL`` locally,
+``ifGenerationMatch=0`` on GCS) and ``read_versioned`` + ``remove_if_version`` (compare-and-delete).
+
 Libraries that only take local filenames (SentencePiece, ScaNN, ``np.load(mmap_mode=...)``)
 read remote files through ``local_copy`` and write them through ``staged_local_dir``.
 """
 from __future__ import annotations
 
+import builtins
 import contextlib
+import hashlib
 import json
 import os
 import posixpath
@@ -78,6 +87,29 @@ def abspath(path: PathLike) -> str:
   return as_str(path) if is_remote(path) else os.path.abspath(as_str(path))
 
 
+def relative_to(path: PathLike, directory: PathLike) -> str | None:
+  """``path`` relative to ``directory`` (``/``-separated) when it lies strictly inside it, else
+  None. What a manifest records for a file of its own directory, so that a copy of the
+  directory (``cp -r``, ``gsutil cp -r``) still finds it."""
+  path, directory = abspath(path).rstrip("/"), abspath(directory).rstrip("/")
+  if is_remote(path) != is_remote(directory):
+    return None
+  if is_remote(path):
+    return path[len(directory) + 1:] if path.startswith(directory + "/") else None
+  rel = os.path.relpath(path, directory)
+  if rel == os.curdir or rel == os.pardir or rel.startswith(os.pardir + os.sep):
+    return None
+  return rel.replace(os.sep, "/")
+
+
+def resolve(directory: PathLike, recorded: str) -> str:
+  """A path a manifest in ``directory`` recorded: an absolute or remote one as it is, a
+  relative one (``relative_to``'s) below ``directory``."""
+  if is_remote(recorded) or os.path.isabs(recorded):
+    return recorded
+  return join(directory, *recorded.split("/"))
+
+
 # ---------------------------------------------------------------------------------------------
 # Queries
 
@@ -132,15 +164,26 @@ def size(path: PathLike) -> int:
 def walk_files(root: PathLike) -> list[str]:
   """Every file below ``root``, as paths relative to it (``/``-separated), sorted."""
   root = as_str(root)
+  if is_remote(root):
+    fs = _remote_fs(root)
+    prefix = fs._strip_protocol(root).rstrip("/") + "/"  # pylint: disable=protected-access
+    # Object names below the prefix, without the "directory" placeholders some writers add.
+    return sorted(key[len(prefix):] for key in fs.find(root)
+                  if key.startswith(prefix) and not key.endswith("/"))
   out = []
-  # fsspec filesystems (gcsfs) walk with their own path form, ``bucket/key`` without the scheme.
-  remote_root = root.split("://", 1)[-1].rstrip("/")
-  for dirpath, _, files in as_path(root).walk():
-    rel = os.path.relpath(as_str(dirpath), root) if not is_remote(root) else \
-        as_str(dirpath).split("://", 1)[-1].rstrip("/")[len(remote_root) + 1:]
+  for dirpath, _, files in os.walk(root):
+    rel = os.path.relpath(dirpath, root)
     for name in files:
-      out.append(name if rel in (".", "") else f"{rel.replace(os.sep, '/')}/{name}")
+      out.append(name if rel == "." else f"{rel.replace(os.sep, '/')}/{name}")
   return sorted(out)
+
+
+def _remote_fs(path: PathLike):
+  """The fsspec file system (gcsfs) that epath uses for ``path``: the same instance, so one
+  listing cache sees every write made through this module or orbax."""
+  from etils.epath import backend  # pylint: disable=g-import-not-at-top
+
+  return backend.fsspec_backend.fs(as_str(path))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -153,8 +196,6 @@ def open(path: PathLike, mode: str = "r", encoding: str | None = "utf-8") -> IO[
   Use ``atomic_open`` to write an artifact: a plain ``open(path, "w")`` exposes partial files.
   """
   if "b" in mode or not is_remote(path):
-    import builtins  # pylint: disable=g-import-not-at-top
-
     if is_remote(path):
       return as_path(path).open(mode)
     return builtins.open(as_str(path), mode, encoding=None if "b" in mode else encoding)
@@ -215,6 +256,9 @@ def atomic_open(path: PathLike, mode: str = "w", encoding: str | None = "utf-8",
   try:
     with open(tmp, mode, encoding=None if "b" in mode else encoding) as f:
       yield f
+      if not is_remote(tmp):  # on disk before the rename: a file that exists is whole
+        f.flush()
+        os.fsync(f.fileno())
     replace(tmp, path)
   except BaseException:
     remove(tmp, missing_ok=True)
@@ -236,15 +280,18 @@ def write_json(path: PathLike, obj: Any, *, indent: int | None = 2, overwrite: b
 
 def replace(src: PathLike, dst: PathLike) -> None:
   """Renames a file over ``dst`` (replacing it)."""
-  if not is_remote(src) and not is_remote(dst):
+  if is_remote(src) and is_remote(dst):
+    # A server-side copy, then the delete: GCS's rename for any bucket (gcsfs's mv tries the
+    # newer moveTo call first, with retries where it is not served). epath's replace would
+    # also require dst's "folder" to exist, false on GCS for a prefix that holds no object yet.
+    fs = _remote_fs(src)
+    fs.copy(as_str(src), as_str(dst))
+    fs.rm_file(as_str(src))
+  elif is_remote(src) or is_remote(dst):
+    copy(src, dst)
+    remove(src)
+  else:
     os.replace(as_str(src), as_str(dst))
-    return
-  # An object store has no rename and no directories (epath's replace insists that dst's
-  # "folder" exists, which a prefix with no object yet does not): copy the object, which
-  # appears whole when its write closes, then delete the source.
-  with open(src, "rb") as fin, open(dst, "wb") as fout:
-    shutil.copyfileobj(fin, fout, length=8 << 20)
-  remove(src)
 
 
 def remove(path: PathLike, missing_ok: bool = False) -> None:
@@ -253,6 +300,95 @@ def remove(path: PathLike, missing_ok: bool = False) -> None:
   except FileNotFoundError:
     if not missing_ok:
       raise
+
+
+# ---------------------------------------------------------------------------------------------
+# Create-if-absent and compare-and-delete: what locks are made of
+
+
+def create_exclusive(path: PathLike, data: bytes) -> None:
+  """Creates ``path`` holding ``data`` only if nothing exists there, else ``FileExistsError``.
+
+  Atomic against every other writer: locally ``O_CREAT|O_EXCL`` (the content is fsynced; a
+  reader can see the file empty for an instant), on GCS an upload with ``ifGenerationMatch=0``
+  that the server refuses (412) when the object exists. A retried GCS request can report
+  ``FileExistsError`` for the object this call created: compare the content to tell.
+  """
+  path = as_str(path)
+  if is_remote(path):
+    _remote_fs(path).pipe_file(path, data, mode="create")
+    return
+  parent = dirname(path)
+  if parent:
+    makedirs(parent)
+  fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+  try:
+    with os.fdopen(fd, "wb") as f:
+      f.write(data)
+      f.flush()
+      os.fsync(f.fileno())
+  except BaseException:
+    os.remove(path)
+    raise
+
+
+def _local_version(st: os.stat_result, content: bytes) -> str:
+  # The inode alone is not enough: a file system reuses a deleted file's inode number.
+  return f"{st.st_dev}:{st.st_ino}:{hashlib.sha256(content).hexdigest()}"
+
+
+def read_versioned(path: PathLike) -> tuple[bytes, str]:
+  """A file's content and a token naming this version of it, for ``remove_if_version``
+  (``FileNotFoundError`` when it is missing). On GCS the token is the object's generation,
+  read with the content in one request."""
+  path = as_str(path)
+  if is_remote(path):
+    fs = _remote_fs(path)
+    bucket, key, _ = fs.split_path(path)
+    # GCS sends the generation of what it served with every download (tensorstore's
+    # conditional writes, under orbax, rely on the same header).
+    headers, content = fs.call("GET", "b/{}/o/{}", bucket, key, alt="media")
+    return content, str(headers["x-goog-generation"])
+  with builtins.open(path, "rb") as f:
+    content = f.read()
+    return content, _local_version(os.fstat(f.fileno()), content)
+
+
+def remove_if_version(path: PathLike, version: str) -> bool:
+  """Removes ``path`` only if it still is the version ``read_versioned`` returned; whether it
+  removed it. Atomic against other calls of this function and ``create_exclusive``: on GCS a
+  delete with ``ifGenerationMatch``, locally under an exclusive ``flock`` of the file."""
+  path = as_str(path)
+  if is_remote(path):
+    fs = _remote_fs(path)
+    bucket, key, _ = fs.split_path(path)
+    try:
+      fs.call("DELETE", "b/{}/o/{}", bucket, key, ifGenerationMatch=version)
+    except (FileExistsError, FileNotFoundError):  # 412: another generation; 404: gone
+      return False
+    finally:
+      fs.invalidate_cache(path)
+    return True
+  import fcntl  # pylint: disable=g-import-not-at-top
+
+  try:
+    f = builtins.open(path, "rb")
+  except FileNotFoundError:
+    return False
+  with f:
+    # Concurrent removers queue here; the open file keeps its inode number from being reused.
+    fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+    opened = os.fstat(f.fileno())
+    if _local_version(opened, f.read()) != version:
+      return False
+    try:
+      now = os.stat(path)
+    except FileNotFoundError:
+      return False
+    if (now.st_dev, now.st_ino) != (opened.st_dev, opened.st_ino):
+      return False  # removed by an earlier remover, and maybe created again
+    os.remove(path)
+    return True
 
 
 def rmtree(path: PathLike, missing_ok: bool = True) -> None:

@@ -15,6 +15,8 @@ from typing import Iterator
 
 import gin
 
+from clqa_jax import fileio
+
 GIN_CONFIGS_PACKAGE_DIR = "gin_configs"
 
 # gin keeps one process-wide search-path list and never clears it: add each directory once.
@@ -38,7 +40,7 @@ def gin_search_paths() -> list[str]:
 
 def resolve_gin_file(path: str) -> str:
   """``path`` as given when it exists, else under the search paths."""
-  if os.path.exists(path):
+  if fileio.exists(path):
     return path
   for base in gin_search_paths():
     candidate = os.path.join(base, path)
@@ -76,13 +78,10 @@ def parse_gin(gin_files: list[str], bindings: list[str], *, finalize: bool = Tru
 
 
 def write_operative_config(out_dir: str, name: str = "config.gin") -> str:
-  """Writes gin's operative config (what was actually used) into ``out_dir``, atomically."""
-  os.makedirs(out_dir, exist_ok=True)
-  path = os.path.join(out_dir, name)
-  tmp = path + ".tmp"
-  with open(tmp, "w", encoding="utf-8") as f:
-    f.write(gin.operative_config_str())
-  os.replace(tmp, path)
+  """Writes gin's operative config (what was actually used) into ``out_dir`` (local or gs://),
+  atomically."""
+  path = fileio.join(out_dir, name)
+  fileio.atomic_write(path, gin.operative_config_str())
   return path
 
 

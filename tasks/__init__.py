@@ -5,15 +5,22 @@ answer [<=50, EOS], answers (all golds, strings), source_pid, *_pretokenized str
 adds question_en [<=50] (the English cloze query), teacher_pids and teacher_scores.
 
   clqa.clr_pt.<lang>                   stage-1 parallel cloze (stage1/clr_pt.<lang>.jsonl-*)
+  clqa.clr_pt_code_switched.<lang>     the same records, the parallel query replaced by the
+                                       code-switched English query (gin
+                                       code_switch_dictionaries: MUSE en-<lang>.txt files)
   clqa.mlqa_pt.xor_retrieve.<lang>     stage-2 synthetic QA, English answers
   clqa.mlqa_pt.xor_full.<lang>         stage-2 synthetic QA, answers in <lang>
   clqa.xor_retrieve.<lang>             XOR-Retrieve eng-span, splits train / validation (TFDS)
   clqa.xor_full.<lang>                 XOR-Full, splits train / validation (TFDS)
   clqa.nq.en                           NQ-open (DPR CSV), splits train / validation / test (TFDS)
   clqa.mkqa.<lang>                     MKQA, split test, 26 languages (TFDS)
+  clqa.lexa_pt                         LEXA topic groups (linked_paragraphs/paragraphs.jsonl-*):
+                                       anchor [L], documents [n, L], langs, topic_id
+  clqa.lexa_pt.mined                   the same plus each group's mined negatives [H, L]
+                                       (store bound to lexa_hard_negatives.path)
 
 Mixtures (rate(l) ∝ n_l^alpha, alpha = gin ``language_mixing_alpha.alpha``, default 0):
-  clqa.clr_pt, clqa.mlqa_pt.xor_retrieve, clqa.mlqa_pt.xor_full, clqa.xor_retrieve,
+  clqa.clr_pt, clqa.clr_pt_code_switched, clqa.mlqa_pt.xor_retrieve, clqa.mlqa_pt.xor_full, clqa.xor_retrieve,
   clqa.xor_full, clqa.mkqa.
 
 Data paths resolve from ``data_root.path`` (default env CLQA_DATA_DIR) and the vocabulary from
@@ -29,6 +36,7 @@ from clqa_jax.data import formats
 from clqa_jax.data import mixing
 from clqa_jax.data import preprocessors as pp
 from clqa_jax.data import sources
+from clqa_jax.data import topic_groups
 from clqa_jax.data import vocab as vocab_lib
 from clqa_jax.data import tfds_builders  # noqa: F401  (registers the clqa TFDS builders)
 
@@ -80,6 +88,19 @@ for _lang in SYNTH_LANGUAGES:
        seqio.CacheDatasetPlaceholder(), pp.select_answer, pp.tokenize_answer],
       STAGE1_FEATURES)
 
+# Stage 1 with code-switched queries instead of the parallel ones (the official augmentation
+# when parallel queries are off): drawn after the cache, so anew every epoch.
+for _lang in SYNTH_LANGUAGES:
+  _add_task(
+      "clr_pt_code_switched", f"clqa.clr_pt_code_switched.{_lang}",
+      sources.JsonlShardsDataSource({"train": f"stage1/clr_pt.{_lang}.jsonl-*-of-*"},
+                                    kind="stage1"),
+      [pp.filter_answerable, pp.format_parallel_questions, pp.tokenize_questions,
+       seqio.CacheDatasetPlaceholder(), pp.code_switch_question,
+       functools.partial(pp.tokenize_questions, features=("question",)), pp.select_answer,
+       pp.tokenize_answer],
+      STAGE1_FEATURES)
+
 # Stage 2 (MLQA-PT), both variants.
 for _variant in ("xor_retrieve", "xor_full"):
   for _lang in SYNTH_LANGUAGES:
@@ -115,6 +136,11 @@ for _lang in MKQA_LANGUAGES:
       [pp.select_qa_fields, *_QA_PREPROCESSORS_TAIL], QA_FEATURES)
 
 
+# LEXA pre-training: one example per topic group (not per language: a group spans languages).
+for _name, _mined in (("lexa_pt", False), ("lexa_pt.mined", True)):
+  _add_task(_name, f"clqa.{_name}", topic_groups.TopicGroupDataSource(mined=_mined),
+            topic_groups.PREPROCESSORS, topic_groups.output_features(VOCABULARY, _mined))
+
 
 def register_language_mixture(name: str, family: str, languages: list[str] | None = None,
                               split: str = "train") -> str:
@@ -135,6 +161,7 @@ def register_language_mixture(name: str, family: str, languages: list[str] | Non
 
 
 _add_mixture("clqa.clr_pt", TASK_FAMILIES["clr_pt"], "train")
+_add_mixture("clqa.clr_pt_code_switched", TASK_FAMILIES["clr_pt_code_switched"], "train")
 _add_mixture("clqa.mlqa_pt.xor_retrieve", TASK_FAMILIES["mlqa_pt.xor_retrieve"], "train")
 _add_mixture("clqa.mlqa_pt.xor_full", TASK_FAMILIES["mlqa_pt.xor_full"], "train")
 _add_mixture("clqa.xor_retrieve", TASK_FAMILIES["xor_retrieve"], "train")

@@ -20,3 +20,25 @@ def fresh_gin():
 
   with gin_utils.scoped_config():
     yield
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator(tmp_path_factory):
+  """One local GCS emulator (127.0.0.1) for the session: tensorstore reads its endpoint once per
+  process. A failure to start fails the test that asked for it."""
+  from gcs_emulator import GcsEmulator  # pylint: disable=g-import-not-at-top
+
+  emulator = GcsEmulator(str(tmp_path_factory.mktemp("gcs-emulator") / "emulator.log")).start()
+  yield emulator
+  emulator.stop()
+
+
+@pytest.fixture
+def gcs_bucket(gcs_emulator, monkeypatch, tmp_path_factory):
+  """A new empty bucket on the emulator, as 'gs://NAME', with every GCS client pointed at the
+  emulator for the test (gcs_emulator.clients_on_emulator)."""
+  import gcs_emulator as emu  # pylint: disable=g-import-not-at-top
+
+  with emu.clients_on_emulator(gcs_emulator, monkeypatch,
+                               str(tmp_path_factory.mktemp("gcloud-config"))):
+    yield f"gs://{gcs_emulator.create_bucket()}"

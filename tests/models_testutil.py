@@ -17,13 +17,14 @@ HF_CONFIGS = {
 }
 
 
-def build_hf_mt5(name: str, seed: int = 0, eos_like: int | None = None):
-  """A random MT5ForConditionalGeneration (eval mode, untied head, dropout 0)."""
+def build_hf_mt5(name: str, seed: int = 0, eos_like: int | None = None, **overrides):
+  """A random MT5ForConditionalGeneration (eval mode, untied head, dropout 0); ``overrides``
+  change fields of ``HF_CONFIGS[name]`` (e.g. vocab_size)."""
   import torch
   import transformers
 
   cfg = transformers.MT5Config(
-      **HF_CONFIGS[name], dropout_rate=0.0, feed_forward_proj="gated-gelu",
+      **{**HF_CONFIGS[name], **overrides}, dropout_rate=0.0, feed_forward_proj="gated-gelu",
       tie_word_embeddings=False, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
   torch.manual_seed(seed)
   model = transformers.MT5ForConditionalGeneration(cfg).eval()

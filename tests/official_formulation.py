@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from clqa_jax.models.unified import UnifiedRetrieverReader, masked_mean
+from clqa_jax.models.model_api import UnifiedModel
+from clqa_jax.models.unified import masked_mean
 
 
 def official_pairs(query_tokens, passage_tokens):
@@ -74,14 +75,14 @@ def official_forward(module, x, attention, q_mask, p_mask, independent, decoder_
   return result
 
 
-class OfficialFormulation:
-  """Same call contract as ``UnifiedRetrieverReader.apply``, with the official forward."""
+class OfficialModel(UnifiedModel):
+  """A ``UnifiedModel`` whose ``forward`` is the official formulation (same params, same
+  outputs); the benchmark trains it with the same train step as ours."""
 
-  def __init__(self, model: UnifiedRetrieverReader):
-    self.model = model
-
-  def apply(self, variables, query_tokens, passage_tokens, decoder_input_tokens,
-            enable_dropout=False, return_reader_relevance=False, rngs=None):
+  def forward(self, params, query_tokens, passage_tokens, decoder_input_tokens, *, rng=None,
+              enable_dropout=False, return_reader_relevance=True):
     pairs = official_pairs(query_tokens, passage_tokens)
-    return self.model.apply(variables, *pairs, decoder_input_tokens, not enable_dropout,
-                            return_reader_relevance, method=official_forward, rngs=rngs or {})
+    rngs = {"dropout": rng} if (enable_dropout and rng is not None) else {}
+    return self.module.apply({"params": params}, *pairs, decoder_input_tokens,
+                             not enable_dropout, return_reader_relevance,
+                             method=official_forward, rngs=rngs)

@@ -1,5 +1,4 @@
 """Hugging Face / official CLASS checkpoint import: file formats, errors, layouts, CLI."""
-import argparse
 import json
 import os
 
@@ -15,7 +14,7 @@ from clqa_jax.checkpoints import (CheckpointMappingError, load_class_checkpoint,
                                   load_hf_mt5)
 from clqa_jax.checkpoints import exported, hf_mt5, param_mapping  # noqa: E402
 from clqa_jax.checkpoints.kinds import checkpoint_kind  # noqa: E402
-from clqa_jax.cli import import_cmd  # noqa: E402
+from clqa_jax.cli import main as cli_main  # noqa: E402
 from clqa_jax.models import MT5, UnifiedRetrieverReader  # noqa: E402
 from models_testutil import build_hf_mt5, padded_batch, save_hf  # noqa: E402
 
@@ -167,10 +166,8 @@ def test_class_checkpoint_import_and_retrieval_vectors(hf_dirs, tmp_path):
 def test_import_cli_writes_an_export(hf_dirs, tmp_path, capsys):
   """`clqa import` writes the format `clqa export` writes: load_exported reads it back."""
   _, st, _ = hf_dirs
-  parser = argparse.ArgumentParser()
-  import_cmd.add_arguments(parser)
   out = tmp_path / "ckpt"
-  assert import_cmd.run(parser.parse_args(["hf_mt5", "--src", st, "--out", str(out)])) == 0
+  assert cli_main.main(["import", "hf_mt5", "--src", st, "--out", str(out)]) == 0
   assert "imported" in capsys.readouterr().out
   assert checkpoint_kind(str(out)) == "exported"
   assert sorted(os.listdir(out)) == ["manifest.json", "model_config.json", "params", "vocab"]
@@ -187,7 +184,7 @@ def test_import_cli_writes_an_export(hf_dirs, tmp_path, capsys):
   with pytest.raises(exported.ExportFormatError, match="kind' is 'mt5'"):
     exported.load_exported(str(out))
   # An existing output is never overwritten silently.
-  assert import_cmd.run(parser.parse_args(["hf_mt5", "--src", st, "--out", str(out)])) == 1
+  assert cli_main.main(["import", "hf_mt5", "--src", st, "--out", str(out)]) == 2
   assert "--overwrite" in capsys.readouterr().err
 
 
@@ -195,10 +192,8 @@ def test_import_without_a_vocabulary_is_a_clear_error(hf_dirs, tmp_path, monkeyp
   _, _, binary = hf_dirs
   monkeypatch.setenv("CLQA_VOCAB", str(tmp_path / "absent.model"))
   monkeypatch.delenv("CLQA_DATA_DIR", raising=False)
-  parser = argparse.ArgumentParser()
-  import_cmd.add_arguments(parser)
-  assert import_cmd.run(parser.parse_args(["hf_mt5", "--src", binary, "--out",
-                                           str(tmp_path / "o")])) == 1
+  assert cli_main.main(["import", "hf_mt5", "--src", binary, "--out",
+                                           str(tmp_path / "o")]) == 2
   assert "--vocab" in capsys.readouterr().err
   assert not (tmp_path / "o").exists()
 
@@ -207,11 +202,9 @@ def test_hf_mt5_as_unified_fills_the_retriever_head(hf_dirs, tmp_path, capsys):
   from clqa_jax.models.param_summary import abstract_params, describe_params
 
   _, st, _ = hf_dirs
-  parser = argparse.ArgumentParser()
-  import_cmd.add_arguments(parser)
   out = tmp_path / "unified"
-  assert import_cmd.run(parser.parse_args(
-      ["hf_mt5", "--src", st, "--out", str(out), "--unified", "--retriever_layer", "2"])) == 0
+  assert cli_main.main(["import", "hf_mt5", "--src", st, "--out", str(out), "--unified",
+                        "--retriever_layer", "2"]) == 0
   printed = capsys.readouterr().out
   assert "initialised (not in the source): retriever/query_proj" in printed
   config, params, _, manifest = exported.load_exported(str(out))
@@ -235,9 +228,7 @@ def _set_config_fields(directory, **fields):
 
 
 def _import(args, capsys):
-  parser = argparse.ArgumentParser()
-  import_cmd.add_arguments(parser)
-  rc = import_cmd.run(parser.parse_args(args))
+  rc = cli_main.main(["import", *args])
   return rc, capsys.readouterr()
 
 
@@ -259,7 +250,7 @@ def test_class_import_reads_the_retriever_layer_from_config_json(hf_dirs, tmp_pa
   # A --retriever_layer that contradicts config.json is an error naming the file and field.
   rc, printed = _import(["class", "--src", src, "--out", str(tmp_path / "o2"), "--vocab",
                          os.path.join(st, "spiece.model"), "--retriever_layer", "1"], capsys)
-  assert rc == 1 and "config.json: field retriever_layer is 2" in printed.err
+  assert rc == 2 and "config.json: field retriever_layer is 2" in printed.err
   _set_config_fields(src, retriever_layer=3)  # outside the 3 encoder layers
   with pytest.raises(hf_mt5.CheckpointFormatError, match="field retriever_layer is 3"):
     load_class_checkpoint(src)
@@ -294,7 +285,7 @@ def test_teacher_import_reads_layer_and_maxsim_head_from_config_json(hf_dirs, tm
   _set_config_fields(src, retriever_head=99)
   rc, printed = _import(["hf_mt5", "--src", src, "--out", str(tmp_path / "o3"), "--unified"],
                         capsys)
-  assert rc == 1 and "field retriever_head is 99" in printed.err
+  assert rc == 2 and "field retriever_head is 99" in printed.err
 
 
 def test_tied_embeddings_match_hf(tmp_path):

@@ -2,7 +2,6 @@
 file whose large leaves are tensorstore specs of zarr arrays in `target.*` directories), from
 this file's own table of T5X names, are read back exactly; scanned stacks; the errors; the
 kind; `clqa import t5x`; and parity with the Hugging Face importer on the same weights."""
-import argparse
 import os
 
 import jax
@@ -17,7 +16,7 @@ from clqa_jax.checkpoints import param_mapping as pm
 from clqa_jax.checkpoints import t5x_reader
 from clqa_jax.checkpoints.hf_mt5 import CheckpointFormatError
 from clqa_jax.checkpoints.kinds import checkpoint_kind
-from clqa_jax.cli import import_cmd
+from clqa_jax.cli import main as cli_main
 from clqa_jax.models import MT5, MT5Config
 from fixtures.data.tiny_vocab import VOCAB_SIZE, tiny_vocab_path
 from models_testutil import random_params
@@ -254,9 +253,7 @@ def test_gcs_arrays_are_read_through_the_gcs_kvstore():
 
 
 def _import(args: list[str]) -> int:
-  parser = argparse.ArgumentParser()
-  import_cmd.add_arguments(parser)
-  return import_cmd.run(parser.parse_args(args))
+  return cli_main.main(["import", *args])
 
 
 def test_cli_import_writes_an_export(source, t5x_dir, tmp_path, capsys):

@@ -62,16 +62,16 @@ def test_index_resumes_and_refuses_another_export(exports, capsys):
                         "--batch_size", "8", "--rows_per_shard", "6"]) == 0
   np.testing.assert_array_equal(np.load(shards[1]), before)
   assert os.path.getmtime(shards[0]) == mtime0                # finished shards are kept
-  assert cli_main.main(["index", "--export", dirs[1], "--corpus", PSGS, "--out", index]) == 1
+  assert cli_main.main(["index", "--export", dirs[1], "--corpus", PSGS, "--out", index]) == 2
   assert "another export" in capsys.readouterr().err
-  assert cli_main.main(["index", "--export", dirs[0], "--corpus", ALL, "--out", index]) == 1
+  assert cli_main.main(["index", "--export", dirs[0], "--corpus", ALL, "--out", index]) == 2
   assert "corpus" in capsys.readouterr().err
 
 
 def test_eval_refuses_an_index_of_another_export(exports, capsys):
   root, dirs, index = exports
   assert cli_main.main(["eval", "--export", dirs[1], "--index", index, "--data_file",
-                        XOR_FULL, "--out", str(root / "r")]) == 1
+                        XOR_FULL, "--out", str(root / "r")]) == 2
   assert "not " + dirs[1] in capsys.readouterr().err
 
 
@@ -97,15 +97,26 @@ def test_infer(exports, capsys, tmp_path):
                         "--max_answer_length", "4", "--show", "2"]) == 0
   out = capsys.readouterr().out
   assert "answer:" in out and out.count("  1. ") == 1 and "  2. " in out
+  # Without --lang the script decides (question_language.RULE).
+  assert cli_main.main(["infer", "--export", dirs[0], "--index", index, "--question",
+                        "日本の首都は？", "--reader_k", "3", "--max_answer_length", "4"]) == 0
+  assert "[ja] 日本の首都は？" in capsys.readouterr().out
   qfile = tmp_path / "q.jsonl"
   qfile.write_text('{"id": "a", "lang": "ja", "question": "日本の首都は？"}\n'
-                   '{"question": "What is the capital of Finland?"}\n', encoding="utf-8")
+                   '{"question": "What is the capital of Finland?"}\n'
+                   '{"question": "대한민국의 수도는?"}\n', encoding="utf-8")
   answers = tmp_path / "answers.jsonl"
   assert cli_main.main(["infer", "--export", dirs[0], "--index", index, "--questions_file",
                         str(qfile), "--reader_k", "3", "--max_answer_length", "4",
-                        "--out", str(answers)]) == 0
+                        "--out", str(answers), "--lang", "en"]) == 0
   rows = [json.loads(l) for l in answers.read_text(encoding="utf-8").splitlines()]
-  assert [r["id"] for r in rows] == ["a", "1"] and [r["lang"] for r in rows] == ["ja", "en"]
+  assert [r["id"] for r in rows] == ["a", "1", "2"]
+  assert [r["lang"] for r in rows] == ["ja", "en", "en"]      # --lang: records without "lang"
+  qfile.write_text('{"id": "k", "question": "대한민국의 수도는?"}\n', encoding="utf-8")
+  assert cli_main.main(["infer", "--export", dirs[0], "--index", index, "--questions_file",
+                        str(qfile), "--reader_k", "3", "--max_answer_length", "4",
+                        "--out", str(answers), "--show", "0"]) == 0
+  assert json.loads(answers.read_text(encoding="utf-8"))["lang"] == "ko"
   assert all(len(r["passages"]) == 3 and isinstance(r["answer"], str) for r in rows)
   scores = [p["score"] for p in rows[0]["passages"]]
   assert scores == sorted(scores, reverse=True)

@@ -10,7 +10,7 @@ def test_gin_bindings_are_split_from_argv():
       ["--out", "x", "--gin.TRAIN_STEPS=5", "--gin.MODEL_DIR", "'/tmp/run'", "--flag"])
   assert rest == ["--out", "x", "--flag"]
   assert bindings == ["TRAIN_STEPS=5", "MODEL_DIR='/tmp/run'"]
-  with pytest.raises(SystemExit, match="needs a value"):
+  with pytest.raises(ValueError, match="needs a value"):
     gin_flags.split_gin_bindings(["--gin.X"])
 
 

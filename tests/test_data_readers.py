@@ -83,6 +83,7 @@ def test_xor_malformed(tmp_path):
            json.dumps({"id": "4", "lang": "ja", "question": "", "answers": ["a"]}),
            json.dumps({"id": "5", "lang": "ja", "question": "q", "answers": [None]}),
            "",
+           json.dumps({"id": "6", "lang": "ja", "question": "q", "answers": ["a"]}),
            good]
   path = _write(tmp_path, "x.jsonl", "\n".join(lines) + "\n")
   e = _error(readers.read_xor_jsonl(path))
@@ -90,17 +91,23 @@ def test_xor_malformed(tmp_path):
   stats = SkipStats()
   got = list(readers.read_xor_jsonl(path, skip_errors=True, stats=stats))
   # A bare-string answer is one answer.
-  assert [(q.qid, q.answers) for q in got] == [("1", ("a",)), ("3", ("a",)), ("1", ("a",))]
-  assert dict(stats.by_field) == {"<json>": 1, "answers": 1, "question": 1, "answers[0]": 1}
+  assert [(q.qid, q.answers) for q in got] == [("1", ("a",)), ("3", ("a",)), ("6", ("a",))]
+  # A repeated id is an error at its second line (scorers key answers by id).
+  assert dict(stats.by_field) == {"<json>": 1, "answers": 1, "question": 1, "answers[0]": 1,
+                                  "id": 1}
+  assert "duplicate id '1' (first on line 1)" in stats.examples[-1]
+  assert stats.examples[-1].startswith(f"{path}:9: id:")
   # Test files have no answers.
   test_file = _write(tmp_path, "t.jsonl", json.dumps({"id": "1", "lang": "ja", "question": "q"}) + "\n")
   assert list(readers.read_xor_jsonl(test_file, require_answers=False))[0].answers == ()
 
 
 def test_not_utf8_is_pinned_to_its_line(tmp_path):
-  good = json.dumps({"id": "1", "lang": "ja", "question": "q", "answers": ["a"]}).encode()
+  def good(i):
+    return json.dumps({"id": str(i), "lang": "ja", "question": "q", "answers": ["a"]}).encode()
   # A bad byte inside an otherwise valid record, far from the start (text-mode chunking).
-  lines = [good] * 3000 + [good.replace(b'"q"', b'"\xff"')] + [good] * 5
+  lines = ([good(i) for i in range(3000)] + [good(3000).replace(b'"q"', b'"\xff"')]
+           + [good(i) for i in range(3001, 3006)])
   path = _write(tmp_path, "b.jsonl", b"\n".join(lines) + b"\n", binary=True)
   e = _error(readers.read_xor_jsonl(path))
   assert (e.line, e.field) == (3001, "<line>")
@@ -160,14 +167,21 @@ def test_mkqa_malformed(tmp_path):
   empty_lang = json.loads(json.dumps(ok))
   empty_lang["answers"]["ja"] = []
   no_queries = {k: v for k, v in ok.items() if k != "queries"}
-  lines = [ok, bad_alias, bad_text, missing_lang, empty_lang, no_queries]
+  traversal = json.loads(json.dumps(ok))
+  traversal["queries"]["../x"] = traversal["answers"]["../x"] = "q"
+  unknown_answer_lang = json.loads(json.dumps(ok))
+  unknown_answer_lang["answers"]["en/.."] = []
+  lines = [ok, bad_alias, bad_text, missing_lang, empty_lang, no_queries, traversal,
+           unknown_answer_lang]
   path = _write(tmp_path, "m.jsonl", "\n".join(json.dumps(x, ensure_ascii=False) for x in lines) + "\n")
   e = _error(readers.read_mkqa_jsonl(path))
   assert (e.line, e.field) == (2, "answers.ja[0].aliases")
   stats = SkipStats()
   assert len(list(readers.read_mkqa_jsonl(path, skip_errors=True, stats=stats))) == 1
   assert dict(stats.by_field) == {"answers.ja[0].aliases": 1, "answers.en[0].text": 1,
-                                  "answers": 1, "answers.ja": 1, "queries": 1}
+                                  "answers": 2, "answers.ja": 1, "queries": 2}
+  e = _error(readers.read_mkqa_jsonl(_write(tmp_path, "t.jsonl", json.dumps(traversal))))
+  assert (e.line, e.field) == (1, "queries") and "'../x' is not an MKQA language code" in str(e)
 
 
 # -- synthetic stage-1 / stage-2 ---------------------------------------------------------------

@@ -26,10 +26,10 @@ def test_vocab_train_cli(tmp_path, capsys):
   assert 2 not in ids and sp.decode(ids) == "question: 𝄞 Ꙭ"
   assert os.path.exists(out[:-len(".model")] + ".vocab")
   # No accidental overwrite; a too-small vocabulary is a clear error.
-  assert main.main(["vocab", "train", "--input", str(text), "--out", out]) == 1
+  assert main.main(["vocab", "train", "--input", str(text), "--out", out]) == 2
   assert "exists" in capsys.readouterr().err
   assert main.main(["vocab", "train", "--input", str(text), "--vocab_size", "100",
-                    "--out", str(tmp_path / "small.model")]) == 1
+                    "--out", str(tmp_path / "small.model")]) == 2
   assert "Vocabulary size" in capsys.readouterr().err
 
 
@@ -43,8 +43,8 @@ def test_vocab_train_cli_gs_paths(fake_gcs, capsys):
   assert object_paths(fake_gcs) == ["gs://bucket/text.txt", out, "gs://bucket/v/spm.vocab"]
   sp = spm_train.load_processor(out)
   assert sp.vocab_size() == 900 and sp.decode(sp.encode("question: Ꙭ")) == "question: Ꙭ"
-  assert main.main(["vocab", "train", "--input", "gs://bucket/text.txt", "--out", out]) == 1
+  assert main.main(["vocab", "train", "--input", "gs://bucket/text.txt", "--out", out]) == 2
   assert "exists" in capsys.readouterr().err
   assert main.main(["vocab", "train", "--input", "gs://bucket/missing.txt", "--out",
-                    "gs://bucket/w/spm.model"]) == 1
-  assert "not found" in capsys.readouterr().err
+                    "gs://bucket/w/spm.model"]) == 2
+  assert "--input gs://bucket/missing.txt: no such file" in capsys.readouterr().err

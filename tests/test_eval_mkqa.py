@@ -122,3 +122,11 @@ def test_official_gold_semantics_in_conversion_and_scoring(tmp_path):
   kept = mkqa.convert_mkqa(mkqa.read_mkqa(_raw(tmp_path, records)), ["en"],
                            keep_unanswerable=True)
   assert [q.answers for q in kept["en"]][2] == ("No Answer",)
+
+
+@pytest.mark.parametrize("lang", ["../x", "en/..", "jp", ""])
+def test_only_mkqa_language_codes_name_output_files(lang, tmp_path):
+  with pytest.raises(ValueError, match="not MKQA language codes"):
+    mkqa.write_converted({"en": [], lang: []}, str(tmp_path / "out"))
+  assert not (tmp_path / "out").exists()
+  assert not (tmp_path / "x").exists() and os.listdir(tmp_path) == []

@@ -117,3 +117,27 @@ def test_written_prediction_files_read_back_in_the_official_formats(tmp_path):
   assert inputs.read_answer_predictions(answers) == {"q1": "東京"}
   with pytest.raises(FileExistsError):
     prediction_files.write_answer_predictions(answers, {"q1": "x"})
+
+
+def test_bar_chart_legend_off_the_bars_values_on_them_and_checkpoint_in_title():
+  t = _table()
+  t.info["checkpoint"] = {"kind": "checkpoint", "path": "/runs/s2/checkpoints", "step": 40,
+                          "run_dir": "/runs/s2"}
+  fig = report.bar_chart_figure(t)
+  fig.canvas.draw()
+  renderer = fig.canvas.get_renderer()
+  (ax,) = fig.axes
+  assert ax.get_title() == "xor-full: /runs/s2 step 40"
+  # One label per bar: each language's and the macro value of every metric.
+  labels = sorted(text.get_text() for text in ax.texts)
+  assert labels == sorted(["50.0", "70.0", "60.0", "25.0", "45.0", "35.0"])
+  (legend,) = fig.legends
+  assert [text.get_text() for text in legend.get_texts()] == ["F1", "EM"]
+  assert not ax.get_legend()
+  box, axes = legend.get_window_extent(renderer), ax.get_window_extent(renderer)
+  assert box.x0 >= axes.x1 or box.y0 >= axes.y1       # outside the plot: never over a bar
+  assert box.x1 <= fig.bbox.x1 and box.y1 <= fig.bbox.y1   # and inside the picture
+  # Without a checkpoint record the title is the task.
+  assert report.chart_title(_table()) == "xor-full"
+  t.info["checkpoint"] = {"kind": "hf_mt5", "path": "/hf/mt5-small", "step": None}
+  assert report.chart_title(t) == "xor-full: /hf/mt5-small"

@@ -2,6 +2,7 @@
 runner's retrieval is exact search over the re-encoded corpus."""
 import json
 import os
+import shutil
 
 import jax
 import ml_dtypes
@@ -19,6 +20,7 @@ from clqa_jax.serving.inference import ModelRunner
 from clqa_jax.models import UnifiedRetrieverReader
 from fixtures.data.tiny_vocab import ROOT, tiny_vocab_path
 from fixtures.export import tiny_run
+from fixtures.integration import mini_data
 
 PSGS = os.path.join(ROOT, "passages", "psgs_w100.tsv")
 ALL = os.path.join(ROOT, "passages", "all_w100.tsv")
@@ -84,7 +86,7 @@ def test_index_and_eval_cli_xor_retrieve(setup, capsys):
   # No accidental overwrite; --overwrite replaces.
   args = ["eval", "--export", export_dir, "--index", index_dir, "--data_file", XOR_RETRIEVE,
           "--out", out, "--mode", "retrieve"]
-  assert cli_main.main(args) == 1
+  assert cli_main.main(args) == 2
   assert cli_main.main(args + ["--overwrite"]) == 0
   # The rerun read nothing, so the earlier answers and reading table are gone.
   assert not os.path.exists(os.path.join(out, "xor_engspan_predictions.json"))
@@ -154,3 +156,72 @@ def test_xor_full_and_mkqa_with_the_runner(setup):
   preds = json.load(open(os.path.join(out, "mkqa_predictions.json")))
   assert set(preds) == {"ja", "fi"} and set(preds["ja"]) == set(preds["fi"])
   assert not os.path.exists(os.path.join(out, "xor_retrieve_predictions.json"))
+
+
+def test_a_copied_export_and_index_give_the_same_results(setup, tmp_path):
+  """`cp -r` of the export and the index, originals deleted: eval from the copies gives the
+  same predictions and metrics."""
+  _, export_dir, _, _, _ = setup
+  before, after = tmp_path / "a", tmp_path / "b"
+  shutil.copytree(export_dir, before / "export")
+  assert cli_main.main(["index", "--export", str(before / "export"), "--corpus", PSGS, "--out",
+                        str(before / "index"), "--batch_size", "8", "--rows_per_shard", "8"]) == 0
+  index_json = (before / "index" / "index.json").read_text()
+  assert json.loads(index_json)["passage_store"] == "passages"
+  assert json.loads(index_json)["fingerprint"] == corpus_index.export_fingerprint(
+      exported.read_manifest(export_dir))
+
+  def evaluate(root, out):
+    assert cli_main.main(["eval", "--export", str(root / "export"), "--index",
+                          str(root / "index"), "--data_file", XOR_RETRIEVE, "--out", str(out),
+                          "--mode", "retrieve"]) == 0
+    return ((out / "xor_retrieve_predictions.json").read_bytes(),
+            json.loads((out / "metrics.json").read_text()))
+
+  old_cache = mini_data.enable_compilation_cache()   # the second eval compiles nothing
+  try:
+    expected = evaluate(before, tmp_path / "results_a")
+    shutil.copytree(before, after)
+    shutil.rmtree(before)
+    assert evaluate(after, tmp_path / "results_b") == expected
+  finally:
+    mini_data.restore_compilation_cache(old_cache)
+  # Without its passage store the copy is refused, naming the field.
+  shutil.rmtree(after / "index" / "passages")
+  with pytest.raises(corpus_index.IndexMismatchError,
+                     match=r"index.json: field 'passage_store' \('passages'\): .* not a passage "
+                           "store"):
+    corpus_index.CorpusIndex(str(after / "index"), str(after / "export"))
+
+
+def test_an_external_passage_store_is_recorded_by_its_absolute_path(setup, tmp_path):
+  _, export_dir, _, _, runner = setup
+  store = str(tmp_path / "store")
+  m = corpus_index.build_index(export_dir, PSGS, str(tmp_path / "index"), runner=runner,
+                               passage_store_dir=store, batch_size=8, progress=False)
+  assert m["passage_store"] == store
+  shutil.copytree(tmp_path / "index", tmp_path / "moved")
+  shutil.rmtree(tmp_path / "index")
+  index = corpus_index.CorpusIndex(str(tmp_path / "moved"), export_dir)
+  assert index.store.directory == store and len(index) == 16
+
+
+def test_an_index_written_with_path_fingerprints_still_opens(setup, tmp_path):
+  """index.json of older builds: the export's path in the fingerprint (not compared), the
+  store by its absolute path."""
+  _, export_dir, _, _, runner = setup
+  index_dir = tmp_path / "index"
+  corpus_index.build_index(export_dir, PSGS, str(index_dir), runner=runner, batch_size=8,
+                           progress=False)
+  manifest = json.loads((index_dir / "index.json").read_text())
+  manifest["fingerprint"] = {"export": "/gone/export",
+                             **{k: manifest["fingerprint"][k] for k in ("created", "source",
+                                                                        "dtype")}}
+  manifest["passage_store"] = str(index_dir / "passages")
+  (index_dir / "index.json").write_text(json.dumps(manifest))
+  assert len(corpus_index.CorpusIndex(str(index_dir), export_dir)) == 16
+  manifest["fingerprint"]["created"] = "2020-01-01T00:00:00+00:00"
+  (index_dir / "index.json").write_text(json.dumps(manifest))
+  with pytest.raises(corpus_index.IndexMismatchError,
+                     match=r"built for the export .*\(created 2020-01-01"):
+    corpus_index.CorpusIndex(str(index_dir), export_dir)

@@ -129,6 +129,81 @@ def test_newer_or_foreign_format_is_a_clear_error(run, tmp_path):
     exported.load_exported(str(tmp_path))
 
 
+def test_a_moved_export_loads_the_same(run, tmp_path):
+  import shutil
+
+  original = str(tmp_path / "a" / "export")
+  manifest = export.export_checkpoint(run[0], original)
+  assert str(tmp_path) not in json.dumps({k: v for k, v in manifest.items()
+                                          if k not in ("source", "vocab_source")})
+  assert set(manifest["sha256"]) == {"model_config.json", "vocab/spm.model", "config.gin"}
+  assert manifest["sha256"]["vocab/spm.model"] == manifest["vocab_sha256"]
+  moved = str(tmp_path / "b" / "export")
+  shutil.copytree(original, moved)
+  shutil.rmtree(tmp_path / "a")
+  config, params, vocab, manifest2 = exported.load_exported(moved)
+  assert manifest2 == manifest and vocab == os.path.join(moved, "vocab", "spm.model")
+  assert config == run[1]
+  _same_tree(params, run[3])
+
+
+def test_a_changed_file_is_refused_with_both_checksums(run, tmp_path):
+  import hashlib
+
+  out = str(tmp_path / "e")
+  manifest = export.export_checkpoint(run[0], out)
+  vocab = os.path.join(out, "vocab", "spm.model")
+  with open(vocab, "rb") as f:
+    original = f.read()
+  with open(vocab, "wb") as f:
+    f.write(original[:-1] + bytes([original[-1] ^ 1]))
+  actual = hashlib.sha256(original[:-1] + bytes([original[-1] ^ 1])).hexdigest()
+  with pytest.raises(exported.ExportFormatError) as e:
+    exported.load_exported(out)
+  assert str(e.value) == (
+      f"{vocab}: sha256 is {actual}, but {os.path.join(out, 'manifest.json')} field "
+      f"'vocab_sha256' records {manifest['vocab_sha256']}: the file was changed or replaced "
+      "after the export was written; put the original back or export again")
+  with open(vocab, "wb") as f:
+    f.write(original)
+  config_path = os.path.join(out, "model_config.json")
+  with open(config_path) as f:
+    record = json.load(f)
+  record["config"]["mt5"]["dropout_rate"] = 0.5
+  with open(config_path, "w") as f:
+    json.dump(record, f)
+  with pytest.raises(exported.ExportFormatError, match=r"model_config.json: sha256 is .* field "
+                     r"'sha256.model_config.json' records"):
+    exported.load_exported(out)
+  os.remove(config_path)
+  with pytest.raises(exported.ExportFormatError, match="model_config.json is missing"):
+    exported.load_exported(out)
+
+
+def test_an_export_without_recorded_file_checksums_checks_its_vocabulary(run, tmp_path):
+  """Exports written before the "sha256" field record the vocabulary's alone."""
+  out = str(tmp_path / "e")
+  export.export_checkpoint(run[0], out)
+  path = os.path.join(out, "manifest.json")
+  with open(path) as f:
+    manifest = json.load(f)
+  del manifest["sha256"]
+  with open(path, "w") as f:
+    json.dump(manifest, f)
+  with open(os.path.join(out, "config.gin"), "a") as f:
+    f.write("# edited\n")
+  exported.load_exported(out)
+  with open(os.path.join(out, "vocab", "spm.model"), "ab") as f:
+    f.write(b"x")
+  with pytest.raises(exported.ExportFormatError, match="'vocab_sha256' records"):
+    exported.load_exported(out)
+  manifest["sha256"] = ["vocab/spm.model"]
+  with open(path, "w") as f:
+    json.dump(manifest, f)
+  with pytest.raises(exported.ExportFormatError, match="field 'sha256' must map file names"):
+    exported.load_exported(out)
+
+
 def test_wrong_model_config_is_rejected(run, tmp_path):
   run_dir, config, _, _ = run
   wrong = tmp_path / "wrong.json"
@@ -143,7 +218,7 @@ def test_cli(run, tmp_path, capsys):
   assert cli_main.main(["export", "--checkpoint_dir", run[0], "--out", out, "--step", "best",
                         "--dtype", "bfloat16"]) == 0
   assert "step 10" in capsys.readouterr().out
-  assert cli_main.main(["export", "--checkpoint_dir", run[0], "--out", out]) == 1
+  assert cli_main.main(["export", "--checkpoint_dir", run[0], "--out", out]) == 2
   assert "--overwrite" in capsys.readouterr().err
   with pytest.raises(SystemExit):
     cli_main.main(["export", "--help"])
@@ -215,3 +290,32 @@ def test_step_best_needs_a_recorded_or_given_metric(run, tmp_path):
   with pytest.raises(ValueError, match="--best_metric NAME"):
     export.select_step(directory, "best")
   assert export.select_step(directory, "latest") == (3, None)
+
+
+def test_step_best_among_the_steps_that_recorded_the_metric(run, tmp_path):
+  import jax.numpy as jnp
+  import optax
+
+  from clqa_jax.checkpoints import training
+  from clqa_jax.trainer.train_state import TrainState
+
+  _, _, p1, _ = run
+  directory = str(tmp_path / "run" / "checkpoints")
+  ckpt = training.Checkpointer(directory, training.CheckpointConfig(
+      keep=5, best_metric="eval/f1", async_save=False))
+  recorded = {1: {"eval/f1": 0.5, "eval/r@2kt": 10.0}, 2: {"eval/f1": 0.7},
+              3: {"eval/f1": 0.7, "eval/r@2kt": 5.0}, 4: None}
+  for step, metrics in recorded.items():
+    state = TrainState(step=jnp.asarray(step, jnp.int32), params=p1,
+                       opt_state=optax.sgd(0.1).init(p1), rng=jnp.zeros((2,), jnp.uint32))
+    ckpt.save(state, {}, metrics=metrics)
+  assert ckpt.best_step() == 3            # keep-best's choice: ties go to the later step
+  ckpt.close()
+  assert training.read_metrics(directory)[2] == {"eval/f1": 0.7}
+  assert export.select_step(directory, "best") == (3, "eval/f1")
+  # Another metric: only the steps that recorded it count (step 2 did not).
+  assert export.select_step(directory, "best", best_metric="eval/r@2kt") == (1, "eval/r@2kt")
+  assert export.select_step(directory, "best", best_metric="eval/r@2kt",
+                            best_mode="min") == (3, "eval/r@2kt")
+  with pytest.raises(ValueError, match="no checkpoint recorded metric 'eval/em'"):
+    export.select_step(directory, "best", best_metric="eval/em")

@@ -123,7 +123,7 @@ def test_official_class_checkpoint_to_export_and_back(exported, tmp_path):
   assert os.path.exists(os.path.join(again, "spiece.model"))
   # A Hugging Face directory is no export source: the error says to import it first.
   assert cli_main.main(["export", "--checkpoint_dir", hf_dir, "--out",
-                        str(tmp_path / "x")]) == 1
+                        str(tmp_path / "x")]) == 2
 
 
 def test_scanned_params_export_the_same_tensors(exported):

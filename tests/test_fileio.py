@@ -72,6 +72,20 @@ def test_paths_keep_gs_scheme():
   assert fileio.is_remote("gs://b") and not fileio.is_remote("/tmp/gs:")
 
 
+def test_relative_to_and_resolve(tmp_path):
+  index = str(tmp_path / "index")
+  assert fileio.relative_to(os.path.join(index, "passages"), index) == "passages"
+  assert fileio.relative_to(os.path.join(index, "a", "b"), index + "/") == "a/b"
+  for outside in (index, str(tmp_path), str(tmp_path / "index2" / "p"), "gs://b/index/p"):
+    assert fileio.relative_to(outside, index) is None, outside
+  assert fileio.relative_to("gs://b/index/passages", "gs://b/index/") == "passages"
+  assert fileio.relative_to("gs://b/index2/p", "gs://b/index") is None
+  assert fileio.resolve(index, "a/b") == os.path.join(index, "a", "b")
+  assert fileio.resolve("gs://b/index", "passages") == "gs://b/index/passages"
+  assert fileio.resolve(index, "/data/store") == "/data/store"
+  assert fileio.resolve(index, "gs://b/store") == "gs://b/store"
+
+
 def test_local_copy_and_staged_dir_are_identity_locally(tmp_path):
   path = str(tmp_path / "v.model")
   fileio.atomic_write(path, b"spm")

@@ -86,7 +86,7 @@ def test_clqa_train_mlqa_pt_on_8_devices_writes_operative_config(tmp_path, teach
                                                                  capsys):
   bindings = _bind_tiny_run("mlqa_pt", tmp_path / "run", teacher_checkpoint, batch_size=8)
   args = argparse.Namespace(gin_file=["partitioning/dp.gin", "runs/mlqa_pt.gin"],
-                            gin_bindings=bindings, log_level="WARNING")
+                            gin_bindings=bindings, log_level="WARNING", break_lock=False)
   assert train_cmd.run(args) == 0
   assert "completed at step 1" in capsys.readouterr().out
   config = open(tmp_path / "run" / "config.gin").read()

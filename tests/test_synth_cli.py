@@ -39,6 +39,6 @@ def test_cli_generate_and_questions_stage(tmp_path, capsys):
     assert m["complete"] and set(m["counts"]["xor_dev_full.jsonl"]) == set(config_lib.XOR_LANGS)
     gin.clear_config()
     assert cli_main.main(["synth", "teacher", "--gin_file", "synth/mini.gin", "--out", out]) == 2
-    assert "run `clqa synth parallel` first" in capsys.readouterr().out
+    assert "run `clqa synth parallel` first" in capsys.readouterr().err
   finally:
     gin.clear_config()

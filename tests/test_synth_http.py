@@ -73,3 +73,73 @@ def test_timeouts_are_retried_and_failures_are_typed(tmp_path):
     with pytest.raises(http_backend.RewriteHTTPError, match="HTTP 404"):
       backend.rewrite(ITEMS[:1])
     assert len(srv.requests) == 1
+
+
+def test_an_http_error_names_the_url_but_never_the_key(tmp_path, monkeypatch):
+  import http.server
+  import threading
+
+  class EchoHeaders401(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):  # pylint: disable=invalid-name
+      body = f"denied: {self.headers.get('Authorization')}".encode()
+      self.send_response(401)
+      self.send_header("Content-Length", str(len(body)))
+      self.end_headers()
+      self.wfile.write(body)
+
+    def log_message(self, *args):
+      pass
+
+  server = http.server.HTTPServer(("127.0.0.1", 0), EchoHeaders401)
+  thread = threading.Thread(target=server.serve_forever, daemon=True)
+  thread.start()
+  monkeypatch.setenv("CLQA_TEST_KEY", "sk-secret-123")
+  try:
+    url = f"http://127.0.0.1:{server.server_port}/v1"
+    backend = http_backend.HttpBackend(url, "m", api_key_env="CLQA_TEST_KEY", backoff_s=0.01)
+    with pytest.raises(http_backend.RewriteHTTPError) as e:
+      backend.rewrite(ITEMS[:1])
+  finally:
+    server.shutdown()
+  message = str(e.value)
+  assert f"127.0.0.1:{server.server_port}/v1/chat/completions" in message
+  assert "HTTP 401" in message and "API key" in message
+  assert "sk-secret-123" not in message
+  assert http_backend.public_url("https://u:pw@api.example.com:8443/v1/x?key=k") == (
+      "https://api.example.com:8443/v1/x")
+
+
+@pytest.mark.usefixtures("fresh_gin")
+def test_credentials_in_the_base_url_are_refused_before_anything_is_written(tmp_path, capsys):
+  from clqa_jax.cli import main as cli_main
+  from clqa_jax.synth import config as config_lib
+
+  url = "https://bob:s3cret@api.example.com/v1"
+  for make in (lambda: config_lib.HttpConfig(base_url=url, model="m"),
+               lambda: http_backend.HttpBackend(url, "m", cache_dir=str(tmp_path / "cache")),
+               lambda: config_lib.HttpConfig(base_url="https://tok3n@api.example.com/v1")):
+    with pytest.raises(ValueError, match="HttpConfig.base_url: https://api.example.com/v1 is "
+                                         "given with credentials") as e:
+      make()
+    assert "s3cret" not in str(e.value) and "bob" not in str(e.value)
+    assert "tok3n" not in str(e.value)
+  out = tmp_path / "synth"
+  assert cli_main.main(["synth", "qa", "--gin_file", "synth/mini.gin", "--gin_file",
+                        "synth/http.gin", "--out", str(out),
+                        f'--gin.HttpConfig.base_url="{url}"']) == 2
+  captured = capsys.readouterr()
+  assert captured.err.startswith("clqa synth: error: HttpConfig.base_url: ")
+  assert captured.err.count("\n") == 1 and "In call to" not in captured.err
+  assert "s3cret" not in captured.err + captured.out
+  assert not out.exists()
+
+
+def test_a_named_key_variable_that_is_not_set_is_an_error(monkeypatch):
+  """api_key_env names the variable; None says the server needs no key."""
+  monkeypatch.delenv("CLQA_TEST_MISSING_KEY", raising=False)
+  with pytest.raises(ValueError, match="CLQA_TEST_MISSING_KEY.*not set"):
+    http_backend.HttpBackend("http://127.0.0.1:9/v1", "m", api_key_env="CLQA_TEST_MISSING_KEY")
+  monkeypatch.setenv("CLQA_TEST_MISSING_KEY", "")
+  with pytest.raises(ValueError, match="api_key_env = None"):
+    http_backend.HttpBackend("http://127.0.0.1:9/v1", "m", api_key_env="CLQA_TEST_MISSING_KEY")
+  assert http_backend.HttpBackend("http://127.0.0.1:9/v1", "m").api_key == ""

@@ -1,7 +1,10 @@
 """Synth stages read and write their files only through clqa_jax.fileio: sharded line sinks,
-JSONL sources, stage publishing (no temporary left, no partial output after a failure)."""
+JSONL sources, stage publishing (no temporary left, no partial output after a failure, nothing
+published from an input without records), and the progress each stage logs."""
 import dataclasses
 import json
+import logging
+import re
 
 import apache_beam as beam
 from apache_beam.testing import util as beam_testing
@@ -115,3 +118,33 @@ def test_failed_stage_leaves_no_partial_output(passages_run):
   assert after == before
   assert json.loads(before[manifest.MANIFEST])["complete"]
   _no_temporaries(cfg.output_dir)
+
+
+def test_a_corpus_without_articles_is_an_error_and_publishes_nothing(tmp_path):
+  corpus = tmp_path / "corpus"
+  for lang in ("en", "fi"):
+    (corpus / "articles" / lang).mkdir(parents=True)
+  (corpus / "articles" / "fi" / "wiki_00").write_text("\n")   # a file without articles
+  cfg = config_lib.SynthConfig(output_dir=str(tmp_path / "out"), corpus_dir=str(corpus),
+                               langs=("en", "fi"), target_langs=("fi",))
+  with pytest.raises(manifest.EmptyStageError,
+                     match=f"^{corpus / 'articles'}: synth passages made no passages"):
+    stages.run_passages(cfg)
+  assert not fileio.exists(fileio.join(cfg.output_dir, "passages"))
+  _no_temporaries(cfg.output_dir)
+
+
+def test_each_stage_logs_its_start_and_the_records_it_made(tmp_path, caplog):
+  cfg = config_lib.SynthConfig(output_dir=str(tmp_path / "out"), langs=("en", "fi"),
+                               target_langs=("fi",))
+  with caplog.at_level(logging.INFO, logger="clqa_jax.synth"):
+    result = stages.run_passages(cfg)
+    stages.run_passages(cfg)
+  lines = [r.getMessage() for r in caplog.records]
+  passages = result["counts"]["passages"]
+  assert lines[0].startswith("synth passages: running on DirectRunner -> ")
+  assert re.fullmatch(
+      rf"synth passages: done in [0-9.]+s: articles \d+ \(en \d+, fi \d+\), "
+      rf"passages {sum(passages.values())} \(en {passages['en']}, fi {passages['fi']}\)",
+      lines[1]), lines[1]
+  assert lines[2].startswith("synth passages: complete for these inputs and config, skipped")

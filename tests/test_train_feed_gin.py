@@ -1,5 +1,6 @@
 """Every gin/experiments file parses and wires the task-fed batch source (and, for stage 2 and
-fine-tuning, the refresh hook sharing the same feed) to the training loop."""
+fine-tuning, the refresh hook sharing the same feed) and the dev evaluation with its kept-best
+metric to the training loop."""
 import glob
 import os
 
@@ -8,19 +9,28 @@ import pytest
 
 from clqa_jax import gin_utils
 from clqa_jax.data import train_feed
+from clqa_jax.checkpoints import training
+from clqa_jax.trainer import eval_hook
 from clqa_jax.trainer import refresh
 from clqa_jax.trainer import register_configurables  # noqa: F401
 
 EXPERIMENTS = sorted(os.path.basename(p) for p in glob.glob(os.path.join(
     os.path.dirname(os.path.dirname(__file__)), "gin", "experiments", "*.gin")))
+# UMR experiments run the rounds driver (tests/test_umr_rounds.py), not one loop.train; LEXA
+# trains on topic groups, not the TrainFeed (tests/test_lexa_run.py).
 RUNS = [e for e in EXPERIMENTS if e not in ("mini_common.gin", "xor_common.gin",
-                                            "xor_refresh.gin")]
+                                            "xor_refresh.gin", "dev_eval.gin", "mini_lexa.gin")
+        and not e.endswith("_umr.gin")]
 # experiment -> (task, corpus, refresh window or None)
 EXPECTED = {
     "mini_teacher_en.gin": ("clqa.clr_pt", "passages/psgs_w100.tsv", None),
     "mini_clr_pt.gin": ("clqa.clr_pt", "passages/psgs_w100.tsv", None),
     "mini_mlqa_pt.gin": ("clqa.mlqa_pt.xor_retrieve", "passages/psgs_w100.tsv", "next"),
     "mini_finetune.gin": ("clqa.xor_retrieve", "passages/psgs_w100.tsv", "all"),
+    "mini_finetune_full.gin": ("clqa.xor_full", "passages/all_w100.tsv", "all"),
+    "mini_fidkd.gin": ("clqa.xor_retrieve", "passages/psgs_w100.tsv", "all"),
+    "mini_capstone_forward.gin": ("clqa.xor_retrieve", "passages/psgs_w100.tsv", "all"),
+    "mini_attention_offset.gin": ("clqa.xor_retrieve", "passages/psgs_w100.tsv", "all"),
     "xor_retrieve_clr_pt.gin": ("clqa.clr_pt", "passages/psgs_w100.tsv", None),
     "xor_retrieve_mlqa_pt.gin": ("clqa.mlqa_pt.xor_retrieve", "passages/psgs_w100.tsv", "next"),
     "xor_retrieve_nq_finetune.gin": ("clqa.nq.en", "passages/psgs_w100.tsv", "all"),
@@ -28,10 +38,27 @@ EXPECTED = {
     "xor_full_mlqa_pt.gin": ("clqa.mlqa_pt.xor_full", "passages/all_w100.tsv", "next"),
     "xor_full_finetune.gin": ("clqa.xor_full", "passages/all_w100.tsv", "all"),
 }
+MINI_DEV = ("xor-retrieve", "xor/xor_dev_retrieve_eng_span.jsonl", "passages/psgs_w100.tsv",
+            "eval/r@2kt")
+XOR_RETRIEVE_DEV = ("xor-retrieve", "xor/xor_dev_retrieve_eng_span_v1_1.jsonl",
+                    "passages/psgs_w100.tsv", "eval/r@2kt")
+XOR_FULL_DEV = ("xor-full", "xor/xor_dev_full_v1_1.jsonl", "passages/all_w100.tsv", "eval/f1")
+# experiment -> (task, dev file, corpus, kept-best metric) of its dev evaluation, or None
+DEV_EVAL = {
+    "mini_teacher_en.gin": None, "mini_clr_pt.gin": MINI_DEV, "mini_mlqa_pt.gin": MINI_DEV,
+    "mini_finetune.gin": MINI_DEV, "mini_fidkd.gin": MINI_DEV,
+    "mini_finetune_full.gin": ("xor-full", "xor/xor_dev_full.jsonl", "passages/all_w100.tsv",
+                               "eval/f1"),
+    "mini_capstone_forward.gin": MINI_DEV, "mini_attention_offset.gin": MINI_DEV,
+    "xor_retrieve_clr_pt.gin": XOR_RETRIEVE_DEV,
+    "xor_retrieve_mlqa_pt.gin": XOR_RETRIEVE_DEV, "xor_retrieve_nq_finetune.gin": XOR_RETRIEVE_DEV,
+    "xor_retrieve_finetune.gin": XOR_RETRIEVE_DEV, "xor_full_mlqa_pt.gin": XOR_FULL_DEV,
+    "xor_full_finetune.gin": XOR_FULL_DEV,
+}
 
 
 def test_every_run_file_is_covered():
-  assert sorted(RUNS) == sorted(EXPECTED)
+  assert sorted(RUNS) == sorted(EXPECTED) == sorted(DEV_EVAL)
 
 
 @pytest.mark.parametrize("name", RUNS)
@@ -43,6 +70,7 @@ def test_experiment_wires_feed_and_refresh(name):
     gin_utils.parse_gin([f"experiments/{name}"], [
         "MODEL_DIR = '/tmp/x'", "RETRIEVAL_DIR = '/tmp/x/r'", "TEACHER_CHECKPOINT = '/tmp/t'",
         "INIT_CHECKPOINT = '/tmp/i'"])
+    _check_dev_eval(name)
     feed = gin.query_parameter("loop.train.batches").scoped_configurable_fn()
     assert isinstance(feed, train_feed.TrainFeed)
     assert (feed.task, feed.corpus) == (task, corpus)
@@ -58,3 +86,18 @@ def test_experiment_wires_feed_and_refresh(name):
     assert hook.every == gin.query_parameter("%REFRESH_EVERY") and every is not None
   finally:
     gin.clear_config()
+
+
+def _check_dev_eval(name):
+  expected = DEV_EVAL[name]
+  if expected is None:
+    with pytest.raises(ValueError, match="no value bound"):
+      gin.query_parameter("loop.train.eval_hook")
+    assert training.CheckpointConfig().best_metric is None
+    return
+  hook = gin.query_parameter("loop.train.eval_hook").scoped_configurable_fn()
+  assert isinstance(hook, eval_hook.DevEvaluation)
+  assert (hook.task, hook.data_file, hook.corpus) == expected[:3]
+  assert hook.work_dir == "/tmp/x" and hook.reader_k == gin.query_parameter("%NUM_PASSAGES")
+  assert gin.query_parameter("%EVAL_EVERY") > 0
+  assert training.CheckpointConfig().best_metric == expected[3]

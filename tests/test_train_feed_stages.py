@@ -18,9 +18,10 @@ from clqa_jax.trainer import loop
 from clqa_jax.trainer import register_configurables  # noqa: F401
 from fixtures.integration import mini_data
 
-# Small shapes: one question per device of the 8 forced CPU devices, 2 passages each.
+# Small shapes: one question per device of the 8 forced CPU devices, 2 passages each. The dev
+# evaluation is tested on its own (test_trainer_eval_hook.py).
 SMALL = ["BATCH_SIZE = 8", "NUM_PASSAGES = 2", "SAVE_EVERY = 0", "MT5Config.scan_layers = True",
-         "loop.train.log_every_steps = 1"]
+         "loop.train.log_every_steps = 1", "EVAL_EVERY = 0", "BEST_METRIC = None"]
 
 
 @pytest.fixture(scope="module")

@@ -59,6 +59,7 @@ def test_interrupted_and_resumed_run_is_bit_identical(tmp_path):
   first = _train(tmp_path / "split", source_kw={"after": 2})
   assert first.status == "preempted" and first.step == 2
   assert checkpointing.Checkpointer(str(tmp_path / "split" / "checkpoints")).all_steps() == [2]
+  assert not os.path.exists(tmp_path / "split" / "run.lock")  # released: the rerun may start
   second = _train(tmp_path / "split")
   assert second.status == "completed" and second.step == 4
   for a, b in zip(jax.tree.leaves(jax.device_get(full.state)),
@@ -66,7 +67,26 @@ def test_interrupted_and_resumed_run_is_bit_identical(tmp_path):
     np.testing.assert_array_equal(a, b)
   # The progress line, TensorBoard events and model-info were written.
   assert os.path.exists(tmp_path / "full" / "model-info.txt")
-  assert any(f.startswith("events") for f in os.listdir(tmp_path / "full" / "summaries"))
+  scalars = _summary_scalars(tmp_path / "full" / "summaries")
+  assert [step for step, _ in scalars["loss"]] == [1, 2, 3, 4]
+  # The rate leaves out step 1 (compilation): from step 2 on, under T5X's names.
+  rates = dict(scalars["timing/steps_per_second"])
+  assert sorted(rates) == [2, 3, 4] and all(r > 0 for r in rates.values())
+  for step, examples in scalars["timing/examples_per_second"]:
+    assert examples == pytest.approx(4 * rates[step], rel=1e-5)       # batch_size 4
+
+
+def _summary_scalars(logdir) -> dict[str, list[tuple[int, float]]]:
+  """{tag: [(step, value), ...]} of the TensorBoard event files in ``logdir``."""
+  tf = pytest.importorskip("tensorflow")
+  out = {}
+  for name in sorted(os.listdir(logdir)):
+    for event in tf.compat.v1.train.summary_iterator(os.path.join(logdir, name)):
+      for value in event.summary.value:
+        number = (float(tf.make_ndarray(value.tensor)) if value.HasField("tensor")
+                  else value.simple_value)
+        out.setdefault(value.tag, []).append((event.step, number))
+  return out
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
@@ -75,6 +95,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     _train(tmp_path / "nan", source_kw={"nan_at": 2}, checkpoint=cfg)
   ckpt = checkpointing.Checkpointer(str(tmp_path / "nan" / "checkpoints"))
   assert ckpt.all_steps() == [1, 2]
+  assert not os.path.exists(tmp_path / "nan" / "run.lock")
 
 
 def test_keep_latest_n_plus_best_and_init_from_checkpoint(tmp_path):
@@ -95,3 +116,13 @@ def test_keep_latest_n_plus_best_and_init_from_checkpoint(tmp_path):
   for a, b in zip(jax.tree.leaves(jax.device_get(run.state.params)),
                   jax.tree.leaves(jax.device_get(fresh.state.params))):
     np.testing.assert_array_equal(a, b)
+
+
+def test_keep_best_needs_an_eval_hook_reporting_its_metric(tmp_path):
+  cfg = checkpointing.CheckpointConfig(save_every_steps=0, best_metric="eval/score",
+                                       async_save=False)
+  with pytest.raises(ValueError, match="evaluates nothing"):
+    _train(tmp_path / "none", total_steps=1, checkpoint=cfg)
+  with pytest.raises(ValueError, match=r"'eval/score' is not among .* \['eval/other'\]"):
+    _train(tmp_path / "other", total_steps=1, checkpoint=cfg,
+           eval_hook=lambda step, params: {"other": 1.0}, eval_every_steps=1)

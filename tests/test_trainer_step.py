@@ -17,7 +17,7 @@ from clqa_jax.trainer import state_init
 from clqa_jax.trainer import train_step
 from fixtures.trainer.compile_cache import compilation_cache  # noqa: F401
 from fixtures.trainer.standin_model import StandinUnified
-from fixtures.trainer.tiny import tiny_model
+from fixtures.trainer.tiny import tiny_config, tiny_model
 from fixtures.trainer.synthetic import synthetic_batch
 
 MODEL = tiny_model()
@@ -82,6 +82,19 @@ def test_clr_pt_grad_cache_equals_plain_step():
       np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-7, err_msg=k)
   # Every term is a metric and the retrieval part is non-trivial.
   assert m1[0]["loss/retrieval_kd_en"] > 0 and m1[0]["loss/answer_kl"] > 0
+
+
+def test_clr_pt_grad_cache_equals_plain_step_for_a_maxsim_student():
+  """GradCache differentiates a MaxSim student's token vectors (retriever_head) too."""
+  config = tiny_config()
+  model = UnifiedModel.from_config(type(config)(mt5=config.mt5, retriever_head=1))
+  batches = [synthetic_batch(0, batch_size=4)]
+  s1, m1 = _run(objectives.ClrPtObjective(), 1, batches, model=model)
+  s2, m2 = _run(objectives.ClrPtObjective(), 2, batches, model=model)
+  _assert_trees_close(s1.params, s2.params)
+  for k in m1[0]:
+    np.testing.assert_allclose(m1[0][k], m2[0][k], rtol=1e-5, atol=1e-7, err_msg=k)
+  assert m1[0]["loss/retrieval_kd_en"] > 0
 
 
 def test_two_clr_pt_steps_on_4x2_mesh_equal_single_device():

@@ -39,9 +39,9 @@ class ExportSource:
 def select_step(checkpoints_dir: str, step: str | int, *, best_metric: str | None = None,
                 best_mode: str | None = None) -> tuple[int, str | None]:
   """(step number, metric it was selected by) for "latest", "best" or an explicit step of a
-  training-checkpoint directory. "best" defaults to the metric and mode the run recorded."""
-  import orbax.checkpoint as ocp
-
+  training-checkpoint directory. "best" defaults to the metric and mode the run recorded
+  and, among the steps that recorded that metric, is the one the run's keep-best policy kept
+  (ties: the later step)."""
   steps = training.list_steps(checkpoints_dir)
   if not steps:
     raise FileNotFoundError(f"{checkpoints_dir}: no checkpoint steps with a "
@@ -56,17 +56,12 @@ def select_step(checkpoints_dir: str, step: str | int, *, best_metric: str | Non
       raise ValueError(f"{checkpoints_dir}: --step best needs the metric the run kept its best "
                        "checkpoint by (its CheckpointConfig.best_metric was not set): pass "
                        "--best_metric NAME")
-    options = ocp.CheckpointManagerOptions(
-        read_only=True, best_fn=lambda metrics: float(metrics[best_metric]),
-        best_mode=best_mode)
-    with ocp.CheckpointManager(checkpoints_dir, options=options,
-                               item_names=(training.PARAMS,)) as manager:
-      scored = [s for s in manager.all_steps()
-                if (manager.metrics(s) or {}).get(best_metric) is not None]
-      if not scored:
-        raise ValueError(f"{checkpoints_dir}: no checkpoint recorded metric {best_metric!r}; "
-                         "use --step latest or a step number")
-      return int(manager.best_step()), best_metric
+    values = {s: m[best_metric] for s, m in training.read_metrics(checkpoints_dir).items()
+              if best_metric in m}
+    if not values:
+      raise ValueError(f"{checkpoints_dir}: no checkpoint recorded metric {best_metric!r}; "
+                       "use --step latest or a step number")
+    return training.best_step_of(values, best_mode), best_metric
   try:
     number = int(step)
   except (TypeError, ValueError):
@@ -189,21 +184,11 @@ def vocabulary_from_gin(run_dir: str | None) -> str | None:
 def resolve_vocabulary(source: ExportSource, vocab_path: str | None) -> str:
   """The SentencePiece model to ship: explicit, the source export's, the run's gin, or the
   configured default (``clqa_jax.data.paths.vocabulary_path``: env CLQA_VOCAB / data root)."""
-  if vocab_path:
-    candidate = vocab_path
-  elif source.kind == "export":
-    candidate = fileio.join(source.checkpoints_dir, fmt.VOCAB_FILE)
+  if source.kind == "export":
+    found = fileio.join(source.checkpoints_dir, fmt.VOCAB_FILE)
   else:
-    candidate = vocabulary_from_gin(source.run_dir)
-    if candidate is None:
-      from clqa_jax.data import paths
-      try:
-        candidate = paths.vocabulary_path()
-      except FileNotFoundError as e:
-        raise FileNotFoundError(f"no vocabulary for the export: pass --vocab PATH ({e})") from e
-  if not fileio.isfile(candidate):
-    raise FileNotFoundError(f"vocabulary {candidate!r} not found: pass --vocab PATH")
-  return candidate
+    found = vocabulary_from_gin(source.run_dir)
+  return fmt.vocabulary_to_ship(vocab_path, found, "no vocabulary for the export")
 
 
 def export_checkpoint(checkpoint_dir: str, out_dir: str, *, step: str | int = "latest",

@@ -3,7 +3,8 @@ eval/index/infer`` read. ``write_exported`` is its only writer, ``load_exported`
 
 An export directory holds:
   manifest.json       {"format": "clqa-export", "format_version": 1, "dtype", "source": {...},
-                       "param_count", "vocab_sha256", "files": {...}, "created"}
+                       "param_count", "params_sha256", "vocab_sha256", "files": {...},
+                       "sha256": {...}, "created"}
   model_config.json   {"kind": "unified"|"mt5", "config": the config's to_dict()}
   params/             the parameters (orbax StandardCheckpointer, float32 or bfloat16)
   vocab/spm.model     the SentencePiece model the checkpoint was trained with (a copy)
@@ -11,6 +12,14 @@ An export directory holds:
 It is built under a temporary name and published with ``fileio.publish_dir`` (manifest last),
 so it is complete or absent, locally and on GCS. A training run's ``model_config.json``
 (``MODEL_DIR/model_config.json``) has the same record, read by ``read_model_config``.
+
+Nothing in an export names its own location: a copy (``cp -r``, ``gsutil cp -r``) is the same
+export. The manifest's "sha256" records {file: sha256} of the small files (model_config.json,
+vocab/spm.model, config.gin), which ``load_exported`` verifies (``verify_files``) before it
+reads anything else; exports written before that field record only "vocab_sha256", which is
+verified alone. The parameters are not hashed: they are gigabytes, read at every load, and an
+incomplete or damaged copy of them fails in orbax's restore or in the tree and shape check
+(``check_params_match``), both reported as ``ExportFormatError``.
 
     config, params, vocab_path, manifest = load_exported(path)
 """
@@ -36,6 +45,7 @@ PARAMS_DIR = "params"
 VOCAB_FILE = "vocab/spm.model"
 GIN_FILE = "config.gin"
 PARAM_DTYPES = ("float32", "bfloat16")
+CHECKSUMS = "sha256"   # the manifest field {file relative to the export: sha256}
 
 
 class ExportFormatError(ValueError):
@@ -74,6 +84,37 @@ def read_manifest(path: str) -> dict[str, Any]:
   return manifest
 
 
+def recorded_checksums(path: str, manifest: dict[str, Any]) -> dict[str, tuple[str, str]]:
+  """{file relative to the export: (sha256, the manifest field recording it)}: the "sha256"
+  field's files and the vocabulary's "vocab_sha256" (all an older export records)."""
+  manifest_path = fileio.join(path, MANIFEST)
+  recorded = manifest.get(CHECKSUMS, {})
+  if not isinstance(recorded, dict) or not all(
+      isinstance(k, str) and isinstance(v, str) for k, v in recorded.items()):
+    raise ExportFormatError(f"{manifest_path}: field {CHECKSUMS!r} must map file names to "
+                            f"sha256 strings, got {recorded!r}")
+  checks = {name: (digest, f"{CHECKSUMS}.{name}") for name, digest in recorded.items()}
+  if "vocab_sha256" in manifest:   # the same digest as "sha256"'s entry, under its own name
+    checks[VOCAB_FILE] = (manifest["vocab_sha256"], "vocab_sha256")
+  return checks
+
+
+def verify_files(path: str, manifest: dict[str, Any]) -> None:
+  """Raises ExportFormatError unless every file the manifest records a sha256 of is there
+  with that content (a replaced vocabulary would silently change every token id)."""
+  manifest_path = fileio.join(path, MANIFEST)
+  for name, (expected, field) in sorted(recorded_checksums(path, manifest).items()):
+    file_path = fileio.join(path, *name.split("/"))
+    if not fileio.isfile(file_path):
+      raise ExportFormatError(f"{file_path} is missing (the export is incomplete)")
+    actual = _sha256(file_path)
+    if actual != expected:
+      raise ExportFormatError(
+          f"{file_path}: sha256 is {actual}, but {manifest_path} field {field!r} records "
+          f"{expected}: the file was changed or replaced after the export was written; put "
+          "the original back or export again")
+
+
 def read_model_config(path: str, *, require_unified: bool = True):
   """The model config recorded in ``path/model_config.json``: an export directory's, or a
   training run directory's (``MODEL_DIR``, written by the training loop).
@@ -98,6 +139,22 @@ def read_model_config(path: str, *, require_unified: bool = True):
                             "retriever-reader needs 'unified' (clqa import class, or clqa "
                             "import hf_mt5 --unified)")
   return config
+
+
+def vocabulary_to_ship(explicit: str | None, found: str | None, missing: str) -> str:
+  """The SentencePiece model an export ships: ``explicit`` (``--vocab``), else ``found`` (the
+  source's own), else the configured default (``clqa_jax.data.paths.vocabulary_path``: env
+  CLQA_VOCAB / data root). ``missing`` says what lacked one when none is found."""
+  candidate = explicit or found
+  if not candidate:
+    from clqa_jax.data import paths  # pylint: disable=g-import-not-at-top
+    try:
+      candidate = paths.vocabulary_path()
+    except FileNotFoundError as e:
+      raise FileNotFoundError(f"{missing}: pass --vocab PATH ({e})") from e
+  if not fileio.isfile(candidate):
+    raise FileNotFoundError(f"vocabulary {candidate!r} not found: pass --vocab PATH")
+  return candidate
 
 
 def abstract_params(config) -> Any:
@@ -158,14 +215,15 @@ def load_exported(path: str, *, shardings: Any = None, dtype: str | None = None,
     (UnifiedConfig, or MT5Config without require_unified; params, vocab_path, manifest).
 
   Raises:
-    ExportFormatError: not an export, a newer format version, or params that do not match
-      the config.
+    ExportFormatError: not an export, a newer format version, a file whose sha256 is not the
+      manifest's (``verify_files``), or params that do not match the config.
   """
   import jax
   import orbax.checkpoint as ocp
 
   path = fileio.abspath(path.rstrip("/"))
   manifest = read_manifest(path)
+  verify_files(path, manifest)
   config = read_model_config(path, require_unified=require_unified)
   vocab_path = fileio.join(path, VOCAB_FILE)
   if not fileio.exists(vocab_path):
@@ -192,6 +250,19 @@ def load_exported(path: str, *, shardings: Any = None, dtype: str | None = None,
       raise ValueError(f"dtype must be one of {PARAM_DTYPES}, got {dtype!r}")
     params = jax.tree.map(lambda x: x.astype(dtype), params)
   return config, params, vocab_path, manifest
+
+
+def params_sha256(params: Any) -> str:
+  """The identity of a parameter tree's content: sha256 over each leaf's path, dtype, shape and
+  bytes, in tree order (what an index built with the export is tied to; it survives copies)."""
+  import jax  # pylint: disable=g-import-not-at-top
+
+  h = hashlib.sha256()
+  for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+    array = np.ascontiguousarray(np.asarray(leaf))
+    h.update(f"{jax.tree_util.keystr(path)}|{array.dtype.str}|{array.shape}|".encode())
+    h.update(array.tobytes())
+  return h.hexdigest()
 
 
 def _sha256(path: str) -> str:
@@ -251,6 +322,7 @@ def write_exported(out_dir: str, config, params: Any, vocab_path: str, *,
   manifest = {
       "format": FORMAT, "format_version": FORMAT_VERSION, "dtype": dtype,
       "param_count": int(sum(np.size(x) for x in jax.tree.leaves(host))),
+      "params_sha256": params_sha256(host),
       "retriever_layer": getattr(config, "resolved_retriever_layer", None),
       "vocab_sha256": _sha256(vocab_path), "vocab_source": fileio.abspath(vocab_path),
       "source": source or {}, "files": files,
@@ -265,6 +337,10 @@ def write_exported(out_dir: str, config, params: Any, vocab_path: str, *,
     fileio.copy(vocab_path, fileio.join(tmp, VOCAB_FILE))
     if gin_text is not None:
       fileio.atomic_write(fileio.join(tmp, GIN_FILE), gin_text)
+    # Every listed file but the parameters, hashed as written: what load_exported verifies
+    # is what was shipped.
+    manifest[CHECKSUMS] = {name: _sha256(fileio.join(tmp, *name.split("/")))
+                           for name in files.values() if name != PARAMS_DIR}
     fileio.write_json(fileio.join(tmp, MANIFEST), manifest, sort_keys=True)
   logger.info("exported %s parameters (%s) to %s", f"{manifest['param_count']:,}", dtype,
               out_dir)

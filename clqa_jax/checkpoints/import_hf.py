@@ -24,19 +24,9 @@ RETRIEVER_HEAD_RECORD = "retriever_head"  # the manifest source's field for the 
 def resolve_import_vocabulary(src: str, vocab_path: str | None) -> str:
   """The SentencePiece model to ship: explicit, the source's ``spiece.model``, or the
   configured default (``clqa_jax.data.paths.vocabulary_path``: env CLQA_VOCAB / data root)."""
-  if vocab_path:
-    candidate = vocab_path
-  elif fileio.exists(fileio.join(src, HF_VOCAB_FILE)):
-    candidate = fileio.join(src, HF_VOCAB_FILE)
-  else:
-    from clqa_jax.data import paths
-    try:
-      candidate = paths.vocabulary_path()
-    except FileNotFoundError as e:
-      raise FileNotFoundError(f"{src} has no {HF_VOCAB_FILE}: pass --vocab PATH ({e})") from e
-  if not fileio.isfile(candidate):
-    raise FileNotFoundError(f"vocabulary {candidate!r} not found: pass --vocab PATH")
-  return candidate
+  own = fileio.join(src, HF_VOCAB_FILE)
+  return exported.vocabulary_to_ship(vocab_path, own if fileio.exists(own) else None,
+                                     f"{src} has no {HF_VOCAB_FILE}")
 
 
 def _source_step(source: str, src: str) -> int | None:

@@ -53,8 +53,8 @@ def checkpoint_kind(path: str, role: str = "checkpoint") -> str:
     return "exported"
   if training.is_step_dir(path):
     return "training_step"
-  if training.CHECKPOINTS_SUBDIR in names and training.list_steps(
-      fileio.join(path, training.CHECKPOINTS_SUBDIR)):
+  run_checkpoints = training.run_checkpoints_dir(path)
+  if fileio.isdir(run_checkpoints) and training.list_steps(run_checkpoints):
     return "training_run"
   if "config.json" in names:
     if any(n in names for n in hf_mt5.HF_WEIGHT_FILES):
@@ -92,7 +92,7 @@ def locate_training(path: str, kind: str) -> TrainingLocation:
   """The ``TrainingLocation`` of a path of one of ``TRAINING_KINDS``."""
   path = fileio.abspath(path.rstrip("/"))
   if kind == "training_run":
-    return TrainingLocation(fileio.join(path, training.CHECKPOINTS_SUBDIR), None, path)
+    return TrainingLocation(training.run_checkpoints_dir(path), None, path)
   if kind == "training_step":
     checkpoints_dir = fileio.dirname(path)
     return TrainingLocation(checkpoints_dir, int(fileio.basename(path)),

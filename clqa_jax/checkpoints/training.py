@@ -34,6 +34,11 @@ def run_checkpoints_dir(model_dir: str) -> str:
   return fileio.join(model_dir, CHECKPOINTS_SUBDIR)
 
 
+class CheckpointShapeError(ValueError):
+  """A checkpoint whose arrays have other shapes than the model restoring it (a changed model
+  dimension on resume)."""
+
+
 class CheckpointNotFoundError(FileNotFoundError):
   """A checkpoint path given in the config holds no readable checkpoint."""
 
@@ -54,6 +59,9 @@ class CheckpointConfig:
     init_checkpoint: params to start from when the run has no checkpoint of its own: a
       training run's checkpoints (its latest step) or one step directory, an exported
       checkpoint (``clqa export``), or a ``clqa import class`` / ``hf_mt5 --unified`` output.
+    init_query_proj_from_passage_proj: start ``retriever/query_proj`` from the init
+      checkpoint's ``passage_proj`` (after LEXA pre-training, which trains only the passage
+      side).
   """
   save_every_steps: int = 1000
   keep: int = 3
@@ -62,8 +70,12 @@ class CheckpointConfig:
   keep_best: int = 1
   async_save: bool = True
   init_checkpoint: str | None = None
+  init_query_proj_from_passage_proj: bool = False
 
   def __post_init__(self):
+    if self.init_query_proj_from_passage_proj and not self.init_checkpoint:
+      raise ValueError("CheckpointConfig.init_query_proj_from_passage_proj needs "
+                       "CheckpointConfig.init_checkpoint (the pre-trained params)")
     if self.best_mode not in ("max", "min"):
       raise ValueError(f"CheckpointConfig.best_mode must be 'max' or 'min', got "
                        f"{self.best_mode!r}")
@@ -145,14 +157,38 @@ class Checkpointer:
       raise CheckpointNotFoundError(f"no checkpoint in {self.directory}")
     abstract_train = {"step": abstract_state.step, "opt_state": abstract_state.opt_state,
                       "rng": abstract_state.rng}
-    out = self.manager.restore(step, args=ocp.args.Composite(**{
-        PARAMS: ocp.args.StandardRestore(abstract_state.params),
-        TRAIN: ocp.args.StandardRestore(abstract_train),
-        META: ocp.args.JsonRestore()}))
+    try:
+      out = self.manager.restore(step, args=ocp.args.Composite(**{
+          PARAMS: ocp.args.StandardRestore(abstract_state.params),
+          TRAIN: ocp.args.StandardRestore(abstract_train),
+          META: ocp.args.JsonRestore()}))
+    except ValueError as e:
+      if "stored shape" not in str(e):
+        raise
+      raise CheckpointShapeError(self._shape_mismatch_message(
+          step, {PARAMS: abstract_state.params, TRAIN: abstract_train})) from e
     train = out[TRAIN]
     state = abstract_state.replace(step=train["step"], params=out[PARAMS],
                                    opt_state=train["opt_state"], rng=train["rng"])
     return state, dict(out[META] or {})
+
+  def _shape_mismatch_message(self, step: int, abstract: dict[str, Any]) -> str:
+    """Names the arrays whose stored shape differs from the model's (orbax names neither)."""
+    stored = self.manager.item_metadata(step)
+    mismatches = []
+    for item, tree in abstract.items():
+      want = {jax.tree_util.keystr(k): tuple(v.shape)
+              for k, v in jax.tree_util.tree_flatten_with_path(tree)[0] if hasattr(v, "shape")}
+      have = {jax.tree_util.keystr(k): tuple(v.shape)
+              for k, v in jax.tree_util.tree_flatten_with_path(stored[item])[0]
+              if hasattr(v, "shape")}
+      mismatches += [f"{item}{name}: checkpoint {have[name]}, model {shape}"
+                     for name, shape in want.items() if name in have and have[name] != shape]
+    shown = "; ".join(mismatches[:3]) + (f"; and {len(mismatches) - 3} more"
+                                         if len(mismatches) > 3 else "")
+    return (f"{self.directory} step {step} holds arrays of other shapes than the model "
+            f"({shown or 'shapes differ'}); resume with the run's original model config, or "
+            "use a new MODEL_DIR")
 
   def wait(self) -> None:
     self.manager.wait_until_finished()
@@ -198,3 +234,26 @@ def read_meta(checkpoints_dir: str, step: int) -> dict[str, Any]:
                              options=ocp.CheckpointManagerOptions(read_only=True)) as mgr:
     out = mgr.restore(step, args=ocp.args.Composite(**{META: ocp.args.JsonRestore()}))
   return dict(out[META] or {})
+
+
+def read_metrics(checkpoints_dir: str) -> dict[int, dict[str, float]]:
+  """{step: its recorded eval metrics} of the steps saved with metrics (the kept-best metrics;
+  orbax records them only when the run set ``CheckpointConfig.best_metric``)."""
+  out = {}
+  with ocp.CheckpointManager(checkpoints_dir, item_names=(PARAMS,),
+                             options=ocp.CheckpointManagerOptions(read_only=True)) as mgr:
+    for step in list_steps(checkpoints_dir):
+      metrics = mgr.metrics(step)
+      if metrics:
+        out[step] = {k: float(v) for k, v in metrics.items()}
+  return out
+
+
+def best_step_of(values: dict[int, float], mode: str = "max") -> int:
+  """The step of the best value; ties go to the later step, as the keep-best policy keeps it."""
+  if mode not in ("max", "min"):
+    raise ValueError(f"best mode must be 'max' or 'min', got {mode!r}")
+  if not values:
+    raise ValueError("no values to choose the best step from")
+  sign = 1.0 if mode == "max" else -1.0
+  return max(values, key=lambda step: (sign * values[step], step))

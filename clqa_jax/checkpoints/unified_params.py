@@ -113,6 +113,19 @@ def load_unified_params(path: str, model_config: Any, abstract_params: Any,
   return params
 
 
+def query_proj_from_passage_proj(params: Any) -> Any:
+  """``params`` with ``retriever/query_proj`` replaced by ``retriever/passage_proj``.
+
+  After a passage-encoder-only pre-training (LEXA), queries start from the trained passage
+  projection rather than from the untrained query one (the spec's recommendation).
+  """
+  retriever = params.get("retriever") if hasattr(params, "get") else None
+  if retriever is None or "passage_proj" not in retriever or "query_proj" not in retriever:
+    raise KeyError("query_proj_from_passage_proj: the params have no retriever/{query_proj, "
+                   "passage_proj} (not a unified model's params)")
+  return {**params, "retriever": {**retriever, "query_proj": retriever["passage_proj"]}}
+
+
 def check_maxsim_head(path: str, head: int, role: str = "checkpoint") -> None:
   """The MaxSim attention head ``head`` must be the one an imported checkpoint records.
 

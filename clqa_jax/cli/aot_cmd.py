@@ -20,6 +20,8 @@ import sys
 
 from clqa_jax import gin_utils
 from clqa_jax.cli import gin_flags
+from clqa_jax.cli import outputs
+from clqa_jax.cli.errors import UsageError
 
 EXIT_DOES_NOT_FIT = 1
 
@@ -72,11 +74,11 @@ def _parse_with_placeholder_paths(gin_files: list[str], bindings: list[str]) -> 
 
 def run(args: argparse.Namespace) -> int:
   if not args.gin_file:
-    print("clqa aot: give at least one --gin_file (the run's experiment file)", file=sys.stderr)
-    return 2
+    raise UsageError("give at least one --gin_file (the run's experiment file)")
   if not 0.0 <= args.headroom < 1.0:
-    print(f"clqa aot: --headroom must be in [0, 1), got {args.headroom}", file=sys.stderr)
-    return 2
+    raise UsageError(f"--headroom must be in [0, 1), got {args.headroom}")
+  if args.json:
+    outputs.check_writable("--json", args.json, is_file=True)
   _use_libtpu(args.topology)
   from clqa_jax import fileio  # pylint: disable=g-import-not-at-top
   from clqa_jax.trainer import aot  # pylint: disable=g-import-not-at-top
@@ -86,8 +88,7 @@ def run(args: argparse.Namespace) -> int:
   try:
     aot.parse_topology(args.topology)
   except ValueError as e:
-    print(f"clqa aot: --topology: {e}", file=sys.stderr)
-    return 2
+    raise UsageError(f"--topology: {e}") from e
   _parse_with_placeholder_paths(args.gin_file, list(args.gin_bindings or []))
   report = loop.train(compile_only_on=args.topology)
   print(report.format())

@@ -5,7 +5,7 @@
   clqa eval ... --task xor-full --data_file xor_dev_full_v1_1.jsonl     (multilingual index)
   clqa eval ... --task mkqa --data_file mkqa.jsonl --langs ja ko        (raw MKQA JSONL)
 
-retrieve: questions -> encode_queries -> search the index -> top-k (100) -> R@2kt/R@5kt/R@100kt.
+retrieve: questions -> embed_queries -> search the index -> top-k (100) -> R@2kt/R@5kt/R@100kt.
 read:     FiD over the top --reader_k (100) passages -> greedy (max 50 tokens) -> XOR-Full
           F1/EM/BLEU, XOR-EnglishSpan F1/EM (xor-retrieve files) or MKQA F1/EM/BLEU.
 both:     the two (default).
@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
-import sys
 
 from clqa_jax import gin_utils
 from clqa_jax.cli import gin_flags
+from clqa_jax.cli import outputs
 
 # flag -> EvalConfig field; a flag left unset keeps the gin/default value.
 _FIELDS = ("task", "mode", "search", "top_k", "reader_k", "max_answer_length",
@@ -65,7 +64,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--num_workers", type=int, default=None,
                       help="processes tokenising passages for R@kt (default: 1)")
   parser.add_argument("--overwrite", action="store_true", help="replace existing results")
-  parser.add_argument("--log_level", default="INFO", help="Python logging level")
   gin_flags.add_gin_arguments(parser)
 
 
@@ -82,12 +80,23 @@ def eval_config(args: argparse.Namespace):
   return dataclasses.replace(config, **changes)
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+  """The flag values eval rejects before loading anything."""
+  from clqa_jax.cli import validate
+  validate.positive(args, ("top_k", "reader_k", "max_answer_length", "query_batch_size",
+                           "reader_batch_size", "limit", "num_workers"))
+  validate.positive_list(args, "ks")
+  validate.languages("--langs", args.langs, mkqa=args.task == "mkqa")
+  validate.input_path("--export", args.export)
+  validate.input_file("--data_file", args.data_file)
+  if args.corpus:
+    validate.input_file("--corpus", args.corpus)
+  outputs.check_writable("--out", args.out)
+
+
 def run(args: argparse.Namespace) -> int:
-  logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.INFO),
-                      format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+  check_arguments(args)
   from clqa_jax import fileio
-  from clqa_jax.checkpoints import exported
-  from clqa_jax.data.errors import DataFormatError, StoreMismatchError
   from clqa_jax.serving import corpus_index
   from clqa_jax.eval import report
   from clqa_jax.serving import runner as runner_lib
@@ -95,27 +104,20 @@ def run(args: argparse.Namespace) -> int:
   from clqa_jax.index import scann_index
   from clqa_jax.partitioning import partitioner as partitioner_lib
 
-  try:
-    gin_utils.parse_gin(args.gin_file, args.gin_bindings or [], finalize=False)
-    config = eval_config(args)
-    runner = ModelRunner.from_export(args.export, partitioner=partitioner_lib.make_partitioner(),
-                                     query_batch_size=config.query_batch_size,
-                                     reader_batch_size=config.reader_batch_size)
-    if not fileio.exists(fileio.join(args.index, corpus_index.INDEX_JSON)):
-      if not args.corpus:
-        raise corpus_index.IndexMismatchError(
-            f"{args.index} is not a finished index: build it with `clqa index` or pass --corpus")
-      corpus_index.build_index(args.export, args.corpus, args.index, runner=runner,
-                               searcher="scann" if config.search == "scann" else "exact",
-                               scann_config=scann_index.ScannConfig())
-    result = runner_lib.evaluate(args.export, args.index, args.data_file, args.out, config,
-                                 runner=runner, overwrite=args.overwrite)
-  except DataFormatError:
-    raise  # reported by cli.main like every input error
-  except (FileNotFoundError, FileExistsError, ValueError, exported.ExportFormatError,
-          corpus_index.IndexMismatchError, StoreMismatchError) as e:
-    print(f"clqa eval: {e}", file=sys.stderr)
-    return 1
+  gin_utils.parse_gin(args.gin_file, args.gin_bindings or [], finalize=False)
+  config = eval_config(args)
+  runner = ModelRunner.from_export(args.export, partitioner=partitioner_lib.make_partitioner(),
+                                   query_batch_size=config.query_batch_size,
+                                   reader_batch_size=config.reader_batch_size)
+  if not fileio.exists(fileio.join(args.index, corpus_index.INDEX_JSON)):
+    if not args.corpus:
+      raise corpus_index.IndexMismatchError(
+          f"{args.index} is not a finished index: build it with `clqa index` or pass --corpus")
+    corpus_index.build_index(args.export, args.corpus, args.index, runner=runner,
+                             searcher="scann" if config.search == "scann" else "exact",
+                             scann_config=scann_index.ScannConfig())
+  result = runner_lib.evaluate(args.export, args.index, args.data_file, args.out, config,
+                               runner=runner, overwrite=args.overwrite)
   for table in result.tables:
     print(report.format_text(table))
   print("timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in result.timings.items()))

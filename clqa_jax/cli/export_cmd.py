@@ -14,7 +14,6 @@ retriever head under the official CLASS tensor names (``clqa import class`` read
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
 
@@ -52,38 +51,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
   from clqa_jax.checkpoints import export
-  from clqa_jax.checkpoints import exported
   from clqa_jax.checkpoints import hf_export
-  from clqa_jax.checkpoints.kinds import CheckpointKindError
-  from clqa_jax.checkpoints.param_mapping import CheckpointMappingError
+  from clqa_jax.cli import outputs
+  from clqa_jax.cli import validate
+  from clqa_jax.cli.errors import UsageError
 
+  validate.input_path("--checkpoint_dir", args.checkpoint_dir)
+  for flag, path in (("--vocab", args.vocab), ("--model_config", args.model_config)):
+    if path:
+      validate.input_file(flag, path)
+  if args.step not in ("latest", "best") and not args.step.isdigit():
+    raise UsageError(f"--step must be 'latest', 'best' or a step number, got {args.step!r}")
+  outputs.check_writable("--out", args.out)
   start = time.time()
-  try:
-    if args.format == "clqa":
-      manifest = export.export_checkpoint(
-          args.checkpoint_dir, args.out, step=args.step, dtype=args.dtype,
-          vocab_path=args.vocab, model_config=args.model_config,
-          best_metric=args.best_metric, best_mode=args.best_mode, overwrite=args.overwrite)
-      src = manifest["source"]
-      print(f"exported {manifest['param_count']:,} parameters ({args.dtype}) of {src['path']} "
-            f"step {src['step']} to {args.out} in {time.time() - start:.1f}s")
-      return 0
-    source = export.resolve_source(args.checkpoint_dir, args.step,
-                                   best_metric=args.best_metric, best_mode=args.best_mode)
-    config = export.resolve_model_config(source, args.model_config)
-    params = export.restore_params(source, config)
-    vocab = None
-    try:
-      vocab = export.resolve_vocabulary(source, args.vocab)
-    except FileNotFoundError:
-      pass  # the tokenizer file is optional for a Hugging Face directory
-    out = hf_export.export_hf(config, params, args.out, dtype=args.dtype,
-                              include_retriever=not args.no_retriever_head, vocab_path=vocab,
-                              overwrite=args.overwrite)
-    head = "" if args.no_retriever_head else " with the CLASS retriever head"
-    print(f"wrote a Hugging Face mT5 directory{head} to {out} in {time.time() - start:.1f}s")
+  if args.format == "clqa":
+    manifest = export.export_checkpoint(
+        args.checkpoint_dir, args.out, step=args.step, dtype=args.dtype,
+        vocab_path=args.vocab, model_config=args.model_config,
+        best_metric=args.best_metric, best_mode=args.best_mode, overwrite=args.overwrite)
+    src = manifest["source"]
+    print(f"exported {manifest['param_count']:,} parameters ({args.dtype}) of {src['path']} "
+          f"step {src['step']} to {args.out} in {time.time() - start:.1f}s")
     return 0
-  except (FileNotFoundError, FileExistsError, ValueError, CheckpointMappingError,
-          CheckpointKindError, exported.ExportFormatError) as e:
-    print(f"clqa export: {e}", file=sys.stderr)
-    return 1
+  source = export.resolve_source(args.checkpoint_dir, args.step,
+                                 best_metric=args.best_metric, best_mode=args.best_mode)
+  config = export.resolve_model_config(source, args.model_config)
+  params = export.restore_params(source, config)
+  vocab = None
+  try:
+    vocab = export.resolve_vocabulary(source, args.vocab)
+  except FileNotFoundError:
+    pass  # the tokenizer file is optional for a Hugging Face directory
+  out = hf_export.export_hf(config, params, args.out, dtype=args.dtype,
+                            include_retriever=not args.no_retriever_head, vocab_path=vocab,
+                            overwrite=args.overwrite)
+  head = "" if args.no_retriever_head else " with the CLASS retriever head"
+  print(f"wrote a Hugging Face mT5 directory{head} to {out} in {time.time() - start:.1f}s")
+  return 0

@@ -28,7 +28,7 @@ def split_gin_bindings(argv: list[str]) -> tuple[list[str], list[str]]:
         name, value = body.split("=", 1)
       else:
         if i + 1 >= len(argv):
-          raise SystemExit(f"{arg} needs a value: use --gin.NAME=VALUE")
+          raise ValueError(f"{arg} needs a value: use --gin.NAME=VALUE")
         name, value = body, argv[i + 1]
         i += 1
       bindings.append(f"{name}={value}")

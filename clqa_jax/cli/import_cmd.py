@@ -21,7 +21,6 @@ spiece.model, else the configured default (CLQA_VOCAB / the data root).
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
 
@@ -52,25 +51,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-  from clqa_jax.checkpoints import exported
-  from clqa_jax.checkpoints import hf_mt5
   from clqa_jax.checkpoints import import_hf
-  from clqa_jax.checkpoints.param_mapping import CheckpointMappingError
+  from clqa_jax.cli import outputs
+  from clqa_jax.cli import validate
+  from clqa_jax.cli.errors import UsageError
 
   if (args.source in import_hf.PLAIN_MT5_SOURCES and not args.unified
       and args.retriever_layer is not None):
-    print("clqa import: --retriever_layer needs 'class' or --unified", file=sys.stderr)
-    return 2
+    raise UsageError("--retriever_layer needs 'class' or --unified")
+  if args.retriever_layer is not None and args.retriever_layer < 0:
+    raise UsageError(f"--retriever_layer must be 0 or more, got {args.retriever_layer}")
+  validate.input_path("--src", args.src)
+  if args.vocab:
+    validate.input_file("--vocab", args.vocab)
+  outputs.check_writable("--out", args.out)
   start = time.time()
-  try:
-    manifest, initialised = import_hf.import_checkpoint(
-        args.source, args.src, args.out, unified=args.unified,
-        retriever_layer=args.retriever_layer, seed=args.seed, scan_layers=args.scan_layers,
-        vocab_path=args.vocab, dtype=args.dtype, overwrite=args.overwrite)
-  except (CheckpointMappingError, hf_mt5.CheckpointFormatError, exported.ExportFormatError,
-          FileNotFoundError, FileExistsError, ValueError) as e:
-    print(f"clqa import {args.source}: {e}", file=sys.stderr)
-    return 1
+  manifest, initialised = import_hf.import_checkpoint(
+      args.source, args.src, args.out, unified=args.unified,
+      retriever_layer=args.retriever_layer, seed=args.seed, scan_layers=args.scan_layers,
+      vocab_path=args.vocab, dtype=args.dtype, overwrite=args.overwrite)
   for path in initialised:
     print(f"initialised (not in the source): {path}")
   print(f"imported {manifest['param_count']:,} parameters from {args.src} into {args.out} "

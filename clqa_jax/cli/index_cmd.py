@@ -6,7 +6,7 @@
 Steps (each resumable: rerun the same command after an interruption):
   1. the PassageStore (token ids of every passage, "title: {t} context: {p}" + EOS, 200
      tokens) is built with the export's vocabulary, or reused when it matches;
-  2. every passage is encoded with the export's encode_passages (lower encoder half + head),
+  2. every passage is encoded with the export's UnifiedModel.embed_passages (lower encoder half + head),
      partitioned over the devices, into fingerprinted embedding shards (finished shards are
      skipped on a rerun);
   3. with --searcher scann a ScaNN index (tree + AH + reorder) is built and saved, and its
@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import sys
 import time
 
 from clqa_jax import gin_utils
@@ -45,38 +43,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="embedding dtype on disk (default: bfloat16)")
   parser.add_argument("--skip_errors", action="store_true",
                       help="skip malformed TSV rows (counted in the store manifest)")
-  parser.add_argument("--log_level", default="INFO", help="Python logging level")
   gin_flags.add_gin_arguments(parser)
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+  """The flag values index rejects before loading anything."""
+  from clqa_jax.cli import outputs
+  from clqa_jax.cli import validate
+  validate.positive(args, ("batch_size", "rows_per_shard"))
+  validate.input_path("--export", args.export)
+  validate.input_file("--corpus", args.corpus)
+  outputs.check_writable("--out", args.out)
+  if args.passage_store:
+    outputs.check_writable("--passage_store", args.passage_store)
+
+
 def run(args: argparse.Namespace) -> int:
-  logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.INFO),
-                      format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-  from clqa_jax.checkpoints import exported
-  from clqa_jax.data.errors import DataFormatError, StoreMismatchError
+  check_arguments(args)
   from clqa_jax.serving import corpus_index
   from clqa_jax.serving.inference import ModelRunner
   from clqa_jax.index import scann_index  # noqa: F401  (registers ScannConfig with gin)
-  from clqa_jax.index.encode import EncodingError
   from clqa_jax.partitioning import partitioner as partitioner_lib
 
   start = time.time()
-  try:
-    gin_utils.parse_gin(args.gin_file, args.gin_bindings or [], finalize=False)
-    runner = ModelRunner.from_export(args.export, partitioner=partitioner_lib.make_partitioner(),
-                                     query_batch_size=args.batch_size)
-    manifest = corpus_index.build_index(
-        args.export, args.corpus, args.out, runner=runner,
-        passage_store_dir=args.passage_store, searcher=args.searcher,
-        batch_size=runner.query_batch_size, rows_per_shard=args.rows_per_shard,
-        embedding_dtype=args.embedding_dtype, skip_errors=args.skip_errors,
-        scann_config=scann_index.ScannConfig())
-  except DataFormatError:
-    raise  # reported by cli.main like every input error
-  except (FileNotFoundError, exported.ExportFormatError, corpus_index.IndexMismatchError,
-          StoreMismatchError, EncodingError, ValueError) as e:
-    print(f"clqa index: {e}", file=sys.stderr)
-    return 1
+  gin_utils.parse_gin(args.gin_file, args.gin_bindings or [], finalize=False)
+  runner = ModelRunner.from_export(args.export, partitioner=partitioner_lib.make_partitioner(),
+                                   query_batch_size=args.batch_size)
+  manifest = corpus_index.build_index(
+      args.export, args.corpus, args.out, runner=runner,
+      passage_store_dir=args.passage_store, searcher=args.searcher,
+      batch_size=runner.query_batch_size, rows_per_shard=args.rows_per_shard,
+      embedding_dtype=args.embedding_dtype, skip_errors=args.skip_errors,
+      scann_config=scann_index.ScannConfig())
   print(json.dumps({k: manifest[k] for k in ("num_passages", "dim", "searcher")
                     if k in manifest} | ({"scann_recall_at_100": manifest["scann_recall_at_100"]}
                                          if "scann_recall_at_100" in manifest else {})))

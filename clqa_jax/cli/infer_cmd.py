@@ -1,24 +1,26 @@
 """``clqa infer``: answer questions with an exported checkpoint and its passage index.
 
-  clqa infer --export EXPORT_DIR --index INDEX_DIR --question "日本の首都は？" --lang ja
+  clqa infer --export EXPORT_DIR --index INDEX_DIR --question "日本の首都は？"
+  clqa infer --export EXPORT_DIR --index INDEX_DIR --question "What is the capital?" --lang en
   clqa infer --export EXPORT_DIR --index INDEX_DIR --questions_file q.jsonl [--out a.jsonl]
 
 Each question is encoded, the index searched (--search exact|device|scann), the reader reads
 the top --reader_k passages (default 100) and decodes greedily (max 50 tokens). The answer and
 the top --show passages (rank, score, pid, title, text) are printed. A questions file is JSONL
-with "question" and optionally "id" and "lang" (default: --lang). --out writes one JSON line per
-question: {"id", "lang", "question", "answer", "passages": [{"pid", "title", "score"}, ...]}.
+with "question" and optionally "id" and "lang" (default: --lang, else read from the script as
+for --question). --out writes one JSON line per question:
+{"id", "lang", "question", "answer", "passages": [{"pid", "title", "score"}, ...]}.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import logging
-import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   from clqa_jax.cli import gin_flags
+  from clqa_jax.cli import question_language
 
   parser.description = __doc__
   parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -27,9 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   group = parser.add_mutually_exclusive_group(required=True)
   group.add_argument("--question", default=None, help="one question")
   group.add_argument("--questions_file", default=None, help="JSONL of {id?, lang?, question}")
-  parser.add_argument("--lang", default="en",
+  parser.add_argument("--lang", default=None,
                       help="language of --question (non-English questions are normalised as in "
-                           "training; default: en)")
+                           f"training); {question_language.RULE}")
   parser.add_argument("--search", choices=("exact", "device", "scann"), default="exact",
                       help="search kind (default: exact)")
   parser.add_argument("--top_k", type=int, default=100, help="retrieval depth (default: 100)")
@@ -43,6 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _read_questions(args):
+  from clqa_jax.cli.errors import UsageError
   from clqa_jax.data import readers
   from clqa_jax.data.errors import DataFormatError
   from clqa_jax.data.records import Question
@@ -50,41 +53,69 @@ def _read_questions(args):
   if args.question is not None:
     return [Question("0", args.lang, args.question, ())]
   out = list(readers.read_xor_jsonl(args.questions_file, require_answers=False,
-                                    default_lang=args.lang, default_ids=True))
+                                    default_lang=args.lang or "", default_ids=True))
   if not out:
     raise DataFormatError(args.questions_file, None, None, "holds no questions")
+  for i, q in enumerate(out):
+    if not q.lang:  # no "lang" field and no --lang
+      where = f"id {q.qid}: lang"
+      out[i] = dataclasses.replace(q, lang=_detected_language(q.question, args.questions_file,
+                                                              where))
   return out
 
 
+def _detected_language(question: str, source: str, field: str) -> str:
+  """The language of ``question`` by ``question_language.RULE``; an error where it is unsure."""
+  from clqa_jax.cli import question_language
+  from clqa_jax.cli.errors import UsageError
+  lang = question_language.detect(question)
+  if lang is None:
+    raise UsageError(f"{source}: {field}: cannot tell the language of {question!r}: "
+                     f"{question_language.why_undecided(question)}; give --lang")
+  return lang
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+  """The flag values infer rejects before loading anything."""
+  from clqa_jax.cli import outputs
+  from clqa_jax.cli import validate
+  validate.positive(args, ("top_k", "reader_k", "max_answer_length", "batch_size"))
+  if args.question is not None and not args.question.strip():
+    raise validate.UsageError("--question is empty")
+  if args.show < 0:
+    raise validate.UsageError(f"--show must be 0 or more, got {args.show}")
+  validate.languages("--lang", args.lang)
+  validate.input_path("--export", args.export)
+  validate.input_path("--index", args.index)
+  if args.questions_file:
+    validate.input_file("--questions_file", args.questions_file)
+  if args.out:
+    outputs.check_writable("--out", args.out, is_file=True)
+  if args.question is not None and args.lang is None:
+    args.lang = _detected_language(args.question, "--question", "lang")
+
+
 def run(args: argparse.Namespace) -> int:
-  logging.basicConfig(level=logging.WARNING)
+  check_arguments(args)
   from clqa_jax import fileio
   from clqa_jax import gin_utils
   from clqa_jax.checkpoints import exported
   from clqa_jax.data import spm_train
   from clqa_jax.serving import corpus_index
-  from clqa_jax.data.errors import DataFormatError
   from clqa_jax.eval import report
   from clqa_jax.serving import runner as runner_lib
   from clqa_jax.serving.inference import ModelRunner
   from clqa_jax.partitioning import partitioner as partitioner_lib
 
-  try:
-    gin_utils.parse_gin(args.gin_file, args.gin_bindings or [], finalize=False)
-    qs = _read_questions(args)
-    index = corpus_index.CorpusIndex(args.index, args.export)
-    runner = ModelRunner.from_export(args.export, partitioner=partitioner_lib.make_partitioner(),
-                                     reader_batch_size=args.batch_size, progress=len(qs) > 1)
-    sp = spm_train.load_processor(fileio.join(args.export, exported.VOCAB_FILE))
-    answers, retrieval = runner_lib.answer(
-        runner, index, sp, qs, top_k=args.top_k, reader_k=args.reader_k, search=args.search,
-        max_answer_length=args.max_answer_length)
-  except DataFormatError:
-    raise  # reported by cli.main like every input error
-  except (FileNotFoundError, ValueError, exported.ExportFormatError,
-          corpus_index.IndexMismatchError) as e:
-    print(f"clqa infer: {e}", file=sys.stderr)
-    return 1
+  gin_utils.parse_gin(args.gin_file, args.gin_bindings or [], finalize=False)
+  qs = _read_questions(args)
+  index = corpus_index.CorpusIndex(args.index, args.export)
+  runner = ModelRunner.from_export(args.export, partitioner=partitioner_lib.make_partitioner(),
+                                   reader_batch_size=args.batch_size, progress=len(qs) > 1)
+  sp = spm_train.load_processor(fileio.join(args.export, exported.VOCAB_FILE))
+  answers, retrieval = runner_lib.answer(
+      runner, index, sp, qs, top_k=args.top_k, reader_k=args.reader_k, search=args.search,
+      max_answer_length=args.max_answer_length)
   shown = retrieval.rows[:, :args.show]
   passages = index.passages(shown[shown >= 0])
   lines = []

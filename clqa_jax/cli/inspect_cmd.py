@@ -9,7 +9,7 @@ from clqa_jax.cli import gin_flags
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("name", help="a registered task or mixture, e.g. clqa.mlqa_pt.xor_full")
-  parser.add_argument("--split", default="train")
+  parser.add_argument("--split", default="train", help="the split to read")
   parser.add_argument("--num_samples", type=int, default=3, help="decoded samples per task")
   parser.add_argument("--max_examples", type=int, default=2000,
                       help="examples per task read for the length statistics")
@@ -21,6 +21,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+  from clqa_jax.cli import validate
+  validate.positive(args, ("max_examples",))
+  if args.num_samples < 0:
+    raise validate.UsageError(f"--num_samples must be 0 or more, got {args.num_samples}")
+  if args.languages:
+    validate.languages("--languages", args.languages.split(","))
+  if args.passage_store:
+    validate.input_path("--passage_store", args.passage_store)
   # Registering first also defines the gin configurables (data_root, vocabulary_path, alpha).
   from clqa_jax import tasks  # noqa: F401  pylint: disable=unused-import
   from clqa_jax.data import inspection

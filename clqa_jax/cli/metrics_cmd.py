@@ -11,7 +11,6 @@ Each prints a per-language table and the macro average; ``--out`` writes them as
 from __future__ import annotations
 
 import argparse
-import sys
 
 _MAIN_HELP = {
     "xor-retrieve": "XOR-Retrieve R@2kt / R@5kt / R@100kt (eval_xor_retrieve.py semantics)",
@@ -30,8 +29,10 @@ def _add_io(parser: argparse.ArgumentParser, gold_help: str, pred_help: str) -> 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-  sub = parser.add_subparsers(dest="metric", metavar="METRIC", required=True)
-  fmt = argparse.ArgumentDefaultsHelpFormatter
+  from clqa_jax.cli import help_format
+  sub = parser.add_subparsers(dest="metric", metavar="METRIC", required=True,
+                              help="the metric to compute")
+  fmt = help_format.DefaultsHelpFormatter
   p = sub.add_parser("xor-retrieve", help=_MAIN_HELP["xor-retrieve"], formatter_class=fmt)
   _add_io(p, "gold JSONL with id, lang, answers",
           'predictions JSON: [{"id", "lang", "ctxs": [text | {"text", ...}]}]')
@@ -106,31 +107,51 @@ def _evaluate(args: argparse.Namespace):
   raise ValueError(f"unknown metric {args.metric}")
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+  """The flag values metrics rejects before reading anything."""
+  from clqa_jax.cli import outputs
+  from clqa_jax.cli import validate
+  validate.input_file("--data_file", args.data_file)
+  if args.metric == "mkqa-convert":
+    validate.languages("--lang", args.lang, mkqa=True)
+    outputs.check_writable("--output_dir", args.output_dir)
+    return
+  validate.input_path("--pred_file", args.pred_file)
+  if args.metric == "xor-retrieve":
+    validate.positive_list(args, "ks")
+    validate.positive(args, ("num_workers",))
+  if args.metric == "mkqa":
+    validate.languages("--lang", args.lang, mkqa=True)
+  if getattr(args, "txt_file", False):
+    validate.not_json("--pred_file", args.pred_file,
+                      "--txt_file reads plain text, one answer per line: drop --txt_file")
+  if args.out:
+    outputs.check_writable("--out", args.out, is_file=True)
+
+
 def run(args: argparse.Namespace) -> int:
   from clqa_jax.eval import report
-  try:
-    if args.metric == "mkqa-convert":
-      from clqa_jax.eval import mkqa
-      records = mkqa.read_mkqa(args.data_file)
-      langs = list(dict.fromkeys(args.lang or mkqa.languages_of(records)))
-      converted = mkqa.convert_mkqa(records, langs, args.keep_unanswerable)
-      for path in mkqa.write_converted(converted, args.output_dir, args.overwrite):
-        print(path)
-      print(f"wrote {sum(len(r) for r in converted.values())} questions in {len(langs)} "
-            f"languages")
-      return 0
-    if args.out and not args.overwrite:
-      from clqa_jax import fileio
-      if fileio.exists(args.out):
-        raise FileExistsError(f"{args.out} exists; pass --overwrite to replace it")
-    result = _evaluate(args)
-    print(report.format_text(result))
-    for key, value in result.info.items():
-      print(f"  {key}: {value}")
-    if args.out:
-      report.write_json(args.out, [result], overwrite=args.overwrite)
-      print(f"wrote {args.out}")
+  check_arguments(args)
+  if args.metric == "mkqa-convert":
+    from clqa_jax.eval import mkqa
+    records = mkqa.read_mkqa(args.data_file)
+    langs = list(dict.fromkeys(args.lang or mkqa.languages_of(records)))
+    converted = mkqa.convert_mkqa(records, langs, args.keep_unanswerable)
+    for path in mkqa.write_converted(converted, args.output_dir, args.overwrite):
+      print(path)
+    print(f"wrote {sum(len(r) for r in converted.values())} questions in {len(langs)} "
+          f"languages")
     return 0
-  except FileExistsError as e:
-    print(f"clqa metrics {args.metric}: error: {e}", file=sys.stderr)
-    return 2
+  if args.out and not args.overwrite:
+    from clqa_jax import fileio
+    from clqa_jax.cli.errors import UsageError
+    if fileio.exists(args.out):
+      raise UsageError(f"--out {args.out} exists; pass --overwrite to replace it")
+  result = _evaluate(args)
+  print(report.format_text(result))
+  for key, value in result.info.items():
+    print(f"  {key}: {value}")
+  if args.out:
+    report.write_json(args.out, [result], overwrite=args.overwrite)
+    print(f"wrote {args.out}")
+  return 0

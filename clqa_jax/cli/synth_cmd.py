@@ -2,6 +2,7 @@
 
   clqa synth all --gin_file synth/mini.gin --out /tmp/synth        every stage, in order
   clqa synth passages|anchors|parallel|teacher|qa|questions ...    one stage
+  clqa synth linked_paragraphs ...   LEXA topic groups (first paragraphs of linked articles)
   clqa synth generate --out DIR --synthetic_entities 1000          grow a corpus for benchmarks
 Each stage is skipped when its MANIFEST.json is complete for the same inputs and config.
 
@@ -16,12 +17,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
+import os
 
 from clqa_jax import gin_utils
 from clqa_jax.cli import gin_flags
+from clqa_jax.cli import outputs
+from clqa_jax.cli.errors import UsageError
 
-_STAGE_CHOICES = ("all", "passages", "anchors", "parallel", "teacher", "qa", "questions", "generate")
+_STAGE_CHOICES = ("all", "passages", "anchors", "parallel", "teacher", "qa", "questions",
+                  "linked_paragraphs", "generate")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,12 +44,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-  logging.getLogger("apache_beam").setLevel(logging.WARNING)
   if args.stage == "generate":
     from clqa_jax.miniwiki import generate
     if not args.out:
-      raise SystemExit("clqa synth generate: --out is required")
+      raise UsageError("generate needs --out")
+    if args.synthetic_entities <= 0:
+      raise UsageError(f"--synthetic_entities must be positive, got {args.synthetic_entities}")
+    outputs.check_writable("--out", args.out)
     counts = generate.generate_corpus(args.out, args.synthetic_entities, args.seed)
     for k, v in counts.items():
       print(f"{k}\t{v}")
@@ -66,15 +71,13 @@ def run(args: argparse.Namespace) -> int:
     overrides["overwrite"] = True
   base = config_lib.SynthConfig(output_dir=overrides.get("output_dir") or _gin_output_dir())
   cfg = dataclasses.replace(base, **overrides)
-  from clqa_jax.synth import manifest
-  try:
-    if args.stage == "all":
-      results = stages.run_all(cfg)
-    else:
-      results = {args.stage: stages.RUNNERS[args.stage](cfg)}
-  except (manifest.StageConflictError, FileNotFoundError) as e:
-    print(f"clqa synth {args.stage}: {e}")
-    return 2
+  outputs.check_writable("--out" if args.out else "SynthConfig.output_dir", cfg.output_dir)
+  if args.corpus and not os.path.isdir(args.corpus) and "://" not in args.corpus:
+    raise UsageError(f"--corpus {args.corpus}: no such directory")
+  if args.stage == "all":
+    results = stages.run_all(cfg)
+  else:
+    results = {args.stage: stages.RUNNERS[args.stage](cfg)}
   print(stages.summary(results))
   return 0
 
@@ -86,5 +89,5 @@ def _gin_output_dir() -> str:
   except ValueError:
     out = ""
   if not out:
-    raise SystemExit("clqa synth: give --out or bind SynthConfig.output_dir")
+    raise UsageError("give --out or bind SynthConfig.output_dir")
   return out

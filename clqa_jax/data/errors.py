@@ -5,6 +5,8 @@ import collections
 import dataclasses
 import logging
 
+logger = logging.getLogger(__name__)
+
 
 class DataFormatError(ValueError):
   """A malformed input file: names the file, the 1-based line and the offending field.
@@ -57,4 +59,4 @@ class SkipStats:
 
   def log(self, what: str) -> None:
     if self.skipped:
-      logging.warning("%s: %s; first errors: %s", what, self.summary(), "; ".join(self.examples))
+      logger.warning("%s: %s; first errors: %s", what, self.summary(), "; ".join(self.examples))

@@ -7,6 +7,8 @@ Runs in numpy on each host, after SeqIO, on the host's own shard of the global b
   decoder_input_tokens   int32 [B, T]      answer shifted right, starting with 0
   decoder_target_tokens  int32 [B, T]      answer + EOS, pad 0
   decoder_loss_weights   float32 [B, T]    1.0 on real target tokens
+  teacher_scores         float32 [B, C]    with ``sample``: the store's scores of the C drawn
+                                           passages (UMR: query-likelihood pseudo-labels)
   query_en_tokens        int32 [B, Lq]     stage 1 only: the English cloze query
   teacher_query_tokens   int32 [B, Lq]     stage 1 with a TeacherInputs: the English cloze query
   teacher_passage_tokens int32 [B, K, Lp]  in the teacher's (English T5) vocabulary, same limits
@@ -21,7 +23,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from clqa_jax.data.passage_store import PassageStore
+from clqa_jax.data.passage_store import PassageStore, same_corpus
 from clqa_jax.data.retrieval_store import RetrievalStore, RetrievalVersion
 
 TEACHER_PIDS = "teacher_pids"
@@ -61,9 +63,9 @@ class TeacherInputs:
     self.sp = _sp_processor(vocab)
 
   def check_compatible(self, student: PassageStore) -> None:
-    a = self.passage_store.manifest["corpus_fingerprint"]
-    b = student.manifest["corpus_fingerprint"]
-    if a["sha256_head_tail"] != b["sha256_head_tail"] or len(self.passage_store) != len(student):
+    if (not same_corpus(self.passage_store.manifest["corpus_fingerprint"],
+                        student.manifest["corpus_fingerprint"])
+        or len(self.passage_store) != len(student)):
       raise ValueError("the teacher passage store was built from another corpus than the student's")
 
   def query_tokens(self, texts: Sequence[bytes | str], length: int) -> np.ndarray:
@@ -90,6 +92,9 @@ class FiDBatchAssembler:
     answer_length: T (the spec's 50).
     teacher: stage 1: also emit the teacher's tokens (``teacher_query_tokens``,
       ``teacher_passage_tokens``) for the same queries and passages.
+    sample: 0, or C: draw C of each question's top-k uniformly (without replacement, anew for
+      every batch; ``draw_seed`` makes a batch reproducible) and emit their stored scores as
+      ``teacher_scores`` (UMR's 16 of 100 re-ranked passages).
   """
   passage_store: PassageStore
   retrieval: RetrievalStore | RetrievalVersion | str
@@ -97,8 +102,12 @@ class FiDBatchAssembler:
   query_length: int = 50
   answer_length: int = 50
   teacher: TeacherInputs | None = None
+  sample: int = 0
 
   def __post_init__(self):
+    if self.sample and (self.sample > self.k or isinstance(self.retrieval, str)):
+      raise ValueError(f"sample={self.sample} draws from the top k={self.k} of a retrieval "
+                       "store: needs sample <= k and a store with scores")
     if self.teacher is not None:
       self.teacher.check_compatible(self.passage_store)
     if isinstance(self.retrieval, str) and self.retrieval != TEACHER_PIDS:
@@ -119,8 +128,31 @@ class FiDBatchAssembler:
       rows = np.pad(rows, ((0, 0), (0, self.k - rows.shape[1])), constant_values=-1)
     return rows
 
-  def __call__(self, batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    rows = self.passage_rows(batch)
+  def sampled_rows(self, batch: Mapping[str, np.ndarray],
+                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(int32 [B, C] rows, float32 [B, C] scores): C of each question's real top-k drawn
+    uniformly, in their ranked order; -1 rows (score 0) where fewer than C exist."""
+    version = self.retrieval
+    if isinstance(version, RetrievalStore):
+      version = version.latest()
+    rows = version.lookup(batch["qid"], self.k)
+    scores = version.lookup_scores(batch["qid"], self.k)
+    out_rows = np.full((len(rows), self.sample), -1, np.int32)
+    out_scores = np.zeros((len(rows), self.sample), np.float32)
+    for i in range(len(rows)):
+      real = np.flatnonzero(rows[i] >= 0)
+      pick = np.sort(rng.choice(real, size=min(self.sample, len(real)), replace=False))
+      out_rows[i, :len(pick)] = rows[i, pick]
+      out_scores[i, :len(pick)] = scores[i, pick]
+    return out_rows, out_scores
+
+  def __call__(self, batch: Mapping[str, np.ndarray],
+               draw_seed: Sequence[int] | None = None) -> dict[str, np.ndarray]:
+    teacher_scores = None
+    if self.sample:
+      rows, teacher_scores = self.sampled_rows(batch, np.random.default_rng(draw_seed))
+    else:
+      rows = self.passage_rows(batch)
     targets = _fit(batch["answer"], self.answer_length)
     out = {
         "query_tokens": _fit(batch["question"], self.query_length),
@@ -130,6 +162,8 @@ class FiDBatchAssembler:
         "decoder_target_tokens": targets,
         "decoder_loss_weights": (targets != 0).astype(np.float32),
     }
+    if teacher_scores is not None:
+      out["teacher_scores"] = teacher_scores
     if "question_en" in batch:
       out["query_en_tokens"] = _fit(batch["question_en"], self.query_length)
     if self.teacher is not None:

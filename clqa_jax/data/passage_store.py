@@ -35,6 +35,8 @@ from clqa_jax.data import spm_train
 from clqa_jax.data.errors import SkipStats, StoreMismatchError
 from clqa_jax.data.records import Passage
 
+logger = logging.getLogger(__name__)
+
 FORMAT_VERSION = 1
 MAX_PASSAGE_TOKENS = 200
 EOS_ID = 1
@@ -42,8 +44,12 @@ _FINGERPRINT_BYTES = 1 << 20
 
 
 def corpus_fingerprint(path: str) -> dict:
-  """Size, mtime and sha256 of the first and last MiB: cheap on a 13 GB TSV, and any rewrite,
-  truncation or append changes it."""
+  """The identity of a corpus file by its content: size and the sha256 of its first and last
+  MiB. Computed at build and stored in the manifest, then compared with ``same_corpus``, never
+  by path or modification time, so a copied or moved corpus still matches. Cheap on a 13 GB
+  TSV (a full hash would read it all at every reuse), and any rewrite, truncation or append
+  changes it; a change in the middle that keeps the size is caught when passage texts are read
+  (``read_passages`` checks every row's pid)."""
   size = fileio.size(path)
   h = hashlib.sha256()
   with fileio.open(path, "rb") as f:
@@ -51,11 +57,12 @@ def corpus_fingerprint(path: str) -> dict:
     if size > _FINGERPRINT_BYTES:
       f.seek(max(_FINGERPRINT_BYTES, size - _FINGERPRINT_BYTES))
       h.update(f.read(_FINGERPRINT_BYTES))
-  return {"size": size, "mtime_ns": fileio.mtime_ns(path), "sha256_head_tail": h.hexdigest()}
+  return {"size": size, "sha256_head_tail": h.hexdigest()}
 
 
-def _same_corpus(a: dict, b: dict) -> bool:
-  # mtime alone may change on a copy; size and content hash decide.
+def same_corpus(a: dict, b: dict) -> bool:
+  """Whether two ``corpus_fingerprint``s are of the same content (fields other than size and
+  hash, such as the ``mtime_ns`` older manifests recorded, are not compared)."""
   return a["size"] == b["size"] and a["sha256_head_tail"] == b["sha256_head_tail"]
 
 
@@ -109,7 +116,7 @@ class PassageStore:
     manifest = _read_manifest(directory)  # checked before a remote store is copied
     if corpus_path is not None:
       want = corpus_fingerprint(corpus_path)
-      if not _same_corpus(want, manifest["corpus_fingerprint"]):
+      if not same_corpus(want, manifest["corpus_fingerprint"]):
         raise StoreMismatchError(
             f"{directory} was built from {manifest['corpus_path']} "
             f"({manifest['corpus_fingerprint']}), not {corpus_path} ({want}); "
@@ -325,10 +332,10 @@ def _resume_point(build_dir: str, identity: dict) -> dict | None:
     return None
   progress = fileio.read_json(path)
   if any(progress.get(k) != v for k, v in identity.items()):
-    logging.warning("%s is a build of another corpus/vocabulary; starting over", build_dir)
+    logger.warning("%s is a build of another corpus/vocabulary; starting over", build_dir)
     fileio.rmtree(build_dir)
     return None
-  logging.info("resuming the passage store build at row %d", progress["rows"])
+  logger.info("resuming the passage store build at row %d", progress["rows"])
   return progress
 
 
@@ -355,7 +362,6 @@ def _finalize(build_dir: str, rows: int, truncated: int, corpus_path: str, ident
   np.save(fileio.join(build_dir, "pid_sorted.npy"), sorted_pids)
   np.save(fileio.join(build_dir, "pid_order.npy"), order.astype(np.int64))
   lengths = np.fromfile(fileio.join(build_dir, "lengths.bin"), np.int16).astype(np.int64)
-  max_length = identity["max_length"]
   manifest = {
       "format_version": FORMAT_VERSION,
       "corpus_path": fileio.abspath(corpus_path),
@@ -374,3 +380,32 @@ def _finalize(build_dir: str, rows: int, truncated: int, corpus_path: str, ident
   fileio.remove(fileio.join(build_dir, "progress.json"))
   fileio.remove(fileio.join(build_dir, "pids.txt"))
   _write_json(fileio.join(build_dir, "manifest.json"), manifest)
+
+
+def read_passages(store: PassageStore, rows: Iterable[int], corpus_path: str, *,
+                  skip_errors: bool = False) -> dict[int, Passage]:
+  """{row: Passage} of a store's rows, by one streaming pass over its TSV up to the last row
+  asked (rows < 0 are ignored).
+
+  Rows are positions in the store (the TSV order with the same skipped rows); each row's pid
+  is checked against the store, so a changed corpus file is an error, not wrong texts.
+  """
+  wanted = {int(r) for r in rows if int(r) >= 0}
+  out: dict[int, Passage] = {}
+  if not wanted:
+    return out
+  last = max(wanted)
+  if last >= len(store):
+    raise IndexError(f"row {last} is past the {len(store)} rows of the store {store.directory}")
+  # nfc_titles None: the store's own rule (all_w100.tsv titles are NFC-normalised).
+  for row, p in enumerate(readers.read_passages_tsv(corpus_path, skip_errors=skip_errors)):
+    if row in wanted:
+      if store.pid(row) != p.pid:
+        raise StoreMismatchError(
+            f"{corpus_path}: row {row} has pid {p.pid!r} but the passage store "
+            f"{store.directory} has {store.pid(row)!r}; the corpus changed since the store was "
+            "built: rebuild it")
+      out[row] = p
+    if row >= last:
+      break
+  return out

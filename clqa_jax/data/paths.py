@@ -9,6 +9,8 @@ import os
 
 import gin
 
+from clqa_jax import fileio
+
 DATA_DIR_ENV = "CLQA_DATA_DIR"
 VOCAB_ENV = "CLQA_VOCAB"
 
@@ -37,8 +39,8 @@ def vocabulary_path(path: str | None = None) -> str:
   """
   resolved = path or os.environ.get(VOCAB_ENV)
   if not resolved:
-    resolved = os.path.join(data_root(), "vocab", "spm.model")
-  if not os.path.exists(resolved):
+    resolved = fileio.join(data_root(), "vocab", "spm.model")
+  if not fileio.exists(resolved):
     raise FileNotFoundError(
         f"SentencePiece model {resolved!r} not found: set {VOCAB_ENV}, bind vocabulary_path.path, "
         "or train a small one with `clqa vocab train --input ... --out ...`")
@@ -46,4 +48,9 @@ def vocabulary_path(path: str | None = None) -> str:
 
 
 def data_path(*parts: str) -> str:
-  return os.path.join(data_root(), *parts)
+  return fileio.join(data_root(), *parts)
+
+
+def resolve(path: str) -> str:
+  """``path`` itself when absolute or remote (gs://), else that path under the data root."""
+  return path if os.path.isabs(path) or fileio.is_remote(path) else data_path(path)

@@ -6,9 +6,11 @@ after it. Limits: ``question: {q}`` without EOS, at most 50 tokens; answer with 
 """
 from __future__ import annotations
 
+import numpy as np
 import seqio
 import tensorflow as tf
 
+from clqa_jax.data import code_switch
 from clqa_jax.data import formats
 from clqa_jax.data import text_normalize
 
@@ -94,9 +96,11 @@ def format_parallel_questions(x):
   return x
 
 
-def tokenize_questions(dataset: tf.data.Dataset, output_features) -> tf.data.Dataset:
+def tokenize_questions(dataset: tf.data.Dataset, output_features,
+                       features: tuple[str, ...] = ("question", "question_en")
+                       ) -> tf.data.Dataset:
   """Tokenises ``question`` (and ``question_en``) without EOS, truncated to 50 tokens."""
-  keys = [k for k in ("question", "question_en") if k in output_features]
+  keys = [k for k in features if k in output_features]
 
   def fn(x):
     x = dict(x)
@@ -107,6 +111,31 @@ def tokenize_questions(dataset: tf.data.Dataset, output_features) -> tf.data.Dat
         x[k] = tf.cast(ids[:QUERY_MAX_TOKENS], tf.int32)
     return x
   return dataset.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def code_switch_question(dataset: tf.data.Dataset) -> tf.data.Dataset:
+  """Stage 1 without parallel queries: the query becomes the code-switched English query.
+
+  ``question`` (the string; tokenised after this step) = ``code_switch.code_switch`` of
+  ``question_en_pretokenized`` with the dictionaries of gin ``code_switch_dictionaries``, drawn
+  anew for every example of every epoch (after the cache, as the official collator does per
+  batch). The English query stays the ``question_en`` row.
+  """
+  dictionaries = code_switch.code_switch_dictionaries()   # loaded here, outside the graph
+
+  def switch(text: bytes, example_seed: np.ndarray) -> bytes:
+    rng = np.random.default_rng([int(s) & 0xFFFFFFFF for s in example_seed])
+    return code_switch.code_switch(text.decode("utf-8"), dictionaries, rng).encode("utf-8")
+
+  @seqio.map_over_dataset(num_seeds=1)
+  def switch_example(x, seed):
+    x = dict(x)
+    switched = tf.numpy_function(switch, [x["question_en_pretokenized"], seed], tf.string,
+                                 stateful=False)
+    x["question"] = tf.ensure_shape(switched, [])
+    return x
+
+  return switch_example(dataset)
 
 
 @seqio.map_over_dataset(num_seeds=1)

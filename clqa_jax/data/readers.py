@@ -310,11 +310,18 @@ def read_xor_jsonl(path: str, *, require_answers: bool = True, require_question:
     default_ids: a record without ``id`` gets its 0-based record index (typed question files).
     skip_errors, stats: as every reader.
   """
+  first_line_of_id: dict[str, int] = {}
+
   def records():
     for index, (line, obj) in enumerate(_jsonl_objects(path)):
       def parse(obj=obj, line=line, index=index):
         f = _Fields(obj(), path, line)
         qid = f.text("id", default=str(index) if default_ids else None)
+        # Scorers key predictions by id: a second record of an id would silently replace the
+        # first one's gold answers.
+        if first_line_of_id.setdefault(qid, line) != line:
+          raise DataFormatError(path, line, "id",
+                                f"duplicate id {qid!r} (first on line {first_line_of_id[qid]})")
         lang = f.text("lang", default=default_lang).strip()
         question = (f.text("question") if require_question or "question" in f.obj else "")
         if isinstance(f.obj.get("answers"), str):
@@ -358,6 +365,15 @@ def read_nq_csv(path: str, *, skip_errors: bool = False,
   return _with_skips(rows(), skip_errors, stats)
 
 
+def _check_mkqa_languages(f: "_Fields", field: str, by_lang: dict) -> None:
+  """The keys of ``by_lang`` are MKQA language codes: they name output files
+  (``input_{lang}.jsonl``), so an arbitrary key ("../x") must never reach a path."""
+  for lang in by_lang:
+    if lang not in formats.MKQA_LANGUAGES:
+      raise f.error(field, f"{lang!r} is not an MKQA language code; expected keys among "
+                           f"{' '.join(formats.MKQA_LANGUAGES)}")
+
+
 def read_mkqa_jsonl(path: str, *, skip_errors: bool = False,
                     stats: SkipStats | None = None) -> Iterator[MkqaExample]:
   """Streams raw MKQA records (``mkqa.jsonl`` or ``mkqa.jsonl.gz``).
@@ -375,12 +391,14 @@ def read_mkqa_jsonl(path: str, *, skip_errors: bool = False,
         queries = f.obj.get("queries")
         if not isinstance(queries, dict) or not queries:
           raise f.error("queries", "expected a non-empty object {lang: question}")
+        _check_mkqa_languages(f, "queries", queries)
         for lang, q in queries.items():
           if not isinstance(q, str) or not q.strip():
             raise f.error(f"queries.{lang}", "expected a non-empty string")
         raw_answers = f.obj.get("answers")
         if not isinstance(raw_answers, dict):
           raise f.error("answers", "expected an object {lang: [answer, ...]}")
+        _check_mkqa_languages(f, "answers", raw_answers)
         answers: dict[str, tuple[MkqaAnswer, ...]] = {}
         for lang, items in raw_answers.items():
           if not isinstance(items, list):

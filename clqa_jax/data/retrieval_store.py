@@ -39,6 +39,10 @@ class RetrievalVersion:
   def __len__(self) -> int:
     return len(self._qids)
 
+  def qids(self) -> list[str]:
+    """Every stored qid, in the stored (sorted) order."""
+    return [q.decode("utf-8") for q in np.asarray(self._qids)]
+
   def _positions(self, qids: Iterable[str | bytes]) -> np.ndarray:
     keys = np.array([q if isinstance(q, bytes) else str(q).encode("utf-8") for q in qids],
                     dtype=self._qids.dtype)
@@ -169,17 +173,6 @@ class RetrievalStore:
     fileio.atomic_write(fileio.join(self.root, "LATEST"), name + "\n")
     self._prune(keep=name)
     return self.version(step)
-
-  def write_pids(self, step: int, qids: Sequence[str | bytes], pid_lists: Sequence[Sequence[str]],
-                 passage_store, *, source_pids: Sequence[str] | None = None,
-                 k: int = 100) -> RetrievalVersion:
-    """``write`` from pid strings (e.g. an external retriever's output)."""
-    width = max((len(p) for p in pid_lists), default=0)
-    rows = passage_store.rows_padded(pid_lists, max(width, 1))
-    source_rows = None
-    if source_pids is not None:
-      source_rows = passage_store.rows([p or "" for p in source_pids], missing="pad")
-    return self.write(step, qids, rows, source_rows=source_rows, k=k)
 
   def _prune(self, keep: str) -> None:
     steps = self.versions()

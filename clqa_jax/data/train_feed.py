@@ -34,6 +34,7 @@ import gin
 import numpy as np
 
 # Registers the tasks (and their gin configurables) before a run's config is locked.
+from clqa_jax import fileio
 from clqa_jax import tasks
 from clqa_jax.data import fid_batch
 from clqa_jax.data import paths
@@ -49,7 +50,7 @@ QuestionBatch = dict[str, np.ndarray]
 
 def _resolve(path: str) -> str:
   """Absolute paths stay; relative ones are under the data root."""
-  return path if os.path.isabs(path) else paths.data_path(path)
+  return paths.resolve(path)
 
 
 def _barrier(name: str) -> None:
@@ -76,9 +77,8 @@ def open_passage_store(corpus: str, store_dir: str | None = None,
   corpus_path = _resolve(corpus)
   vocab_path = vocab_path or paths.vocabulary_path()
   if store_dir is None:
-    with open(vocab_path, "rb") as f:
-      sha = hashlib.sha256(f.read()).hexdigest()[:8]
-    name = os.path.splitext(os.path.basename(corpus_path))[0]
+    sha = hashlib.sha256(fileio.read_bytes(vocab_path)).hexdigest()[:8]
+    name = os.path.splitext(fileio.basename(corpus_path))[0]
     store_dir = paths.data_path("stores", f"{name}.{sha}")
   else:
     store_dir = _resolve(store_dir)
@@ -112,6 +112,9 @@ class TrainFeed:
     teacher_vocab: stage 1 with a teacher of another vocabulary: its SentencePiece model (a
       second PassageStore is built with it and ``teacher_*`` features are emitted).
     keep_versions: RetrievalStore versions kept on disk (a resumed checkpoint needs its own).
+    sample_passages: 0, or C: each batch draws C of every question's top-k stored passages
+      uniformly, anew per batch (reproducibly from ``seed``, the shard and the position), and
+      carries their stored scores as ``teacher_scores`` (UMR over ``clqa rerank`` output).
   """
   task: str = gin.REQUIRED
   corpus: str = gin.REQUIRED
@@ -125,6 +128,7 @@ class TrainFeed:
   passage_store_dir: str | None = None
   teacher_vocab: str | None = None
   keep_versions: int = 3
+  sample_passages: int = 0
 
   def __post_init__(self):
     if self.query_feature not in QUERY_FEATURES:
@@ -163,7 +167,7 @@ class TrainFeed:
     if self._retrieval_store is None:
       import jax  # pylint: disable=g-import-not-at-top
       # Each process retrieves for its own questions, so each keeps its own store.
-      root = os.path.join(_resolve(self.retrieval), f"process_{jax.process_index():05d}")
+      root = fileio.join(_resolve(self.retrieval), f"process_{jax.process_index():05d}")
       self._retrieval_store = RetrievalStore(root, keep_versions=self.keep_versions)
     return self._retrieval_store
 
@@ -202,7 +206,7 @@ class TrainFeed:
       teacher = fid_batch.TeacherInputs(store, self.teacher_vocab)
     retrieval = self.retrieval_store if self.uses_retrieval_store else fid_batch.TEACHER_PIDS
     assembler = fid_batch.FiDBatchAssembler(self.passage_store, retrieval, k=self.k,
-                                            teacher=teacher)
+                                            teacher=teacher, sample=self.sample_passages)
     self.source = FeedSource(self, assembler, layout.per_process_batch_size, layout.shard_id,
                              layout.num_shards)
     return self.source
@@ -255,7 +259,7 @@ class FeedSource:
 
   def features(self, batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """FiD features of one question batch (query: ``feed.query_feature``)."""
-    out = self.assembler(batch)
+    out = self.assembler(batch, draw_seed=(self.feed.seed, self.shard_index, self._position))
     out["query_tokens"] = self.feed.query_tokens(batch)
     stage1 = self.feed.stage1
     if stage1 is None:

@@ -1,4 +1,5 @@
-"""SentencePiece vocabularies: the lazily resolved task vocabulary and small-model training.
+"""The lazily resolved task vocabulary (a SentencePiece model; small ones are trained by
+``spm_train``).
 
 The real runs use the mT5 SentencePiece model (pad 0, EOS 1, UNK 2, 250,112 pieces). Tests and
 the demo train a small model with the same special ids and ``byte_fallback`` so every string can
@@ -6,12 +7,10 @@ be encoded.
 """
 from __future__ import annotations
 
-import hashlib
-
 import seqio
 
+from clqa_jax import fileio
 from clqa_jax.data import paths
-from clqa_jax.data.spm_train import EOS_ID, PAD_ID, UNK_ID, train_sentencepiece  # noqa: F401
 
 
 class LazySentencePieceVocabulary(seqio.SentencePieceVocabulary):
@@ -31,8 +30,11 @@ class LazySentencePieceVocabulary(seqio.SentencePieceVocabulary):
 
   def _model_context(self):
     path = self._resolve()
-    if path != self._sentencepiece_model_file:
-      self._sentencepiece_model_file = path
+    if path != getattr(self, "_resolved_from", None):
+      # seqio reads the file with TensorFlow's gfile; ours is read through fileio (a remote
+      # model is copied to local disk once, for as long as this vocabulary lives).
+      self._sentencepiece_model_file = fileio.pinned_local_copy(path, self)
+      self._resolved_from = path
       self._model = None
     return super()._model_context()
 
@@ -58,11 +60,3 @@ def task_vocabulary() -> LazySentencePieceVocabulary:
   return _TASK_VOCABULARY
 
 
-def get_vocabulary(path: str | None = None) -> seqio.SentencePieceVocabulary:
-  """A concrete vocabulary: ``path`` or the configured one."""
-  return seqio.SentencePieceVocabulary(path or paths.vocabulary_path())
-
-
-def vocabulary_hash(vocab: seqio.SentencePieceVocabulary) -> str:
-  """sha256 of the serialized model: identifies the vocabulary a store was built with."""
-  return hashlib.sha256(vocab.sp_model).hexdigest()

@@ -67,14 +67,20 @@ def parse_links(marked_text: str) -> tuple[str, list[Link]]:
   return "".join(out), links
 
 
-def parse_article_line(line: str, path: str, lineno: int, lang: str = "") -> Article:
-  """One wikiextractor JSON line -> Article (typed errors name path, line and field)."""
+def json_object_line(line: str, path: str, lineno: int) -> dict:
+  """One JSON-lines line that must hold an object (a DataFormatError names path and line)."""
   try:
     obj = json.loads(line)
   except json.JSONDecodeError as e:
     raise DataFormatError(path, lineno, "<json>", f"not valid JSON ({e.msg})") from None
   if not isinstance(obj, dict):
     raise DataFormatError(path, lineno, "<json>", "expected a JSON object")
+  return obj
+
+
+def parse_article_line(line: str, path: str, lineno: int, lang: str = "") -> Article:
+  """One wikiextractor JSON line -> Article (typed errors name path, line and field)."""
+  obj = json_object_line(line, path, lineno)
   for field in ("id", "title", "text"):
     if field not in obj:
       raise DataFormatError(path, lineno, field, "missing")

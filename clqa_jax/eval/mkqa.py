@@ -75,6 +75,9 @@ def xor_record(question: Question) -> dict:
 def write_converted(converted: Mapping[str, list[Question]], output_dir: str,
                     overwrite: bool = False) -> list[str]:
   """Writes ``input_{lang}.jsonl`` per language (atomically); returns the paths."""
+  unknown = [lang for lang in converted if lang not in formats.MKQA_LANGUAGES]
+  if unknown:  # a language names a file: nothing but a known code may reach the path
+    raise ValueError(f"not MKQA language codes: {unknown}")
   fileio.makedirs(output_dir)
   paths = []
   for lang, questions in converted.items():

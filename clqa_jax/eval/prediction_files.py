@@ -2,7 +2,8 @@
 
 * XOR-Retrieve (``eval_xor_retrieve.py``): a JSON list of ``{"id", "lang", "ctxs"}`` where
   ``ctxs`` is the ranked list of passage *texts* (the script word-tokenizes each element, so they
-  must be strings). ``pids`` (ranked passage ids) is added when given; the script ignores it.
+  must be strings). ``pids`` (ranked passage ids: ``passage_ids[qid]``, else the prediction's own
+  ``passage_ids``) is added when known; the script ignores it.
 * XOR-Full / XOR-EnglishSpan / MKQA: a JSON object ``{id: answer}``.
 """
 from __future__ import annotations
@@ -22,8 +23,9 @@ def write_retrieve_predictions(path: str, predictions: Sequence[xor_retrieve.Ret
     if pred.lang is None:
       raise ValueError(f"prediction {pred.qid!r} has no language; the official format needs one")
     row = {"id": pred.qid, "lang": pred.lang, "ctxs": list(pred.passage_texts)}
-    if passage_ids is not None:
-      row["pids"] = [str(pid) for pid in passage_ids[pred.qid]]
+    pids = passage_ids[pred.qid] if passage_ids is not None else pred.passage_ids
+    if pids is not None:
+      row["pids"] = [str(pid) for pid in pids]
     rows.append(row)
   report.atomic_write_bytes(path, json.dumps(rows, ensure_ascii=False).encode("utf-8"), overwrite)
 

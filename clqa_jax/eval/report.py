@@ -71,34 +71,51 @@ def write_markdown(path: str, tables: Sequence[LanguageTable], overwrite: bool =
   atomic_write_bytes(path, text.encode("utf-8"), overwrite)
 
 
-def write_bar_chart(path: str, table: LanguageTable, overwrite: bool = False) -> None:
-  """Grouped bars: one group per language (and the macro average), one bar per metric."""
-  import io
+def chart_title(table: LanguageTable) -> str:
+  """``<task>: <checkpoint> step <N>`` from ``info["checkpoint"]`` (the export's source record:
+  its run directory, else its path, and step), or the task alone when the table has none."""
+  source = table.info.get("checkpoint") or {}
+  where = source.get("run_dir") or source.get("path")
+  if not where:
+    return table.task
+  step = source.get("step")
+  return f"{table.task}: {where}" + (f" step {step}" if step is not None else "")
 
-  import matplotlib
-  matplotlib.use("Agg")
-  from matplotlib import pyplot as plt
 
+def bar_chart_figure(table: LanguageTable):
+  """Grouped bars: one group per language (and the macro average), one bar per metric, each
+  bar's value printed on it; the legend outside the axes (right), the title ``chart_title``.
+  Returns a matplotlib Figure (Agg canvas, not registered with pyplot)."""
   import numpy as np
+  from matplotlib.backends.backend_agg import FigureCanvasAgg
+  from matplotlib.figure import Figure
+
   groups = [*table.langs, "macro"]
   values = [[table.scores[lang][m] for lang in table.langs] + [table.macro[m]]
             for m in table.metrics]
   x = np.arange(len(groups))
   width = 0.8 / max(1, len(table.metrics))
-  fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(groups) * len(table.metrics)), 4.0))
-  try:
-    for i, (metric, vals) in enumerate(zip(table.metrics, values)):
-      ax.bar(x + (i - (len(table.metrics) - 1) / 2) * width, vals, width, label=metric)
-    ax.set_xticks(x, groups)
-    ax.set_ylabel("score (x100)")
-    ax.set_ylim(0, 100)
-    ax.set_title(table.task)
-    ax.legend()
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-  finally:
-    plt.close(fig)
+  fig = Figure(figsize=(max(6.0, 0.6 * len(groups) * len(table.metrics)) + 1.5, 4.5),
+               layout="constrained")
+  FigureCanvasAgg(fig)
+  ax = fig.add_subplot()
+  for i, (metric, vals) in enumerate(zip(table.metrics, values)):
+    bars = ax.bar(x + (i - (len(table.metrics) - 1) / 2) * width, vals, width, label=metric)
+    ax.bar_label(bars, fmt="%.1f", padding=1, fontsize=7)
+  ax.set_xticks(x, groups)
+  ax.set_ylabel("score (x100)")
+  ax.set_ylim(0, 108)  # room for the value of a bar at 100
+  ax.set_title(chart_title(table), fontsize=10, wrap=True)
+  fig.legend(loc="outside right upper")
+  return fig
+
+
+def write_bar_chart(path: str, table: LanguageTable, overwrite: bool = False) -> None:
+  """``bar_chart_figure`` as a PNG at ``path``."""
+  import io
+
+  buffer = io.BytesIO()
+  bar_chart_figure(table).savefig(buffer, format="png", dpi=100)
   atomic_write_bytes(path, buffer.getvalue(), overwrite)
 
 

@@ -29,10 +29,14 @@ YES_NO = ("yes", "no")
 
 @dataclasses.dataclass(frozen=True)
 class RetrievalPrediction:
-  """Ranked passage texts for one question (``lang`` None: take the gold file's)."""
+  """Ranked passage texts for one question (``lang`` None: take the gold file's).
+
+  ``passage_ids``: the ranked passage ids (the files' optional ``pids``), None when absent.
+  """
   qid: str
   lang: str | None
   passage_texts: list[str]
+  passage_ids: list[str] | None = None
 
 
 @functools.lru_cache(maxsize=1 << 18)
@@ -138,8 +142,14 @@ def _progress(iterable, total: int, enabled: bool):
   return tqdm.tqdm(iterable, total=total, desc="R@kt", unit="question")
 
 
-def read_retrieve_predictions(path: str) -> list[RetrievalPrediction]:
-  """The official prediction JSON: [{"id", "lang", "ctxs": [text | {"text", ...}, ...]}, ...]."""
+def read_retrieve_predictions(path: str,
+                              with_passage_ids: bool = False) -> list[RetrievalPrediction]:
+  """The official prediction JSON: [{"id", "lang", "ctxs": [text | {"text", ...}, ...]}, ...].
+
+  with_passage_ids: also read ``pids`` (``clqa eval`` / ``clqa bm25`` write one), the passage ids
+  of ``ctxs`` rank for rank, into ``passage_ids`` (None where absent). Off, ``pids`` is ignored,
+  as the official script ignores it.
+  """
   data = inputs.read_json(path)
   if not isinstance(data, list):
     raise DataFormatError(path, None, None,
@@ -167,5 +177,13 @@ def read_retrieve_predictions(path: str) -> list[RetrievalPrediction]:
         raise DataFormatError(path, None, f"{where}ctxs[{j}]",
                                     "must be a passage text or an object with a string 'text'")
       texts.append(ctx)
-    predictions.append(RetrievalPrediction(qid, lang, texts))
+    pids = None
+    if with_passage_ids and "pids" in item:
+      pids = item["pids"]
+      if not isinstance(pids, list) or len(pids) != len(texts):
+        raise DataFormatError(path, None, where + "pids",
+                              f"must be a list of {len(texts)} ids (one per ctxs entry)")
+      pids = [inputs.qid_string(pid, path, None, f"{where}pids[{j}]")
+              for j, pid in enumerate(pids)]
+    predictions.append(RetrievalPrediction(qid, lang, texts, pids))
   return predictions

@@ -30,6 +30,12 @@ def default_mesh() -> Mesh:
   return Mesh(np.asarray(jax.devices()), ("corpus",))
 
 
+def local_mesh() -> Mesh:
+  """A 1-D "corpus" mesh over this process's devices only: a searcher on it holds only the
+  rows this host gives it (``host_search.HostShardSearcher``)."""
+  return Mesh(np.asarray(jax.local_devices()), ("corpus",))
+
+
 def _storage_dtype(dtype: np.dtype) -> np.dtype:
   """Keeps fp16/bf16 corpora in 2 bytes on device; anything else becomes float32."""
   if dtype == np.float16 or dtype.name == "bfloat16":
@@ -49,7 +55,8 @@ class DeviceSearcher:
 
     Args:
       embeddings: corpus [N, D] (numpy or memory map; each host reads only the rows of its
-        own devices, so in a multi-host run every host passes the same full-corpus view).
+        own devices, so in a multi-host run every host passes the same full-corpus view;
+        ``host_search.HostShardSearcher`` instead gives each host only its own rows).
       row_ids: int [N] row id of each embedding (default 0..N-1).
       mesh: device mesh (default: all devices on one "corpus" axis).
       corpus_axes: mesh axes the corpus is sharded over (default: all of them).
@@ -115,6 +122,11 @@ class DeviceSearcher:
   @property
   def num_shards(self) -> int:
     return self._num_shards
+
+  @property
+  def corpus(self) -> jax.Array:
+    """The corpus as placed on the devices: [num_shards * rows_per_shard, D], padded."""
+    return self._corpus
 
   def _search_fn(self, k: int):
     """The jitted search for one k: (queries [B, D], corpus) -> (scores [B, k], pos [B, k])."""

@@ -30,6 +30,8 @@ from jax.sharding import PartitionSpec as P
 from clqa_jax import fileio
 from clqa_jax.index import shards as shards_lib
 
+logger = logging.getLogger(__name__)
+
 EncodeFn = Callable[[Any, jax.Array], jax.Array]
 
 
@@ -300,6 +302,6 @@ def encode_corpus(encode_fn: EncodeFn, passage_batches: Iterable[tuple[np.ndarra
   shards_lib.write_json_atomic(shards_lib.done_path(out_dir, process), {
       "num_shards": summary["num_shards"], "rows": summary["rows"],
       "num_processes": num_processes, "fingerprint": fingerprint})
-  logging.info("encoded %s: %d shards (%d skipped), %d rows", out_dir, summary["num_shards"],
+  logger.info("encoded %s: %d shards (%d skipped), %d rows", out_dir, summary["num_shards"],
                summary["shards_skipped"], summary["rows"])
   return EncodeSummary(out_dir=out_dir, **summary)

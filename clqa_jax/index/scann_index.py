@@ -27,6 +27,8 @@ from clqa_jax import fileio
 from clqa_jax.index import base
 from clqa_jax.index import exact
 
+logger = logging.getLogger(__name__)
+
 FORMAT = "clqa-scann/1"
 
 
@@ -125,7 +127,7 @@ class ScannSearcher:
     _, true_rows = exact.exact_topk(recall_queries, db, k_default, row_ids)
     _, found_rows = searcher.search(recall_queries, k_default)
     searcher.build_recall = base.recall_at_k(found_rows, true_rows)
-    logging.info("ScaNN index over %d x %d (%s): recall@%d = %.4f on %d queries", n, d, params,
+    logger.info("ScaNN index over %d x %d (%s): recall@%d = %.4f on %d queries", n, d, params,
                  k_default, searcher.build_recall, recall_queries.shape[0])
     return searcher
 

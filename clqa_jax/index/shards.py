@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import re
 from typing import Any
 
@@ -80,9 +79,6 @@ def is_process_tmp_name(name: str, process_index: int) -> bool:
 def _atomic_write_bytes(path: str, write) -> None:
   with fileio.atomic_open(path, "wb") as f:
     write(f)
-    if not fileio.is_remote(path):  # on disk before the rename: a manifest implies its data
-      f.flush()
-      os.fsync(f.fileno())
 
 
 def write_json_atomic(path: str, obj: Any) -> None:
@@ -241,3 +237,97 @@ def list_process_manifests(directory: str, process_index: int) -> dict[int, Shar
     if m:
       out[int(m.group(2))] = read_manifest(p)
   return out
+
+
+class StackedRows:
+  """A read-only [N, D] array over several [n_i, D] parts stacked in order (memory maps stay
+  mapped): a slice or an integer row array reads only those rows.
+
+  Lets a host's shard files be searched as one corpus without concatenating them in memory.
+  """
+
+  def __init__(self, parts: list[np.ndarray]):
+    if not parts:
+      raise ShardError("StackedRows needs at least one part")
+    dims = {p.shape[1:] for p in parts}
+    dtypes = {p.dtype for p in parts}
+    if len(dims) != 1 or len(dtypes) != 1 or parts[0].ndim != 2:
+      raise ShardError(f"StackedRows parts must all be [n_i, D] of one dtype, got shapes "
+                       f"{[p.shape for p in parts]} and dtypes {sorted(map(str, dtypes))}")
+    self.parts = list(parts)
+    self._offsets = np.cumsum([0] + [p.shape[0] for p in parts])
+    self.shape = (int(self._offsets[-1]), parts[0].shape[1])
+    self.dtype = parts[0].dtype
+    self.ndim = 2
+
+  def __len__(self) -> int:
+    return self.shape[0]
+
+  @property
+  def nbytes(self) -> int:
+    return sum(p.nbytes for p in self.parts)
+
+  def __getitem__(self, index) -> np.ndarray:
+    if isinstance(index, slice):
+      start, stop, step = index.indices(self.shape[0])
+      if step != 1:
+        raise IndexError(f"StackedRows slices must have step 1, got {step}")
+      first = int(np.searchsorted(self._offsets, start, side="right")) - 1
+      pieces = []
+      i = max(first, 0)
+      while i < len(self.parts) and self._offsets[i] < stop:
+        lo, hi = self._offsets[i], self._offsets[i + 1]
+        pieces.append(self.parts[i][max(start - lo, 0):min(stop, hi) - lo])
+        i += 1
+      if len(pieces) == 1:
+        return pieces[0]  # a view: no copy when the rows lie in one part
+      if not pieces:
+        return np.empty((0, self.shape[1]), self.dtype)
+      return np.concatenate(pieces)
+    rows = np.asarray(index)
+    if rows.ndim != 1 or not np.issubdtype(rows.dtype, np.integer):
+      raise IndexError(f"StackedRows takes a slice or a 1-D integer row array, got {index!r}")
+    if rows.size and (rows.min() < 0 or rows.max() >= self.shape[0]):
+      raise IndexError(f"row index out of range [0, {self.shape[0]})")
+    part = np.searchsorted(self._offsets, rows, side="right") - 1
+    out = np.empty((rows.size, self.shape[1]), self.dtype)
+    for i in np.unique(part):
+      sel = part == i
+      out[sel] = self.parts[i][rows[sel] - self._offsets[i]]
+    return out
+
+
+class _LocalFiles:
+  """Owns the local copies of remote shard files while the StackedRows mapping them lives."""
+
+
+def load_process_shards(directory: str,
+                        process_index: int) -> tuple[np.ndarray, StackedRows]:
+  """One process's finished shards, memory-mapped: (row_ids int64 [n], embeddings [n, D]) in
+  shard order. Only this process's files are read (from a remote directory: copied to local
+  disk for as long as the returned rows live), so a host never touches the other hosts'
+  embeddings.
+
+  Raises:
+    ShardError: if the process has no finished shards or has not finished encoding.
+  """
+  if not fileio.exists(done_path(directory, process_index)):
+    raise ShardError(f"{directory}: process {process_index} has not finished encoding "
+                     f"({fileio.basename(done_path(directory, process_index))} is missing)")
+  manifests = list_process_manifests(directory, process_index)
+  if not manifests:
+    raise ShardError(f"{directory}: process {process_index} has no embedding shards")
+  rows, parts, owner = [], [], _LocalFiles()
+  for index in sorted(manifests):
+    m = manifests[index]
+    paths = shard_paths(directory, process_index, index)
+    emb = np.load(fileio.pinned_local_copy(paths["emb"], owner), mmap_mode="r")
+    ids = np.load(fileio.pinned_local_copy(paths["rows"], owner))
+    if emb.shape != (m.count, m.dim) or ids.shape != (m.count,):
+      raise ShardError(f"{paths['emb']}: shape {emb.shape} / rows {ids.shape} do not match "
+                       f"the manifest (count={m.count}, dim={m.dim})")
+    rows.append(ids.astype(np.int64, copy=False))
+    parts.append(from_storage(emb, m.dtype))
+  stacked = StackedRows(parts)
+  stacked.local_files = owner
+  return np.concatenate(rows), stacked

@@ -16,26 +16,38 @@ from clqa_jax.layers.mlp import kernel_init
 NEG_INF = float(jnp.finfo(jnp.float32).min)
 
 
-def attention_probabilities(query: jnp.ndarray, key: jnp.ndarray, bias: jnp.ndarray | None,
-                            mask: jnp.ndarray | None) -> jnp.ndarray:
-  """Softmax(q.k + bias) with masked scores set to the float32 minimum (as HF's extended mask).
+def attention_logits(query: jnp.ndarray, key: jnp.ndarray,
+                     bias: jnp.ndarray | None) -> jnp.ndarray:
+  """The pre-softmax scores q.k + bias (no mask), float32 [..., H, Lq, Lk].
 
   Args:
     query: [..., Lq, H, Dk].
     key: [..., Lk, H, Dk].
     bias: broadcastable to [..., H, Lq, Lk], or None.
-    mask: bool, broadcastable to [..., H, Lq, Lk]; False = not attended. A fully masked row
-      gets uniform probabilities (only padding rows are fully masked; they are never read).
-
-  Returns:
-    float32 probabilities [..., H, Lq, Lk].
   """
   scores = jnp.einsum("...qhd,...khd->...hqk", query, key, preferred_element_type=jnp.float32)
   if bias is not None:
     scores = scores + bias.astype(jnp.float32)
+  return scores
+
+
+def masked_softmax(scores: jnp.ndarray, mask: jnp.ndarray | None) -> jnp.ndarray:
+  """Softmax over the last axis with masked scores set to the float32 minimum (as HF's
+  extended mask). A fully masked row gets uniform probabilities (only padding rows are fully
+  masked; they are never read)."""
   if mask is not None:
     scores = jnp.where(mask, scores, NEG_INF)
   return nn.softmax(scores, axis=-1)
+
+
+def attention_probabilities(query: jnp.ndarray, key: jnp.ndarray, bias: jnp.ndarray | None,
+                            mask: jnp.ndarray | None) -> jnp.ndarray:
+  """Softmax(q.k + bias) over the unmasked keys -> float32 probabilities [..., H, Lq, Lk].
+
+  Shapes as ``attention_logits``; mask bool, broadcastable to [..., H, Lq, Lk], False = not
+  attended (see ``masked_softmax``).
+  """
+  return masked_softmax(attention_logits(query, key, bias), mask)
 
 
 class MultiHeadAttention(nn.Module):
@@ -77,21 +89,27 @@ class MultiHeadAttention(nn.Module):
   def __call__(self, inputs_q: jnp.ndarray, inputs_kv: jnp.ndarray | None = None, *,
                bias: jnp.ndarray | None = None, mask: jnp.ndarray | None = None,
                key_value: tuple[jnp.ndarray, jnp.ndarray] | None = None,
-               deterministic: bool = True, return_probs: bool = False):
+               deterministic: bool = True, return_probs: bool = False,
+               return_first_logits: bool = False):
     """Attends from ``inputs_q`` [..., Lq, D] to ``inputs_kv`` [..., Lk, D].
 
     ``key_value`` (projected keys and values [..., Lk, H, Dk], e.g. from a cache) replaces the
-    projection of ``inputs_kv``. Returns outputs [..., Lq, D], and the float32 probabilities
-    [..., H, Lq, Lk] (after dropout) when ``return_probs``.
+    projection of ``inputs_kv``. Returns outputs [..., Lq, D] alone, or a tuple of the outputs
+    followed by what was asked, in this order: the float32 probabilities [..., H, Lq, Lk]
+    (after dropout) when ``return_probs``; the first query position's pre-softmax scores
+    q.k + bias [..., H, Lk] (unmasked) when ``return_first_logits``.
     """
     query = self.project_query(inputs_q)
     if key_value is None:
       key_value = self.project_key_value(inputs_kv)
     key, value = key_value
-    probs = attention_probabilities(query, key, bias, mask)
+    logits = attention_logits(query, key, bias)
+    probs = masked_softmax(logits, mask)
     probs = self.dropout(probs, deterministic=deterministic)
     context = jnp.einsum("...hqk,...khd->...qhd", probs.astype(self.dtype), value)
     context = nn.with_logical_constraint(
         context, activation_axes(context.ndim, ax.LENGTH, ax.HEADS, ax.KV))
     out = jnp.einsum("...qhd,hdm->...qm", context, self.out.astype(self.dtype))
-    return (out, probs) if return_probs else out
+    extras = ((probs,) if return_probs else ()) + (
+        (logits[..., 0, :],) if return_first_logits else ())
+    return (out, *extras) if extras else out

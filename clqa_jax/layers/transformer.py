@@ -75,7 +75,8 @@ class DecoderLayer(nn.Module):
                memory_mask: jnp.ndarray, *, memory: jnp.ndarray | None = None,
                cross_key_value: tuple[jnp.ndarray, jnp.ndarray] | None = None,
                self_cache: tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray] | None = None,
-               deterministic: bool = True, return_cross_probs: bool = False):
+               memory_bias: jnp.ndarray | None = None, deterministic: bool = True,
+               return_cross_probs: bool = False, first_cross: str | None = None):
     """One decoder layer.
 
     Args:
@@ -87,13 +88,20 @@ class DecoderLayer(nn.Module):
       cross_key_value: precomputed cross keys/values, each [B, S, H, Dk].
       self_cache: (keys [B, Tmax, H, Dk], values [B, Tmax, H, Dk], index []) of the earlier
         steps; this step's T entries are written at ``index`` and attention spans the cache.
+      memory_bias: float broadcastable to [B, H, T, S], added to the cross-attention's
+        pre-softmax scores (the attention offset), or None.
       deterministic: disables dropout.
       return_cross_probs: also return cross-attention probabilities [B, H, T, S].
+      first_cross: also return the cross-attention at the first decoder position, [B, H, S]:
+        "logits" (pre-softmax scores, bias included, unmasked) or "probs" (after dropout).
 
     Returns:
-      (h [B, T, D], extras) with extras["cross_probs"] and extras["self_cache"] (updated
-      (keys, values)) when requested/used.
+      (h [B, T, D], extras) with extras["cross_probs"], extras["first_cross"] and
+      extras["self_cache"] (updated (keys, values)) when requested/used.
     """
+    if first_cross not in (None, "logits", "probs"):
+      raise ValueError(f"DecoderLayer: first_cross must be None, 'logits' or 'probs', got "
+                       f"{first_cross!r}")
     extras = {}
     x = self.pre_self_attention_layer_norm(h)
     key_value = None
@@ -109,11 +117,20 @@ class DecoderLayer(nn.Module):
                             deterministic=deterministic)
     h = _constrain(h + self.dropout(y, deterministic=deterministic))
     x = self.pre_cross_attention_layer_norm(h)
-    out = self.encoder_decoder_attention(x, memory, mask=memory_mask,
+    want_probs = return_cross_probs or first_cross == "probs"
+    out = self.encoder_decoder_attention(x, memory, bias=memory_bias, mask=memory_mask,
                                          key_value=cross_key_value, deterministic=deterministic,
-                                         return_probs=return_cross_probs)
-    if return_cross_probs:
-      y, extras["cross_probs"] = out
+                                         return_probs=want_probs,
+                                         return_first_logits=first_cross == "logits")
+    if want_probs or first_cross == "logits":
+      y, *rest = out
+      probs = rest.pop(0) if want_probs else None
+      if return_cross_probs:
+        extras["cross_probs"] = probs
+      if first_cross == "probs":
+        extras["first_cross"] = probs[..., 0, :]
+      elif first_cross == "logits":
+        extras["first_cross"] = rest.pop(0)
     else:
       y = out
     h = _constrain(h + self.dropout(y, deterministic=deterministic))

@@ -60,3 +60,18 @@ def token_mean(values: jax.Array, weights: jax.Array) -> jax.Array:
   total = jnp.sum(values * weights, axis=-1)
   count = jnp.sum(weights, axis=-1)
   return total / jnp.maximum(count, 1.0)
+
+
+def jensen_shannon_from_log_probs(p_log_probs: jax.Array, q_log_probs: jax.Array,
+                                  mask: jax.Array | None = None, axis: int = -1) -> jax.Array:
+  """JSD(P, Q) = 1/2 KL(P || M) + 1/2 KL(Q || M), M = (P + Q) / 2, along ``axis``, per row.
+
+  Symmetric, in [0, log 2], and 0 for identical inputs. Both sides get gradient. Entries where
+  ``mask`` is False contribute nothing.
+  """
+  p_log_probs = p_log_probs.astype(jnp.float32)
+  q_log_probs = q_log_probs.astype(jnp.float32)
+  # log M computed stably from the two log-probabilities.
+  m_log_probs = jnp.logaddexp(p_log_probs, q_log_probs) - jnp.log(2.0)
+  return 0.5 * (kl_from_log_probs(p_log_probs, m_log_probs, mask, axis)
+                + kl_from_log_probs(q_log_probs, m_log_probs, mask, axis))

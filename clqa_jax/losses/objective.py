@@ -38,7 +38,8 @@ class Objective(Protocol):
 
   def loss(self, params: Any, batch: Batch, *, model: UnifiedModel, rng: jax.Array | None,
            num_questions: int, teacher: Teacher | None = None, teacher_params: Any = None,
-           enable_dropout: bool = True) -> tuple[jax.Array, Metrics]:
+           enable_dropout: bool = True, step: jax.Array | None = None
+           ) -> tuple[jax.Array, Metrics]:
     """(scalar loss / num_questions, metrics) of ``model`` with ``params`` on ``batch``.
 
     Args:
@@ -49,5 +50,7 @@ class Objective(Protocol):
       num_questions: questions in the whole global batch (the divisor).
       teacher, teacher_params: the frozen teacher, for objectives that need one.
       enable_dropout: train-mode dropout in the student.
+      step: the optimizer step (int scalar, 0 for the first update), for objectives whose
+        terms switch on at a step; None outside training (such an objective then raises).
     """
     ...

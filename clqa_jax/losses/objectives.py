@@ -17,6 +17,7 @@ import gin
 import jax
 import jax.numpy as jnp
 
+from clqa_jax.losses import lexa_objective
 from clqa_jax.losses import terms
 from clqa_jax.losses.objective import Batch, Metrics, Objective
 from clqa_jax.losses.teacher import Teacher
@@ -36,35 +37,77 @@ def student_forward(model: UnifiedModel, params: Any, query_tokens: jax.Array, b
                        return_reader_relevance=True)
 
 
+def is_multi_vector(outputs: Mapping[str, jax.Array]) -> bool:
+  """True for a MaxSim student (``UnifiedConfig.retriever_head`` set): it returns token vectors."""
+  return "query_token_vectors" in outputs
+
+
+def query_token_mask(query_tokens: jax.Array) -> jax.Array:
+  """Real query tokens (pad id 0, the batch contract)."""
+  return query_tokens != 0
+
+
 @gin.configurable
 @dataclasses.dataclass(frozen=True)
 class MlqaObjective:
   """Stage 2 and fine-tuning: reader CE + lambda * KL(sg reader relevance || retriever softmax).
 
   The retriever softmax runs over the question's own K passages only (no in-batch negatives).
+  ``distillation_start_steps`` (the official option; its scripts use 0): for optimizer steps
+  < N the reader trains alone (loss = reader CE, the KL gets weight 0 and so no gradient);
+  the KL is still reported.
+  A MaxSim student (``UnifiedConfig.retriever_head``) scores s(q, p) = MaxSim(q, p) / |q|, the
+  sum over query tokens divided by the query's token count (the official stage-2 scores).
   """
   retriever_weight: float = 8.0
+  distillation_start_steps: int = 0
   name: str = "mlqa"
   needs_teacher: bool = False
 
+  def __post_init__(self):
+    n = self.distillation_start_steps
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+      raise ValueError(f"MlqaObjective.distillation_start_steps must be an int >= 0, got {n!r}")
+
+  def distillation_weight(self, step: jax.Array | None) -> jax.Array | float:
+    """lambda from step ``distillation_start_steps`` on, 0 before (reader warm-up)."""
+    if self.distillation_start_steps == 0:
+      return self.retriever_weight
+    if step is None:
+      raise ValueError(f"MlqaObjective.distillation_start_steps="
+                       f"{self.distillation_start_steps} needs the optimizer step (loss(..., "
+                       "step=state.step), as the train step passes it)")
+    return jnp.where(step >= self.distillation_start_steps, self.retriever_weight, 0.0)
+
+  @staticmethod
+  def retrieval_scores(outputs: Mapping[str, jax.Array], batch: Batch) -> jax.Array:
+    """The student's scores of each question's own K passages [B, K]."""
+    scores = outputs["retrieval_scores"]
+    if not is_multi_vector(outputs):
+      return scores
+    q_len = jnp.sum(query_token_mask(batch["query_tokens"]), axis=-1, dtype=jnp.float32)
+    return scores / jnp.maximum(q_len, 1.0)[:, None]
+
   def loss_from_outputs(self, outputs: Mapping[str, jax.Array], batch: Batch,
-                        num_questions: int) -> tuple[jax.Array, Metrics]:
+                        num_questions: int, step: jax.Array | None = None
+                        ) -> tuple[jax.Array, Metrics]:
     mask = passage_mask(batch)
     ce = terms.reader_cross_entropy(outputs["logits"], batch["decoder_target_tokens"],
                                     batch["decoder_loss_weights"])
     kl = terms.reader_to_retriever_distillation(outputs["reader_relevance"],
-                                                outputs["retrieval_scores"], mask)
+                                                self.retrieval_scores(outputs, batch), mask)
     ce_sum, kl_sum = jnp.sum(ce) / num_questions, jnp.sum(kl) / num_questions
-    loss = ce_sum + self.retriever_weight * kl_sum
+    loss = ce_sum + self.distillation_weight(step) * kl_sum
     return loss, {"loss": loss, "loss/reader_ce": ce_sum, "loss/retriever_kl": kl_sum}
 
   def loss(self, params: Any, batch: Batch, *, model: UnifiedModel, rng: jax.Array | None,
            num_questions: int, teacher: Teacher | None = None, teacher_params: Any = None,
-           enable_dropout: bool = True) -> tuple[jax.Array, Metrics]:
+           enable_dropout: bool = True, step: jax.Array | None = None
+           ) -> tuple[jax.Array, Metrics]:
     del teacher, teacher_params
     outputs = student_forward(model, params, batch["query_tokens"], batch, rng=rng,
                               enable_dropout=enable_dropout)
-    return self.loss_from_outputs(outputs, batch, num_questions)
+    return self.loss_from_outputs(outputs, batch, num_questions, step)
 
 
 def _split_copies(tree: Mapping[str, jax.Array]) -> tuple[dict, dict]:
@@ -81,6 +124,9 @@ class ClrPtObjective:
     + 1/(2B_g) sum_j [CE_tokmean_j + KL(a_T||a_S,j)]                             (en and xx rows)
     + 1/B_g sum_i 1/|y_i| sum_t KL(sg P(.|q^en_i) || P(.|q^xx_i))                (xx rows)
   The switches drop terms for the ablations (their metrics are still reported).
+  A MaxSim student (``UnifiedConfig.retriever_head``) scores every query against every passage
+  of the batch with the MaxSim sum over query tokens, not normalised (the official stage-1
+  scores, unlike stage 2's).
   """
   retriever_weight: float = 8.0
   teacher_distillation: bool = True
@@ -108,14 +154,44 @@ class ClrPtObjective:
                             enable_dropout=enable_dropout, return_reader_relevance=True)
     return _split_copies(outputs)
 
+  @staticmethod
+  def token_masks(batch: Batch) -> dict[str, jax.Array]:
+    """The MaxSim token masks of a batch: query_en, query_xx [B, Lq], passages [B, K, Lp]."""
+    return {"query_en": query_token_mask(batch["query_en_tokens"]),
+            "query_xx": query_token_mask(batch["query_tokens"]),
+            "passages": batch["passage_tokens"] != 0}
+
+  @staticmethod
+  def student_scores(queries: jax.Array, passages: jax.Array, query_mask_BQ: jax.Array | None,
+                     passage_mask_BKP: jax.Array | None) -> jax.Array:
+    """s(q_i, p) for every query and every passage of the batch given -> [B, B*K].
+
+    Single-vector: queries [B, D], passages [B, K, D]. MaxSim: queries [B, Lq, Dk], passages
+    [B, K, Lp, Dk] with their token masks.
+    """
+    if queries.ndim == 2:
+      return terms.global_scores(queries, passages)
+    if query_mask_BQ is None or passage_mask_BKP is None:
+      raise ValueError("MaxSim retrieval scores need the token masks (ClrPtObjective."
+                       "token_masks of the batch)")
+    b, k, lp, dk = passages.shape
+    return terms.maxsim_scores(queries, query_mask_BQ, passages.reshape(b * k, lp, dk),
+                               passage_mask_BKP.reshape(b * k, lp))
+
   def retrieval_loss(self, vectors: Mapping[str, jax.Array], teacher_scores_BN: jax.Array,
-                     passage_mask_N: jax.Array, num_questions: int) -> tuple[jax.Array, Metrics]:
+                     passage_mask_N: jax.Array, num_questions: int,
+                     token_masks: Mapping[str, jax.Array] | None = None
+                     ) -> tuple[jax.Array, Metrics]:
     """The three retrieval KLs over all passages of the batch given (the global batch).
 
-    vectors: query_en [B, D], query_xx [B, D], passages_en [B, K, D], passages_xx [B, K, D].
+    vectors: query_en [B, D], query_xx [B, D], passages_en [B, K, D], passages_xx [B, K, D]
+    (a MaxSim student: query_* [B, Lq, Dk], passages_* [B, K, Lp, Dk], with ``token_masks``).
     """
-    en_scores = terms.global_scores(vectors["query_en"], vectors["passages_en"])
-    xx_scores = terms.global_scores(vectors["query_xx"], vectors["passages_xx"])
+    m = token_masks or {}
+    en_scores = self.student_scores(vectors["query_en"], vectors["passages_en"],
+                                    m.get("query_en"), m.get("passages"))
+    xx_scores = self.student_scores(vectors["query_xx"], vectors["passages_xx"],
+                                    m.get("query_xx"), m.get("passages"))
     kd_en = jnp.sum(terms.retrieval_distillation(teacher_scores_BN, en_scores,
                                                  passage_mask_N)) / num_questions
     kd_xx = jnp.sum(terms.retrieval_distillation(teacher_scores_BN, xx_scores,
@@ -148,14 +224,18 @@ class ClrPtObjective:
 
   @staticmethod
   def vectors_of(en: Mapping[str, jax.Array], xx: Mapping[str, jax.Array]) -> dict:
-    return {"query_en": en["query_vectors"], "query_xx": xx["query_vectors"],
-            "passages_en": en["passage_vectors"], "passages_xx": xx["passage_vectors"]}
+    """What the retrieval loss scores: the single vectors, or a MaxSim student's token ones."""
+    q, p = (("query_token_vectors", "passage_token_vectors") if is_multi_vector(en)
+            else ("query_vectors", "passage_vectors"))
+    return {"query_en": en[q], "query_xx": xx[q], "passages_en": en[p], "passages_xx": xx[p]}
 
   # -- the whole objective in one pass ------------------------------------------------------
 
   def loss(self, params: Any, batch: Batch, *, model: UnifiedModel, rng: jax.Array | None,
            num_questions: int, teacher: Teacher | None = None, teacher_params: Any = None,
-           enable_dropout: bool = True) -> tuple[jax.Array, Metrics]:
+           enable_dropout: bool = True, step: jax.Array | None = None
+           ) -> tuple[jax.Array, Metrics]:
+    del step  # Stage 1 has no reader warm-up (the official distillation trainer has none).
     if teacher is None or teacher_params is None:
       raise ValueError("the clr_pt objective needs a teacher: set train.teacher and its "
                        "checkpoint (Teacher.checkpoint) in gin")
@@ -164,14 +244,146 @@ class ClrPtObjective:
     t_scores = teacher.scores(t_out, t_out)
     mask_n = passage_mask(batch).reshape(-1)
     ret_loss, ret_metrics = self.retrieval_loss(self.vectors_of(en, xx), t_scores, mask_n,
-                                                num_questions)
+                                                num_questions, self.token_masks(batch))
     read_loss, read_metrics = self.reader_loss(en, xx, batch, t_out["reader_relevance"],
                                                num_questions)
     loss = ret_loss + read_loss
     return loss, {"loss": loss, **ret_metrics, **read_metrics}
 
 
-OBJECTIVES: dict[str, type[Objective]] = {"mlqa": MlqaObjective, "clr_pt": ClrPtObjective}
+def require_relevance_mode(model: UnifiedModel, mode: str, objective: str) -> None:
+  """A ValueError unless the model's reader relevance is ``mode`` (the objective needs it)."""
+  have = model.config.reader_relevance_mode
+  if have != mode:
+    raise ValueError(f"the {objective} objective needs UnifiedConfig.reader_relevance_mode = "
+                     f"'{mode}' in gin, got '{have}'")
+
+
+def _relevance_objective_loss(objective: Any, mode: str, model: UnifiedModel, params: Any,
+                              batch: Batch, rng: jax.Array | None, num_questions: int,
+                              enable_dropout: bool) -> tuple[jax.Array, Metrics]:
+  """An objective on the student's forward with reader relevance of ``mode``: the model's mode
+  is checked, then ``objective.loss_from_outputs`` scores the outputs."""
+  require_relevance_mode(model, mode, objective.name)
+  outputs = student_forward(model, params, batch["query_tokens"], batch, rng=rng,
+                            enable_dropout=enable_dropout)
+  return objective.loss_from_outputs(outputs, batch, num_questions)
+
+
+UMR_TEACHER_SCORES = "teacher_scores"  # float32 [B, C]: s_LM of the batch's passages
+
+
+@gin.configurable
+@dataclasses.dataclass(frozen=True)
+class FidKdObjective:
+  """The capstone's backward step (peer-methods.md 1.3 c): FiD-KD trains the retriever from the
+  frozen reader, fidkd_weight * KL(softmax_k sg g || softmax_k s / sqrt(d)) with torch's
+  ``KLDivLoss()`` mean over the B * K passages.
+
+  The model's ``reader_relevance_mode`` must be "fidkd_logits" (g). ``reader_weight`` adds the
+  reader CE (0, the default, is the spec: the reader only teaches; its CE is still reported).
+  No gradient reaches the decoder from the FiD-KD term.
+  """
+  fidkd_weight: float = 1.0
+  reader_weight: float = 0.0
+  name: str = "fidkd"
+  needs_teacher: bool = False
+
+  def loss_from_outputs(self, outputs: Mapping[str, jax.Array], batch: Batch,
+                        num_questions: int) -> tuple[jax.Array, Metrics]:
+    ce = terms.reader_cross_entropy(outputs["logits"], batch["decoder_target_tokens"],
+                                    batch["decoder_loss_weights"])
+    kd = terms.fidkd_distillation(outputs["reader_relevance"], outputs["retrieval_scores"],
+                                  passage_mask(batch), outputs["query_vectors"].shape[-1])
+    ce_sum, kd_sum = jnp.sum(ce) / num_questions, jnp.sum(kd) / num_questions
+    loss = self.reader_weight * ce_sum + self.fidkd_weight * kd_sum
+    return loss, {"loss": loss, "loss/reader_ce": ce_sum, "loss/fidkd": kd_sum}
+
+  def loss(self, params: Any, batch: Batch, *, model: UnifiedModel, rng: jax.Array | None,
+           num_questions: int, teacher: Teacher | None = None, teacher_params: Any = None,
+           enable_dropout: bool = True, step: jax.Array | None = None
+           ) -> tuple[jax.Array, Metrics]:
+    del teacher, teacher_params, step
+    return _relevance_objective_loss(self, "fidkd_logits", model, params, batch, rng, num_questions,
+                                     enable_dropout)
+
+
+@gin.configurable
+@dataclasses.dataclass(frozen=True)
+class CapstoneForwardObjective:
+  """The capstone's forward step (peer-methods.md 1.3 d): reader CE + lambda *
+  KL(sg softmax_k s(q, p_k) || a_all), lambda = 0.01, batchmean over questions.
+
+  The model's ``reader_relevance_mode`` must be "all_layers_probs" (a_all: first-position
+  attention over all layers and heads). The retriever is the constant teacher: only the reader
+  learns from the KL.
+  """
+  reader_kl_weight: float = 0.01
+  name: str = "capstone_forward"
+  needs_teacher: bool = False
+
+  def loss_from_outputs(self, outputs: Mapping[str, jax.Array], batch: Batch,
+                        num_questions: int) -> tuple[jax.Array, Metrics]:
+    ce = terms.reader_cross_entropy(outputs["logits"], batch["decoder_target_tokens"],
+                                    batch["decoder_loss_weights"])
+    kl = terms.retriever_to_reader_distillation(outputs["retrieval_scores"],
+                                                outputs["reader_relevance"], passage_mask(batch))
+    ce_sum, kl_sum = jnp.sum(ce) / num_questions, jnp.sum(kl) / num_questions
+    loss = ce_sum + self.reader_kl_weight * kl_sum
+    return loss, {"loss": loss, "loss/reader_ce": ce_sum, "loss/reader_kl": kl_sum}
+
+  def loss(self, params: Any, batch: Batch, *, model: UnifiedModel, rng: jax.Array | None,
+           num_questions: int, teacher: Teacher | None = None, teacher_params: Any = None,
+           enable_dropout: bool = True, step: jax.Array | None = None
+           ) -> tuple[jax.Array, Metrics]:
+    del teacher, teacher_params, step
+    return _relevance_objective_loss(self, "all_layers_probs", model, params, batch, rng, num_questions,
+                                     enable_dropout)
+
+
+@gin.configurable
+@dataclasses.dataclass(frozen=True)
+class UmrKdObjective:
+  """UMR's retriever-only distillation (peer-methods 4.3): ``terms.inbatch_teacher_kl``.
+
+  The batch holds C passages per question, drawn uniformly from its re-ranked top-N by the
+  feed (``TrainFeed.sample_passages``), with their query-likelihood scores
+  (``teacher_scores`` [B, C]); every question is scored against all B*C passages of the
+  (micro)batch. Only the lower encoder and the retrieval head run. With NUM_MICROBATCHES > 1
+  the in-batch passages are the microbatch's (no GradCache for this objective).
+  """
+  teacher_multiplier: float = 10.0
+  name: str = "umr_kd"
+  needs_teacher: bool = False
+
+  def loss(self, params: Any, batch: Batch, *, model: UnifiedModel, rng: jax.Array | None,
+           num_questions: int, teacher: Teacher | None = None, teacher_params: Any = None,
+           enable_dropout: bool = True, step: jax.Array | None = None
+           ) -> tuple[jax.Array, Metrics]:
+    del teacher, teacher_params, step
+    if UMR_TEACHER_SCORES not in batch:
+      raise KeyError(f"the umr_kd objective needs '{UMR_TEACHER_SCORES}' in the batch: a "
+                     "TrainFeed over re-ranked lists (clqa rerank) with sample_passages set")
+    b, c, lp = batch["passage_tokens"].shape
+    q_rng = p_rng = None
+    if rng is not None:
+      q_rng, p_rng = jax.random.split(rng)
+    queries = model.embed_queries(params, batch["query_tokens"], rng=q_rng,
+                                  enable_dropout=enable_dropout)
+    passages = model.embed_passages(params, batch["passage_tokens"].reshape(b * c, lp),
+                                    rng=p_rng, enable_dropout=enable_dropout)
+    scores = terms.global_scores(queries, passages.reshape(b, c, -1))
+    kl = terms.inbatch_teacher_kl(batch[UMR_TEACHER_SCORES], scores, passage_mask(batch),
+                                  multiplier=self.teacher_multiplier)
+    loss = jnp.sum(kl) / num_questions
+    return loss, {"loss": loss, "loss/inbatch_teacher_kl": loss}
+
+
+OBJECTIVES: dict[str, type[Objective]] = {"mlqa": MlqaObjective, "clr_pt": ClrPtObjective,
+                                          "fidkd": FidKdObjective,
+                                          "capstone_forward": CapstoneForwardObjective,
+                                          "umr_kd": UmrKdObjective,
+                                          "lexa_pt": lexa_objective.LexaPtObjective}
 
 
 @gin.configurable

@@ -48,6 +48,11 @@ class Teacher:
     check_model(self.model, "Teacher.model")
     if self.scorer not in SCORERS:
       raise ValueError(f"Teacher.scorer={self.scorer!r}; choose one of {SCORERS}")
+    head = getattr(self.model.config, "retriever_head", None)
+    if self.scorer == "dense" and head is not None:
+      raise ValueError(f"Teacher.scorer='dense' needs a single-vector teacher, but its model "
+                       f"scores with MaxSim (UnifiedConfig.retriever_head={head}): use "
+                       f"scorer='maxsim' and maxsim_head={head}")
 
   def outputs(self, params: Any, batch: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
     """Teacher representations of the English queries and the batch's passages.

@@ -5,7 +5,8 @@ transliterated per script) is rendered through per-language templates (`template
 
   articles/<lang>/AA/wiki_NN      wikiextractor `--json --links` lines {"id","url","title","text"}
   langlinks.tsv                   interlanguage links: en_title \\t lang \\t title (with a header)
-  xor/xor_{dev,train}_retrieve_eng_span.jsonl   XOR-Retrieve style questions, English answers
+  xor/xor_{dev,train}_retrieve_eng_span.jsonl   XOR-Retrieve style questions, English answers, and
+                                                 gold_titles (the English article asked about)
   xor/xor_{dev,train}_full.jsonl                XOR-Full style questions, answers in the question's language
 
 Usage: `clqa synth generate --out DIR --synthetic_entities N` (the committed corpus uses the
@@ -265,8 +266,11 @@ def generate_corpus(out_dir: str, num_synthetic: int = 60, seed: int = 0,
       en_answer = answer.names["en"] if answer else year
       full_answer = answer.names[lang] if answer else names_lib.digits_for(lang, year)
       for variant, ans in (("retrieve_eng_span", en_answer), ("full", full_answer)):
-        rows.setdefault((split, variant), []).append(json.dumps(
-            {"id": qid, "lang": lang, "question": question, "answers": [ans]}, ensure_ascii=False))
+        record = {"id": qid, "lang": lang, "question": question, "answers": [ans]}
+        if variant == "retrieve_eng_span":
+          # The English article the question is about: passage recall's gold (eval/passage_recall).
+          record["gold_titles"] = [subject.names["en"]]
+        rows.setdefault((split, variant), []).append(json.dumps(record, ensure_ascii=False))
   for (split, variant), lines in sorted(rows.items()):
     _write_lines(fileio.join(out_dir, "xor", f"xor_{split}_{variant}.jsonl"), lines)
     counts[f"xor_{split}_{variant}"] = len(lines)

@@ -15,6 +15,8 @@ class DecodingCache:
   cross_key, cross_value: [Ld, N, S, H, Dk]      projections of the encoder memory
   memory_mask:            bool [N, S]            True on real memory tokens
   index:                  int32 []               the next decoder position
+  memory_bias:            float32 [N, S] or None added to every layer's cross-attention
+                                                 scores (the attention offset)
   N is the batch (times beams during beam search).
   """
   self_key: jnp.ndarray
@@ -23,17 +25,19 @@ class DecodingCache:
   cross_value: jnp.ndarray
   memory_mask: jnp.ndarray
   index: jnp.ndarray
+  memory_bias: jnp.ndarray | None = None
 
   def map_batch(self, fn: Callable[[jnp.ndarray, int], jnp.ndarray]) -> "DecodingCache":
     """Applies fn(array, batch_axis) to every batch-bearing array (for beam expansion/gather)."""
     return self.replace(
         self_key=fn(self.self_key, 1), self_value=fn(self.self_value, 1),
         cross_key=fn(self.cross_key, 1), cross_value=fn(self.cross_value, 1),
-        memory_mask=fn(self.memory_mask, 0))
+        memory_mask=fn(self.memory_mask, 0),
+        memory_bias=None if self.memory_bias is None else fn(self.memory_bias, 0))
 
   def map_self_batch(self, fn: Callable[[jnp.ndarray, int], jnp.ndarray]) -> "DecodingCache":
     """Like ``map_batch`` for the self-attention cache only. Beam reordering needs no more:
-    the cross keys/values and memory mask are the same for every beam of an example."""
+    the cross keys/values, memory mask and bias are the same for every beam of an example."""
     return self.replace(self_key=fn(self.self_key, 1), self_value=fn(self.self_value, 1))
 
   @property

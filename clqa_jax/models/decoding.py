@@ -118,15 +118,17 @@ def beam_search(step_fn: StepFn, cache: DecodingCache, *, beam_size: int, max_le
 
 def generate(model: Any, params: Any, memory: jnp.ndarray, memory_mask: jnp.ndarray, *,
              max_length: int = MAX_ANSWER_LENGTH, beam_size: int = 1,
-             length_penalty: float = 1.0):
+             length_penalty: float = 1.0, memory_bias: jnp.ndarray | None = None):
   """Decodes answers for encoder memory [N, S, D] / mask [N, S] with a model exposing
   ``init_decoding_cache`` and ``decode_step`` (``MT5`` or ``UnifiedRetrieverReader``).
+  ``memory_bias`` [N, S], the unified model's attention offset, goes into the cache.
 
   Returns tokens [N, max_length] for beam_size 1 (greedy), else (tokens [N, W, max_length],
   scores [N, W]).
   """
   c = model.config.mt5 if hasattr(model.config, "mt5") else model.config
-  cache = model.apply({"params": params}, memory, memory_mask, max_length,
+  extra = {} if memory_bias is None else {"memory_bias": memory_bias}
+  cache = model.apply({"params": params}, memory, memory_mask, max_length, **extra,
                       method="init_decoding_cache")
 
   def step_fn(cache, tokens):

@@ -87,8 +87,10 @@ class UnifiedModel:
     its passages (their lower stack runs once; ``UnifiedRetrieverReader.encode_for_reader``).
 
     Returns logits [N, T, V], query_vectors [N, D], passage_vectors [N, K, D],
-    retrieval_scores [N, K] and, when asked, reader_relevance [N, K]. ``rng`` seeds dropout
-    (used only with ``enable_dropout``).
+    retrieval_scores [N, K] and, when asked, reader_relevance [N, K]; a MaxSim model
+    (``UnifiedConfig.retriever_head``) also query_token_vectors [N, Lq, Dk] and
+    passage_token_vectors [N, K, Lp, Dk], and its retrieval_scores are the MaxSim sums.
+    ``rng`` seeds dropout (used only with ``enable_dropout``).
     """
     rngs = {"dropout": rng} if (enable_dropout and rng is not None) else {}
     return self.module.apply({"params": params}, query_tokens, passage_tokens,
@@ -97,18 +99,19 @@ class UnifiedModel:
 
   def loss_fn(self, params: Params, batch: Batch, rng: jax.Array | None, *,
               objective: "Objective", num_questions: int, teacher: "Teacher | None" = None,
-              teacher_params: Params = None,
-              enable_dropout: bool = True) -> tuple[jax.Array, "Metrics"]:
+              teacher_params: Params = None, enable_dropout: bool = True,
+              step: jax.Array | None = None) -> tuple[jax.Array, "Metrics"]:
     """``objective``'s (loss, metrics) of this model on ``batch`` (see ``losses.objective``)."""
     return objective.loss(params, batch, model=self, rng=rng, num_questions=num_questions,
                           teacher=teacher, teacher_params=teacher_params,
-                          enable_dropout=enable_dropout)
+                          enable_dropout=enable_dropout, step=step)
 
   # -- reading -------------------------------------------------------------------------------
 
-  def _encode_for_reader(self, params: Params, batch: Batch) -> dict[str, jax.Array]:
+  def _encode_for_decoding(self, params: Params, batch: Batch) -> dict[str, jax.Array]:
+    """memory, memory_mask and (with the attention offset) memory_bias for ``generate``."""
     return self.module.apply({"params": params}, batch["query_tokens"], batch["passage_tokens"],
-                             method="encode_for_reader")
+                             method="encode_for_decoding")
 
   def predict_batch(self, params: Params, batch: Batch, *,
                     max_length: int = decoding.MAX_ANSWER_LENGTH, beam_size: int = 1,
@@ -119,9 +122,9 @@ class UnifiedModel:
     after EOS.
     """
     if beam_size == 1:
-      enc = self._encode_for_reader(params, batch)
+      enc = self._encode_for_decoding(params, batch)
       return decoding.generate(self.module, params, enc["memory"], enc["memory_mask"],
-                               max_length=max_length)
+                               max_length=max_length, memory_bias=enc.get("memory_bias"))
     tokens, _ = self.predict_beams(params, batch, beam_size=beam_size, max_length=max_length,
                                    length_penalty=length_penalty)
     return tokens[:, 0]
@@ -133,10 +136,10 @@ class UnifiedModel:
     length-normalised scores [B, W], best first."""
     if beam_size < 2:
       raise ValueError(f"predict_beams needs beam_size >= 2, got {beam_size}")
-    enc = self._encode_for_reader(params, batch)
+    enc = self._encode_for_decoding(params, batch)
     return decoding.generate(self.module, params, enc["memory"], enc["memory_mask"],
                              max_length=max_length, beam_size=beam_size,
-                             length_penalty=length_penalty)
+                             length_penalty=length_penalty, memory_bias=enc.get("memory_bias"))
 
   def score_batch(self, params: Params, batch: Batch) -> jax.Array:
     """Answer log-likelihood per example, sum_t w_t log p(y_t | y_<t, q, P) -> float32 [B].
@@ -150,13 +153,33 @@ class UnifiedModel:
 
   # -- retrieval -----------------------------------------------------------------------------
 
-  def embed_queries(self, params: Params, query_tokens: jax.Array) -> jax.Array:
-    """query_tokens int32 [N, Lq] -> query vectors [N, D] (lower stack and head only)."""
-    return self.module.apply({"params": params}, query_tokens, method="encode_queries")
+  def _check_single_vector(self, what: str) -> None:
+    head = getattr(getattr(self.module, "config", None), "retriever_head", None)
+    if head is not None:
+      raise ValueError(f"{what}: the passage index and refresh are single-vector, but this model "
+                       f"scores with MaxSim (UnifiedConfig.retriever_head={head}); train it with "
+                       "fixed passages (retrieval='teacher_pids') and no dev evaluation")
 
-  def embed_passages(self, params: Params, passage_tokens: jax.Array) -> jax.Array:
+  def embed_queries(self, params: Params, query_tokens: jax.Array, *,
+                    rng: jax.Array | None = None, enable_dropout: bool = False) -> jax.Array:
+    """query_tokens int32 [N, Lq] -> query vectors [N, D] (lower stack and head only).
+    ``rng`` seeds dropout (used only with ``enable_dropout``: retriever-only training)."""
+    self._check_single_vector("embed_queries")
+    return self._embed("encode_queries", params, query_tokens, rng, enable_dropout)
+
+  def embed_passages(self, params: Params, passage_tokens: jax.Array, *,
+                     rng: jax.Array | None = None, enable_dropout: bool = False) -> jax.Array:
     """passage_tokens int32 [N, Lp] -> passage vectors [N, D] (lower stack and head only)."""
-    return self.module.apply({"params": params}, passage_tokens, method="encode_passages")
+    self._check_single_vector("embed_passages")
+    return self._embed("encode_passages", params, passage_tokens, rng, enable_dropout)
+
+  def _embed(self, method: str, params: Params, tokens: jax.Array, rng: jax.Array | None,
+             enable_dropout: bool) -> jax.Array:
+    if not enable_dropout:  # the eval-mode call every module of the contract takes
+      return self.module.apply({"params": params}, tokens, method=method)
+    rngs = {"dropout": rng} if rng is not None else {}
+    return self.module.apply({"params": params}, tokens, enable_dropout=True, method=method,
+                             rngs=rngs)
 
   def token_states(self, params: Params, tokens: jax.Array, *, head: int,
                    is_query: bool) -> jax.Array:

@@ -45,6 +45,13 @@ def expand_mask(mask: jnp.ndarray | None, pairwise_mask: jnp.ndarray | None) -> 
   return pairwise_mask.astype(bool)[..., None, :, :]
 
 
+def _cross_bias(memory_bias: jnp.ndarray | None) -> jnp.ndarray | None:
+  """A per-slot cross-attention bias [B, S] -> float32 [B, 1, 1, S] (every head and position)."""
+  if memory_bias is None:
+    return None
+  return memory_bias.astype(jnp.float32)[:, None, None, :]
+
+
 class EncoderStack(nn.Module):
   """Relative-position bias, encoder layers and the final norm, runnable by layer range."""
   config: MT5Config
@@ -155,7 +162,10 @@ class DecoderStack(nn.Module):
                                        (ax.EMBED, ax.VOCAB)),
           (c.d_model, c.vocab_size), jnp.float32)
 
-  def _step(self, **kwargs):
+  def _step(self, first_cross: str | None = None, **kwargs):
+    """A ``layer_stack`` step: one layer; its outputs are {"self_cache": (keys, values)} when
+    decoding with a cache and {"first_cross": [B, S]} (the head mean of the layer's
+    first-position cross-attention, see ``DecoderLayer``) when ``first_cross`` is set."""
     layer_def = self._layer_def()
 
     def step(p, h, xs, rng):
@@ -164,14 +174,21 @@ class DecoderStack(nn.Module):
       if xs is not None:
         extra = dict(cross_key_value=(xs["cross_key"], xs["cross_value"]),
                      self_cache=(xs["self_key"], xs["self_value"], xs["index"]))
-      h, out = layer_def.apply({"params": p}, h, **kwargs, **extra,
+      h, out = layer_def.apply({"params": p}, h, **kwargs, **extra, first_cross=first_cross,
                                deterministic=rng is None, rngs=rngs)
-      return h, out.get("self_cache")
+      outputs = {}
+      if "self_cache" in out:
+        outputs["self_cache"] = out["self_cache"]
+      if first_cross is not None:
+        # Reduced over heads here, so the stack keeps [B, S] per layer, never [B, H, T, S].
+        outputs["first_cross"] = jnp.mean(out["first_cross"], axis=1)
+      return h, outputs
 
     return step
 
   def __call__(self, embedded: jnp.ndarray, memory: jnp.ndarray, memory_mask: jnp.ndarray,
-               deterministic: bool = True, return_cross_probs: bool = False):
+               deterministic: bool = True, return_cross_probs: bool = False,
+               memory_bias: jnp.ndarray | None = None, first_cross: str | None = None):
     """Teacher-forced decoding.
 
     Args:
@@ -181,11 +198,19 @@ class DecoderStack(nn.Module):
       deterministic: disables dropout.
       return_cross_probs: also return the last layer's cross-attention probabilities
         [B, H, T, S] (after dropout).
+      memory_bias: float [B, S] added to every layer's and head's cross-attention scores at
+        every position (the attention offset), or None.
+      first_cross: instead of ``return_cross_probs``, also return the cross-attention at
+        decoder position 0 averaged over all layers and heads, [B, S]: "logits" (pre-softmax
+        scores including ``memory_bias``, unmasked) or "probs" (after dropout).
 
     Returns:
-      normalized decoder states [B, T, D] (and the probabilities).
+      normalized decoder states [B, T, D] (and the probabilities or the first-position
+      cross-attention).
     """
     c = self.config
+    if return_cross_probs and first_cross is not None:
+      raise ValueError("DecoderStack: pass return_cross_probs or first_cross, not both")
     t = embedded.shape[-2]
     positions = jnp.arange(t)
     self_bias = self.relpos_bias(positions[None], positions[None])           # [1, H, T, T]
@@ -193,12 +218,18 @@ class DecoderStack(nn.Module):
     mmask = memory_mask.astype(bool)[:, None, None, :]
     rng = None if deterministic else self.make_rng("dropout")
     h = self.dropout(embedded, deterministic=deterministic)
-    kwargs = dict(self_bias=self_bias, self_mask=self_mask, memory_mask=mmask, memory=memory)
+    kwargs = dict(self_bias=self_bias, self_mask=self_mask, memory_mask=mmask, memory=memory,
+                  memory_bias=_cross_bias(memory_bias))
     last = c.num_decoder_layers - 1
-    h, _ = layer_stack.run_layers(
-        self._step(**kwargs), self.layers, h, start=0,
+    h, outputs = layer_stack.run_layers(
+        self._step(first_cross, **kwargs), self.layers, h, start=0,
         end=last if return_cross_probs else last + 1, scan=c.scan_layers, dropout_rng=rng,
         remat_policy=remat_policy(c.remat_policy))
+    if first_cross is not None:
+      first = jnp.mean(outputs["first_cross"], axis=0)                       # [B, S]
+      h = self.dropout(self.decoder_norm(h), deterministic=deterministic)
+      h = nn.with_logical_constraint(h, activation_axes(h.ndim, ax.LENGTH, ax.EMBED))
+      return h, first
     probs = None
     if return_cross_probs:
       # The last layer runs on its own so that only its probabilities are kept.
@@ -219,9 +250,10 @@ class DecoderStack(nn.Module):
                         preferred_element_type=jnp.float32)
     return nn.with_logical_constraint(logits, activation_axes(logits.ndim, ax.LENGTH, ax.VOCAB))
 
-  def init_cache(self, memory: jnp.ndarray, memory_mask: jnp.ndarray,
-                 max_length: int) -> DecodingCache:
-    """A fresh cache: cross keys/values of memory [N, S, D] for every layer, empty self cache."""
+  def init_cache(self, memory: jnp.ndarray, memory_mask: jnp.ndarray, max_length: int,
+                 memory_bias: jnp.ndarray | None = None) -> DecodingCache:
+    """A fresh cache: cross keys/values of memory [N, S, D] for every layer, empty self cache,
+    and the cross-attention bias [N, S] every step adds (None: no bias)."""
     c = self.config
     layer_def = self._layer_def()
 
@@ -239,7 +271,9 @@ class DecoderStack(nn.Module):
     zeros = jnp.zeros(shape, c.activation_dtype)
     return DecodingCache(self_key=zeros, self_value=zeros, cross_key=cross_key,
                          cross_value=cross_value, memory_mask=memory_mask.astype(bool),
-                         index=jnp.zeros((), jnp.int32))
+                         index=jnp.zeros((), jnp.int32),
+                         memory_bias=(None if memory_bias is None
+                                      else memory_bias.astype(jnp.float32)))
 
   def step(self, embedded: jnp.ndarray, cache: DecodingCache) -> tuple[jnp.ndarray,
                                                                          DecodingCache]:
@@ -253,14 +287,16 @@ class DecoderStack(nn.Module):
     self_bias = self.relpos_bias(index[None, None], key_positions[None])     # [1, H, 1, Tmax]
     self_mask = (key_positions <= index)[None, None, None, :]
     mmask = cache.memory_mask[:, None, None, :]
-    kwargs = dict(self_bias=self_bias, self_mask=self_mask, memory_mask=mmask)
+    kwargs = dict(self_bias=self_bias, self_mask=self_mask, memory_mask=mmask,
+                  memory_bias=_cross_bias(cache.memory_bias))
     num = c.num_decoder_layers
     layer_inputs = dict(self_key=cache.self_key, self_value=cache.self_value,
                         cross_key=cache.cross_key, cross_value=cache.cross_value,
                         index=jnp.broadcast_to(index, (num,)))
-    h, (self_key, self_value) = layer_stack.run_layers(
+    h, outputs = layer_stack.run_layers(
         self._step(**kwargs), self.layers, embedded, start=0, end=num,
         scan=c.scan_layers, layer_inputs=layer_inputs)
+    self_key, self_value = outputs["self_cache"]
     h = self.decoder_norm(h)
     return h, cache.replace(self_key=self_key, self_value=self_value, index=index + 1)
 

@@ -9,10 +9,16 @@ An index directory holds:
 Every step resumes: a finished passage store is reused, finished embedding shards are skipped
 (an interrupted run continues where it stopped), and a rerun with a different export or
 corpus is refused instead of mixing encodings.
+
+An index may be copied or moved (``cp -r``, ``gsutil cp -r``) and so may its export: the
+export is identified by its manifest's content (``export_fingerprint``), the corpus by its
+size and content hash (``passage_store.corpus_fingerprint``), and index.json names the passage
+store relative to the index directory when it lies inside it (an external store given with
+``passage_store_dir`` keeps its absolute path). Its "export" and "corpus" fields record where
+they were at build time; the corpus TSV is read from there for passage texts.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import time
@@ -36,10 +42,26 @@ class IndexMismatchError(ValueError):
   """An index directory built from another export or corpus, or not finished."""
 
 
-def export_fingerprint(export_dir: str, manifest: dict[str, Any]) -> dict[str, Any]:
-  """What identifies an export's parameters (stored with every embedding shard)."""
-  return {"export": fileio.abspath(export_dir), "created": manifest.get("created"),
-          "source": manifest.get("source"), "dtype": manifest.get("dtype")}
+def export_fingerprint(manifest: dict[str, Any]) -> dict[str, Any]:
+  """What identifies an export's parameters, from its manifest's content and not from where
+  it lies (stored in index.json and with every embedding shard)."""
+  return json.loads(json.dumps({
+      "created": manifest.get("created"), "source": manifest.get("source"),
+      "dtype": manifest.get("dtype"), "params_sha256": manifest.get("params_sha256"),
+      "vocab_sha256": manifest.get("vocab_sha256")}))
+
+
+# Indexes written before fingerprints were content-only also recorded the export's absolute
+# path in the fingerprint: it is not compared (the export may have been moved since).
+_LEGACY_PATH_FIELD = "export"
+
+
+def fingerprint_matches(recorded: dict[str, Any], manifest: dict[str, Any]) -> bool:
+  """Whether an index's recorded fingerprint is of the export with this manifest."""
+  want = export_fingerprint(manifest)
+  if _LEGACY_PATH_FIELD in recorded:
+    return all(recorded.get(k) == want[k] for k in ("created", "source", "dtype"))
+  return recorded == want
 
 
 def _write_json(path: str, obj: Any) -> None:
@@ -91,22 +113,26 @@ def build_index(export_dir: str, corpus_path: str, index_dir: str, *, runner=Non
   export_dir = fileio.abspath(export_dir)
   index_dir = fileio.abspath(index_dir)
   export_manifest = exported_lib.read_manifest(export_dir)
-  fingerprint = export_fingerprint(export_dir, export_manifest)
+  fingerprint = export_fingerprint(export_manifest)
   existing = fileio.join(index_dir, INDEX_JSON)
   if fileio.exists(existing):
     old = fileio.read_json(existing)
-    if old.get("fingerprint") != json.loads(json.dumps(fingerprint)):
+    if not fingerprint_matches(old.get("fingerprint", {}), export_manifest):
       raise IndexMismatchError(f"{index_dir} was built for another export "
-                               f"({old.get('fingerprint', {}).get('export')}); use a new "
+                               f"({old.get('export')}, created "
+                               f"{old.get('fingerprint', {}).get('created')}); use a new "
                                "index directory")
-    from clqa_jax.data.passage_store import corpus_fingerprint
-    now, then = corpus_fingerprint(corpus_path), old["corpus_fingerprint"]
-    if (now["size"], now["sha256_head_tail"]) != (then["size"], then["sha256_head_tail"]):
+    from clqa_jax.data.passage_store import corpus_fingerprint, same_corpus
+    if not same_corpus(corpus_fingerprint(corpus_path), old["corpus_fingerprint"]):
       raise IndexMismatchError(f"{index_dir} was built from the corpus {old.get('corpus')}, "
                                f"not {corpus_path}; use a new index directory")
     if old.get("searcher") == searcher or searcher != "scann":
       logger.info("%s is already built; reusing it", index_dir)
       return old
+    # Adding ScaNN to a finished index: its shards carry the fingerprint it recorded.
+    fingerprint = old["fingerprint"]
+    if passage_store_dir is None:
+      passage_store_dir = fileio.resolve(index_dir, old["passage_store"])
   fileio.makedirs(index_dir)
   vocab = fileio.join(export_dir, exported_lib.VOCAB_FILE)
   store_dir = fileio.abspath(passage_store_dir or fileio.join(index_dir, "passages"))
@@ -125,7 +151,8 @@ def build_index(export_dir: str, corpus_path: str, index_dir: str, *, runner=Non
       total_rows=-(-len(store) // jax.process_count()), progress=progress)
   manifest = {
       "format": FORMAT, "fingerprint": fingerprint, "export": export_dir,
-      "corpus": fileio.abspath(corpus_path), "passage_store": store_dir,
+      "corpus": fileio.abspath(corpus_path),
+      "passage_store": fileio.relative_to(store_dir, index_dir) or store_dir,
       "corpus_fingerprint": store.manifest["corpus_fingerprint"],
       "num_passages": len(store), "skipped_rows": store.manifest.get("skipped_rows", 0),
       "skip_errors": skip_errors, "embeddings": "embeddings", "embedding_dtype": embedding_dtype,
@@ -170,15 +197,30 @@ class CorpusIndex:
       raise IndexMismatchError(f"{path}: field 'format' is {self.manifest.get('format')!r}, "
                                f"expected {FORMAT!r}")
     if export_dir is not None:
-      want = json.loads(json.dumps(export_fingerprint(
-          fileio.abspath(export_dir), exported_lib.read_manifest(export_dir))))
-      if self.manifest["fingerprint"] != want:
+      export_manifest = exported_lib.read_manifest(export_dir)
+      if not fingerprint_matches(self.manifest["fingerprint"], export_manifest):
         raise IndexMismatchError(
             f"{self.directory} was built for the export {self.manifest['export']} "
-            f"(created {self.manifest['fingerprint'].get('created')}), not {export_dir}: "
-            "re-run `clqa index` with this export")
-    self.store = PassageStore(self.manifest["passage_store"])
+            f"(created {self.manifest['fingerprint'].get('created')}), not {export_dir} "
+            f"(created {export_manifest.get('created')}): re-run `clqa index` with this export")
+    self.store = PassageStore(self._store_dir(path))
     self._texts: dict[int, Passage] = {}
+
+  def _store_dir(self, index_json: str) -> str:
+    """The passage store index.json names, checked to be the one the index was built on."""
+    from clqa_jax.data.passage_store import same_corpus
+
+    store_dir = fileio.resolve(self.directory, self.manifest["passage_store"])
+    where = f"{index_json}: field 'passage_store' ({self.manifest['passage_store']!r})"
+    if not fileio.exists(fileio.join(store_dir, "manifest.json")):
+      raise IndexMismatchError(f"{where}: {store_dir} is not a passage store (no manifest.json): "
+                               "copy the store with the index, or rebuild it with `clqa index`")
+    store_manifest = fileio.read_json(fileio.join(store_dir, "manifest.json"))
+    if (not same_corpus(store_manifest["corpus_fingerprint"], self.manifest["corpus_fingerprint"])
+        or store_manifest["count"] != self.manifest["num_passages"]):
+      raise IndexMismatchError(f"{where}: {store_dir} holds another corpus than the one the "
+                               "index was built from: rebuild it with `clqa index`")
+    return store_dir
 
   @property
   def embeddings_dir(self) -> str:
@@ -207,20 +249,18 @@ class CorpusIndex:
     Rows are positions in the store (the TSV order with the same skipped rows); each row's pid
     is checked against the store, so a changed corpus file is an error, not wrong texts.
     """
-    from clqa_jax.data import readers
+    from clqa_jax.data import passage_store
+    from clqa_jax.data.errors import StoreMismatchError
 
     wanted = {int(r) for r in rows if int(r) >= 0} - set(self._texts)
-    if wanted:
-      last = max(wanted)
-      nfc = None  # the store's own rule (all_w100.tsv titles are NFC-normalised)
-      for row, p in enumerate(readers.read_passages_tsv(
-          self.manifest["corpus"], nfc_titles=nfc, skip_errors=self.manifest["skip_errors"])):
-        if row in wanted:
-          if self.store.pid(row) != p.pid:
-            raise IndexMismatchError(
-                f"{self.manifest['corpus']}: row {row} has pid {p.pid!r} but the index has "
-                f"{self.store.pid(row)!r}; the corpus changed since `clqa index`: rebuild it")
-          self._texts[row] = p
-        if row >= last:
-          break
+    corpus = self.manifest["corpus"]
+    if wanted and not fileio.exists(corpus):
+      raise IndexMismatchError(
+          f"{fileio.join(self.directory, INDEX_JSON)}: field 'corpus': {corpus} is missing; the "
+          "passage texts are read from the corpus the index was built from: put it back there")
+    try:
+      self._texts.update(passage_store.read_passages(
+          self.store, wanted, corpus, skip_errors=self.manifest["skip_errors"]))
+    except StoreMismatchError as e:
+      raise IndexMismatchError(f"{e} with `clqa index`") from e
     return {int(r): self._texts[int(r)] for r in rows if int(r) >= 0}

@@ -75,6 +75,12 @@ class ModelRunner:
     config, params, _, _ = exported.load_exported(export_dir, shardings=shardings)
     return cls(config, params, partitioner=partitioner, **kwargs)
 
+  def place_params(self, params: Any) -> None:
+    """Runs on ``params`` from now on (laid out as the runner's shardings: no copy when they
+    already are, e.g. a training run's current params under the run's partitioner); None
+    drops the runner's reference to its parameters."""
+    self.params = None if params is None else jax.device_put(params, self.param_shardings)
+
   def passage_encode_fn(self):
     """(params, passage_tokens [G, Lp]) -> [G, D], for ``index.encode.encode_corpus``."""
     from clqa_jax.index import model_encoders

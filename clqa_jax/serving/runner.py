@@ -25,7 +25,7 @@ import gin
 import numpy as np
 
 from clqa_jax import fileio
-from clqa_jax.data.records import Question
+from clqa_jax.data.records import Passage, Question
 from clqa_jax.serving import questions as questions_lib
 
 logger = logging.getLogger(__name__)
@@ -121,36 +121,42 @@ def read(runner, index, query_tokens: np.ndarray, rows: np.ndarray,
   return runner.generate(query_tokens, passage_tokens, max_answer_length)
 
 
-def _retrieval_tables(config: EvalConfig, qs, rows: np.ndarray, index, progress: bool):
+def retrieval_table(task: str, qs: Sequence[Question], rows: np.ndarray,
+                    passages: dict[int, Passage], ks: Sequence[int], num_workers: int = 1,
+                    progress: bool = False):
+  """R@kt (``xor_retrieve``) of the ranked passage rows [N, k] (-1: none) of questions ``qs``,
+  with the gold answers of ``task``; ``passages`` holds every row's Passage."""
   from clqa_jax.eval import xor_retrieve
 
-  passages = index.passages(np.unique(rows[rows >= 0]))
   predictions = [xor_retrieve.RetrievalPrediction(
       q.key, q.lang, [passages[int(r)].text for r in row if r >= 0]) for q, row in zip(qs, rows)]
-  table = xor_retrieve.evaluate_xor_retrieve(predictions, questions_lib.gold_questions(qs),
-                                             config.ks, config.num_workers, progress=progress)
-  if config.task != "xor-retrieve":
-    table.task = f"{config.task}-retrieval"
-    table.info["answers"] = f"{config.task} gold answers (in the question's language)"
-  return table, passages
+  table = xor_retrieve.evaluate_xor_retrieve(predictions, questions_lib.gold_questions(qs), ks,
+                                             num_workers, progress=progress)
+  if task != "xor-retrieve":
+    table.task = f"{task}-retrieval"
+    table.info["answers"] = f"{task} gold answers (in the question's language)"
+  return table
 
 
-def _reading_table(config: EvalConfig, qs, answers: dict[str, str]):
+def reading_table(task: str, qs: Sequence[Question], answers: dict[str, str],
+                  mia_segmentation: bool = False):
+  """The reading metrics of ``task`` for answers {Question.key: answer}: XOR-Full F1/EM/BLEU,
+  XOR-EnglishSpan F1/EM (xor-retrieve) or MKQA F1/EM/BLEU."""
   from clqa_jax.eval import mkqa
   from clqa_jax.eval import xor_engspan
   from clqa_jax.eval import xor_full
 
   gold = questions_lib.gold_questions(qs)
-  if config.task == "xor-full":
+  if task == "xor-full":
     return xor_full.evaluate_xor_full(gold, answers)
-  if config.task == "xor-retrieve":
+  if task == "xor-retrieve":
     return xor_engspan.evaluate_xor_engspan(gold, answers)
   converted: dict[str, list[Question]] = {}
   predictions: dict[str, dict[str, str]] = {}
   for q in qs:
     converted.setdefault(q.lang, []).append(q)
     predictions.setdefault(q.lang, {})[q.qid] = answers[q.key]
-  return mkqa.evaluate_mkqa(converted, predictions, config.mia_segmentation)
+  return mkqa.evaluate_mkqa(converted, predictions, mia_segmentation)
 
 
 def _write_predictions(out_dir: str, config: EvalConfig, qs, rows, passages, answers,
@@ -234,9 +240,9 @@ def evaluate(export_dir: str, index_dir: str, data_file: str, out_dir: str,
   tables, passages, answers = [], None, None
   if config.mode in ("retrieve", "both"):
     t = time.time()
-    table, passages = _retrieval_tables(config, qs, retrieval.rows, index,
-                                        progress and jax.process_index() == 0)
-    tables.append(table)
+    passages = index.passages(np.unique(retrieval.rows[retrieval.rows >= 0]))
+    tables.append(retrieval_table(config.task, qs, retrieval.rows, passages, config.ks,
+                                  config.num_workers, progress and jax.process_index() == 0))
     timings["retrieval_metrics"] = time.time() - t
   if config.mode in ("read", "both"):
     t = time.time()
@@ -246,7 +252,7 @@ def evaluate(export_dir: str, index_dir: str, data_file: str, out_dir: str,
                                          model_config.mt5.pad_id)
     answers = {q.key: a for q, a in zip(qs, texts)}
     timings["read"] = time.time() - t
-    tables.append(_reading_table(config, qs, answers))
+    tables.append(reading_table(config.task, qs, answers, config.mia_segmentation))
   paths: list[str] = []
   if jax.process_index() == 0:
     fileio.makedirs(out_dir)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import apache_beam as beam
 
@@ -39,24 +39,32 @@ def shard_of(line: str, num_shards: int) -> int:
 
 
 def _write_shard(shard_lines: tuple[int, Iterable[str | None]], paths: list[str],
-                 header: str | None) -> str:
+                 header: str | None, sort_lines: bool = False) -> str:
   shard, lines = shard_lines
+  lines = [line for line in lines if line is not None]  # None: the marker of an empty shard
+  if sort_lines:
+    lines.sort()
   with fileio.atomic_open(paths[shard], "wb") as f:
     if header is not None:
       f.write((header + "\n").encode("utf-8"))
     for line in lines:
-      if line is not None:  # the marker that makes every shard exist
-        f.write((line + "\n").encode("utf-8"))
+      f.write((line + "\n").encode("utf-8"))
   return paths[shard]
 
 
 class WriteLines(beam.PTransform):
   """Writes `str` elements as UTF-8 lines to `path-SSSSS-of-NNNNN` (or to `path` itself with
-  `sharded=False`, one shard), each file starting with `header` when given. Outputs the paths."""
+  `sharded=False`, one shard), each file starting with `header` when given. Outputs the paths.
+
+  `shard_key(line)`, when given, is what picks the shard instead of the whole line (lines with
+  the same key share a shard); `sort_lines` writes each shard's lines sorted, so lines that
+  start with the same key are consecutive."""
 
   def __init__(self, path: str, num_shards: int = 1, *, sharded: bool = True,
-               header: str | None = None):
+               header: str | None = None, shard_key: Callable[[str], str] | None = None,
+               sort_lines: bool = False):
     super().__init__()
+    self.shard_key, self.sort_lines = shard_key, sort_lines
     if num_shards < 1:
       raise ValueError(f"num_shards must be at least 1, got {num_shards}")
     if not sharded and num_shards != 1:
@@ -65,12 +73,13 @@ class WriteLines(beam.PTransform):
     self.paths = [sharded_name(path, i, num_shards) if sharded else path for i in range(num_shards)]
 
   def expand(self, lines: beam.PCollection) -> beam.PCollection:
-    n = self.num_shards
-    keyed = lines | "KeyByShard" >> beam.Map(lambda line: (shard_of(line, n), line))
+    n, key = self.num_shards, self.shard_key or (lambda line: line)
+    keyed = lines | "KeyByShard" >> beam.Map(lambda line: (shard_of(key(line), n), line))
     every = lines.pipeline | "EveryShard" >> beam.Create([(i, None) for i in range(n)])
     return ((keyed, every) | "WithEveryShard" >> beam.Flatten()
             | "GroupByShard" >> beam.GroupByKey()
-            | "WriteShard" >> beam.Map(_write_shard, paths=self.paths, header=self.header))
+            | "WriteShard" >> beam.Map(_write_shard, paths=self.paths, header=self.header,
+                                       sort_lines=self.sort_lines))
 
 
 def _jsonl_records(path: str) -> Iterator[Any]:

@@ -16,6 +16,8 @@ from clqa_jax.synth import beam_io
 from clqa_jax.synth import config as config_lib
 from clqa_jax.synth import manifest
 
+logger = logging.getLogger(__name__)
+
 # Part of every stage fingerprint: bump when a change of the code changes what a stage writes.
 STAGE_VERSION = 2
 _COUNTS_PREFIX = "_counts."
@@ -75,23 +77,38 @@ def _collect_counts(staging: str) -> dict[str, dict[str, int]]:
 
 
 def run_stage(cfg: config_lib.SynthConfig, stage: str, inputs: list[str], stage_config: dict[str, Any],
-              build: Callable[[beam.Pipeline, str], None]) -> dict[str, Any]:
+              build: Callable[[beam.Pipeline, str], None],
+              expected: manifest.ExpectedRecords | None = None) -> dict[str, Any]:
   """Runs one stage unless its manifest says it is complete for the same config and inputs.
 
   `build(pipeline, staging_dir)` adds the stage's transforms; outputs land in the staging
-  directory, which is published as `<output_dir>/<stage>` with its manifest only on success.
+  directory, which is published as `<output_dir>/<stage>` with its manifest only on success:
+  not when `expected` records were not made (EmptyStageError).
   """
   final = fileio.join(cfg.output_dir, stage)
   fp = manifest.fingerprint({"stage": stage, "version": STAGE_VERSION, **stage_config}, inputs)
   if manifest.is_complete(final, fp, cfg.overwrite):
-    logging.info("synth %s: complete for these inputs and config, skipped (%s)", stage, final)
+    logger.info("synth %s: complete for these inputs and config, skipped (%s)", stage, final)
     return {**manifest.read_manifest(final), "skipped": True}
   t0 = time.time()
+  logger.info("synth %s: running on %s -> %s", stage, cfg.runner, final)
   with manifest.publish_stage(final) as staging:
     with beam.Pipeline(options=pipeline_options(cfg)) as p:
       build(p, staging)
     counts = _collect_counts(staging)
+    if expected is not None:
+      expected.check(stage, counts)
     result = manifest.write_manifest(staging, stage, counts, stage_config, fp,
                                      {"runner": cfg.runner, "seconds": round(time.time() - t0, 3)})
-  logging.info("synth %s: done in %.1fs: %s", stage, time.time() - t0, json.dumps(counts, ensure_ascii=False))
+  logger.info("synth %s: done in %.1fs: %s", stage, time.time() - t0, records_done(counts))
   return {**result, "skipped": False}
+
+
+def records_done(counts: dict[str, dict[str, int]]) -> str:
+  """``passages 1234 (en 96, fi 80, ...), articles 60 (...)``: each count's total and its
+  split (by language, or by reason for ``dropped``)."""
+  parts = []
+  for name, by_key in counts.items():
+    split = ", ".join(f"{k} {n}" for k, n in by_key.items())
+    parts.append(f"{name} {sum(by_key.values())}" + (f" ({split})" if split else ""))
+  return ", ".join(parts) or "no records"

@@ -9,6 +9,7 @@ import gin
 
 from clqa_jax.data import formats
 from clqa_jax.synth import filters
+from clqa_jax.synth import http_backend
 
 MINIWIKI_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                             "resources", "miniwiki")
@@ -42,6 +43,9 @@ class HttpConfig:
   max_tokens: int = 64
   api_key_env: str | None = None
   cache_dir: str | None = None  # default: <output_dir>/rewrite_cache
+
+  def __post_init__(self):
+    http_backend.check_base_url(self.base_url)  # before the URL is fingerprinted or stored
 
 
 @gin.configurable

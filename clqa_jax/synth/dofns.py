@@ -19,6 +19,8 @@ from clqa_jax.synth import passages as passages_lib
 from clqa_jax.synth import rewrite
 from clqa_jax.synth import teacher
 
+logger = logging.getLogger(__name__)
+
 PAIRS_TAG = "pairs"
 DROPPED_TAG = "dropped"
 dedup_key = filters.dedup_key
@@ -36,7 +38,7 @@ class _Progress:
     now = time.time()
     if now - self.last >= self.every_s:
       self.last = now
-      logging.info("%s: %d done, %.1f/s", self.what, self.n, self.n / max(now - self.t0, 1e-9))
+      logger.info("%s: %d done, %.1f/s", self.what, self.n, self.n / max(now - self.t0, 1e-9))
 
 
 def load_to_english(langlinks_path: str) -> dict[str, dict[str, str]]:
@@ -52,6 +54,45 @@ def article_sentences(article: wikipedia.Article, to_en: dict[str, dict[str, str
   table = to_en.get(article.lang, {})
   en_title = article.title if article.lang == "en" else table.get(article.title)
   return passages_lib.sentence_records(article, en_title, table, words, chars)
+
+
+def first_paragraph(article: wikipedia.Article) -> str:
+  """The article's first paragraph: its first non-empty line other than a title line ("" if
+  none; wikiextractor separates paragraphs with newlines)."""
+  for line in article.text.split("\n"):
+    line = " ".join(line.split())
+    if line and line != article.title:
+      return line
+  return ""
+
+
+def topic_document(article: wikipedia.Article,
+                   to_en: dict[str, dict[str, str]]) -> Iterator[tuple[str, dict[str, str]]]:
+  """(topic, document) of an article in an interlanguage-link group: the topic is the English
+  title the links give it (an English article's own title), the document its first paragraph."""
+  topic = article.title if article.lang == "en" else to_en.get(article.lang, {}).get(article.title)
+  text = first_paragraph(article)
+  if topic and text:
+    yield topic, {"topic_id": topic, "lang": article.lang, "title": article.title, "text": text,
+                  "doc_id": article.id}
+
+
+def topic_group(element: tuple[str, Any]) -> Iterator[Any]:
+  """The documents of one topic, one per language (the lowest article id when a language has
+  several), when they span at least two languages; otherwise the drop reason (`dropped` tag)."""
+  topic, docs = element
+  by_lang: dict[str, dict[str, str]] = {}
+  for d in sorted(docs, key=lambda d: (d["lang"], d["doc_id"].zfill(20), d["doc_id"])):
+    if d["lang"] in by_lang:
+      yield beam.pvalue.TaggedOutput(DROPPED_TAG, "same_language_duplicate")
+      continue
+    by_lang[d["lang"]] = d
+  if len(by_lang) < 2:
+    yield beam.pvalue.TaggedOutput(DROPPED_TAG, "single_language")
+    return
+  for lang in sorted(by_lang):
+    d = by_lang[lang]
+    yield {"topic_id": topic, "lang": lang, "title": d["title"], "text": d["text"]}
 
 
 def route_to_pairs(record: dict[str, Any], targets: tuple[str, ...]) -> Iterator[tuple[Any, Any]]:

@@ -18,6 +18,7 @@ import os
 import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -27,7 +28,27 @@ from clqa_jax.synth import rewrite
 
 
 class RewriteHTTPError(RuntimeError):
-  """A request that failed for good (non-retryable status or retries exhausted)."""
+  """A request that failed for good (non-retryable status or retries exhausted). The message
+  names the URL without credentials and never holds the API key or request headers."""
+
+
+def public_url(url: str) -> str:
+  """``url`` without user:password@ and without its query (where keys are often passed)."""
+  parts = urllib.parse.urlsplit(url)
+  host = parts.hostname or ""
+  if parts.port:
+    host = f"{host}:{parts.port}"
+  return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def check_base_url(url: str, field: str = "HttpConfig.base_url") -> None:
+  """Refuses a URL with credentials (``https://user:password@host/...``): the URL goes into
+  stage manifests, request cache keys and log lines. The message never repeats them."""
+  if "@" in urllib.parse.urlsplit(url).netloc:
+    raise ValueError(
+        f"{field}: {public_url(url)} is given with credentials (user:password@ before the host); "
+        "remove them from the URL and pass the API key through an environment variable named "
+        "by HttpConfig.api_key_env")
 
 
 class HttpBackend:
@@ -37,13 +58,20 @@ class HttpBackend:
                batch_size: int = 8, max_retries: int = 5, backoff_s: float = 1.0,
                timeout_s: float = 60.0, temperature: float = 0.0, max_tokens: int = 64,
                api_key_env: str | None = None):
+    check_base_url(base_url)
     if api not in ("chat", "completions"):
       raise ValueError(f"api must be 'chat' or 'completions', got {api!r}")
     self.base_url = base_url.rstrip("/")
     self.model, self.api, self.cache_dir = model, api, cache_dir
     self.batch_size, self.max_retries, self.backoff_s = batch_size, max_retries, backoff_s
     self.timeout_s, self.temperature, self.max_tokens = timeout_s, temperature, max_tokens
-    self.api_key = os.environ.get(api_key_env, "") if api_key_env else ""
+    self.api_key = ""
+    if api_key_env:  # None: the server needs no key
+      self.api_key = os.environ.get(api_key_env, "")
+      if not self.api_key:
+        raise ValueError(f"HttpConfig.api_key_env: the environment variable {api_key_env} that "
+                         "should hold the API key is not set (or empty); export it, or set "
+                         "api_key_env = None for a server that needs no key")
     self.stats = {"requests": 0, "retries": 0, "cache_hits": 0}
 
   # -- cache ---------------------------------------------------------------------------------
@@ -75,6 +103,10 @@ class HttpBackend:
     fileio.atomic_write(path, json.dumps({"request": req, "reply": reply}, ensure_ascii=False))
 
   # -- transport -----------------------------------------------------------------------------
+  def _scrub(self, text: str) -> str:
+    """``text`` with the API key blanked (a server may echo the request's headers)."""
+    return text.replace(self.api_key, "<api key>") if self.api_key else text
+
   def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
     data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
     headers = {"Content-Type": "application/json"}
@@ -89,12 +121,17 @@ class HttpBackend:
           return json.loads(resp.read().decode("utf-8"))
       except urllib.error.HTTPError as e:
         if e.code < 500 and e.code != 429:
-          raise RewriteHTTPError(f"POST {url}: HTTP {e.code}: {e.read()[:200]!r}") from None
+          hint = ("; check the API key (SynthConfig.api_key_env names its environment variable)"
+                  if e.code in (401, 403) else "")
+          raise RewriteHTTPError(
+              f"POST {public_url(url)}: HTTP {e.code} {e.reason}: "
+              f"{self._scrub(e.read()[:200].decode('utf-8', 'replace'))!r}{hint}") from None
         error = f"HTTP {e.code}"
       except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError) as e:
-        error = f"{type(e).__name__}: {e}"
+        error = self._scrub(f"{type(e).__name__}: {e}")
       if attempt == self.max_retries:
-        raise RewriteHTTPError(f"POST {url}: giving up after {attempt + 1} attempts ({error})")
+        raise RewriteHTTPError(
+            f"POST {public_url(url)}: giving up after {attempt + 1} attempts ({error})")
       self.stats["retries"] += 1
       time.sleep(self.backoff_s * 2 ** attempt)
     raise AssertionError("unreachable")
@@ -106,7 +143,8 @@ class HttpBackend:
     try:
       return resp["choices"][0]["message"]["content"]
     except (KeyError, IndexError, TypeError):
-      raise RewriteHTTPError(f"unexpected chat/completions reply: {str(resp)[:200]}") from None
+      raise RewriteHTTPError(
+          f"unexpected chat/completions reply: {self._scrub(str(resp)[:200])}") from None
 
   def _complete_batch(self, reqs: list[dict[str, Any]]) -> list[str]:
     payload = {"model": self.model, "prompt": [r["prompt"] for r in reqs],
@@ -116,7 +154,8 @@ class HttpBackend:
       choices = sorted(resp["choices"], key=lambda c: c["index"])
       texts = [c["text"] for c in choices]
     except (KeyError, TypeError):
-      raise RewriteHTTPError(f"unexpected completions reply: {str(resp)[:200]}") from None
+      raise RewriteHTTPError(
+          f"unexpected completions reply: {self._scrub(str(resp)[:200])}") from None
     if len(texts) != len(reqs):
       raise RewriteHTTPError(f"completions returned {len(texts)} choices for {len(reqs)} prompts")
     return texts

@@ -11,6 +11,7 @@ when `overwrite=True`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import posixpath
@@ -23,6 +24,24 @@ MANIFEST = "MANIFEST.json"
 
 class StageConflictError(RuntimeError):
   """A complete stage output exists with a different fingerprint and overwrite is off."""
+
+
+class EmptyStageError(ValueError):
+  """A stage's input yielded no records: the stage and every stage after it would be empty."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ExpectedRecords:
+  """What a stage must produce from its input: at least one element counted under one of
+  ``counts`` (names of its ``beam_util.count`` side files); else ``source`` is named."""
+  counts: tuple[str, ...]
+  source: str
+  hint: str
+
+  def check(self, stage: str, counts: dict[str, dict[str, int]]) -> None:
+    if not any(sum(counts.get(name, {}).values()) for name in self.counts):
+      raise EmptyStageError(f"{self.source}: synth {stage} made no {' or '.join(self.counts)} "
+                            f"from it; {self.hint}")
 
 
 def fingerprint(config: dict[str, Any], inputs: list[str]) -> str:

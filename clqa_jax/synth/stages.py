@@ -7,11 +7,14 @@ Layout under `output_dir` (see the cross-module contract):
   stage1/clr_pt.<lang>.jsonl-SSSSS-of-NNNNN           + teacher passages
   stage2/xor_retrieve.<lang>.jsonl-..., stage2/xor_full.<lang>.jsonl-...
   xor/                                                the corpus's XOR-TyDi question files
+  linked_paragraphs/paragraphs.jsonl-SSSSS-of-NNNNN   LEXA topic groups: the first paragraph
+                                                      of every interlanguage-linked article
 each with a MANIFEST.json. `run_all` runs them in order; each is skipped when complete.
 """
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import apache_beam as beam
@@ -24,7 +27,9 @@ from clqa_jax.synth import dofns
 from clqa_jax.synth import manifest
 from clqa_jax.synth import passages as passages_lib
 
-STAGES = ("passages", "anchors", "parallel", "teacher", "qa", "questions")
+logger = logging.getLogger(__name__)
+
+STAGES = ("passages", "anchors", "parallel", "teacher", "qa", "questions", "linked_paragraphs")
 _PASSAGE_FIELDS = ("corpus_dir", "langs", "passage_words", "passage_chars")
 
 
@@ -40,6 +45,13 @@ def _require(cfg: config_lib.SynthConfig, stage: str, by: str) -> str:
   return path
 
 
+def _from_articles(cfg: config_lib.SynthConfig, what: str) -> manifest.ExpectedRecords:
+  return manifest.ExpectedRecords(
+      (what,), fileio.join(cfg.corpus_dir, "articles"),
+      f"check --corpus: articles/<lang>/ must hold wikiextractor output of SynthConfig.langs "
+      f"({', '.join(cfg.langs)})")
+
+
 def run_passages(cfg: config_lib.SynthConfig) -> dict[str, Any]:
   """Articles -> DPR TSVs (English: psgs_w100.tsv; all languages: all_w100.tsv)."""
   def build(p, staging):
@@ -53,7 +65,8 @@ def run_passages(cfg: config_lib.SynthConfig) -> dict[str, Any]:
     beam_util.count(articles, lambda a: a.lang, staging, "articles")
     beam_util.count(psg, lambda r: r["lang"], staging, "passages")
   return beam_util.run_stage(cfg, "passages", [fileio.join(cfg.corpus_dir, "articles")],
-                             cfg.stage_config(*_PASSAGE_FIELDS), build)
+                             cfg.stage_config(*_PASSAGE_FIELDS), build,
+                             _from_articles(cfg, "passages"))
 
 
 def run_anchors(cfg: config_lib.SynthConfig) -> dict[str, Any]:
@@ -73,7 +86,8 @@ def run_anchors(cfg: config_lib.SynthConfig) -> dict[str, Any]:
     beam_util.count(anchors, lambda l: l, staging, "anchors")
   return beam_util.run_stage(cfg, "anchors",
                              [langlinks, passages_dir, fileio.join(cfg.corpus_dir, "articles")],
-                             cfg.stage_config(*_PASSAGE_FIELDS), build)
+                             cfg.stage_config(*_PASSAGE_FIELDS), build,
+                             _from_articles(cfg, "sentences"))
 
 
 def run_parallel(cfg: config_lib.SynthConfig) -> dict[str, Any]:
@@ -92,7 +106,12 @@ def run_parallel(cfg: config_lib.SynthConfig) -> dict[str, Any]:
   return beam_util.run_stage(
       cfg, "parallel", [anchors_dir],
       cfg.stage_config("target_langs", "encoder", "checkpoint", "margin_k", "margin_threshold",
-                       "mining_mode"), build)
+                       "mining_mode"), build,
+      manifest.ExpectedRecords(
+          ("records",), anchors_dir,
+          f"no sentence pair of {', '.join(cfg.target_langs)} and English articles linked by "
+          f"{fileio.join(cfg.corpus_dir, 'langlinks.tsv')} passed the margin: check the links "
+          "or lower SynthConfig.margin_threshold"))
 
 
 def run_teacher(cfg: config_lib.SynthConfig) -> dict[str, Any]:
@@ -108,7 +127,9 @@ def run_teacher(cfg: config_lib.SynthConfig) -> dict[str, Any]:
     beam_util.count(records, lambda r: r["lang"], staging, "records")
   return beam_util.run_stage(
       cfg, "stage1", [parallel_dir, passages_dir],
-      cfg.stage_config("retriever", "teacher_top_k", "checkpoint"), build)
+      cfg.stage_config("retriever", "teacher_top_k", "checkpoint"), build,
+      manifest.ExpectedRecords(("records",), parallel_dir,
+                               "it holds no candidates: rerun `clqa synth parallel --overwrite`"))
 
 
 def run_qa(cfg: config_lib.SynthConfig) -> dict[str, Any]:
@@ -140,7 +161,11 @@ def run_qa(cfg: config_lib.SynthConfig) -> dict[str, Any]:
   return beam_util.run_stage(
       cfg, "stage2", [anchors_dir],
       cfg.stage_config("target_langs", "qa_variants", "rewrite_backend", "http", "filters", "checkpoint"),
-      build)
+      build,
+      manifest.ExpectedRecords(
+          cfg.qa_variants, anchors_dir,
+          f"no anchored sentence of {', '.join(cfg.target_langs)} made a question that passed "
+          "the filters (SynthConfig.filters)"))
 
 
 def run_questions(cfg: config_lib.SynthConfig) -> dict[str, Any]:
@@ -149,7 +174,9 @@ def run_questions(cfg: config_lib.SynthConfig) -> dict[str, Any]:
   final = fileio.join(cfg.output_dir, "xor")
   fp = manifest.fingerprint({"stage": "xor"}, [src])
   if manifest.is_complete(final, fp, cfg.overwrite):
+    logger.info("synth questions: complete for these inputs and config, skipped (%s)", final)
     return {**manifest.read_manifest(final), "skipped": True}
+  logger.info("synth questions: running -> %s", final)
   counts: dict[str, dict[str, int]] = {}
   with manifest.publish_stage(final) as staging:
     for name in fileio.listdir(src):
@@ -159,12 +186,58 @@ def run_questions(cfg: config_lib.SynthConfig) -> dict[str, Any]:
       for lang in dofns.validate_xor_file(fileio.join(src, name)):
         per_lang[lang] = per_lang.get(lang, 0) + 1
       fileio.copy(fileio.join(src, name), fileio.join(staging, name))
+    if not any(sum(per_lang.values()) for per_lang in counts.values()):
+      raise manifest.EmptyStageError(
+          f"{src}: holds no XOR-TyDi questions; synth questions copies the corpus's question "
+          "files (xor/*.jsonl): check --corpus")
     result = manifest.write_manifest(staging, "xor", counts, {"corpus_dir": cfg.corpus_dir}, fp)
+  logger.info("synth questions: done: %s", beam_util.records_done(counts))
   return {**result, "skipped": False}
 
 
+def _topic_of_line(line: str) -> str:
+  return json.loads(line)["topic_id"]
+
+
+def run_linked_paragraphs(cfg: config_lib.SynthConfig) -> dict[str, Any]:
+  """Articles + interlanguage links -> LEXA topic groups, one record per document.
+
+  `{"topic_id", "lang", "title", "text"}`: the first paragraph of each article of a topic (the
+  English title its links share), groups of at least two languages, one document per language.
+  A topic's records share a shard and are consecutive in it (sorted lines, topic first), which
+  is how `data/topic_groups.py` reads them back as groups.
+  """
+  langlinks = fileio.join(cfg.corpus_dir, "langlinks.tsv")
+
+  def build(p, staging):
+    links = p | "LangLinks" >> beam.Create([langlinks]) | "ToEnglish" >> beam.Map(dofns.load_to_english)
+    articles = beam_util.read_articles(p, cfg)
+    groups = (articles
+              | "TopicDocs" >> beam.FlatMap(dofns.topic_document,
+                                            to_en=beam.pvalue.AsSingleton(links))
+              | "GroupTopics" >> beam.GroupByKey()
+              | "TopicGroups" >> beam.FlatMap(dofns.topic_group).with_outputs(
+                  dofns.DROPPED_TAG, main="docs"))
+    (groups.docs | "Json" >> beam.Map(lambda r: json.dumps(r, ensure_ascii=False))
+     | "Write" >> beam_io.WriteLines(fileio.join(staging, "paragraphs.jsonl"), cfg.num_shards,
+                                     shard_key=_topic_of_line, sort_lines=True))
+    beam_util.count(groups.docs, lambda r: r["lang"], staging, "documents")
+    sizes = (groups.docs | "TopicKey" >> beam.Map(lambda r: (r["topic_id"], 1))
+             | "TopicSize" >> beam.CombinePerKey(sum))
+    beam_util.count(sizes, lambda kv: f"{kv[1]} languages", staging, "groups")
+    beam_util.count(groups[dofns.DROPPED_TAG], lambda reason: reason, staging, "dropped")
+  return beam_util.run_stage(
+      cfg, "linked_paragraphs", [langlinks, fileio.join(cfg.corpus_dir, "articles")],
+      cfg.stage_config("langs"), build,
+      manifest.ExpectedRecords(
+          ("documents",), langlinks,
+          "no article of two or more SynthConfig.langs is linked to one English title by it; "
+          "check --corpus: langlinks.tsv and articles/<lang>/"))
+
+
 RUNNERS = {"passages": run_passages, "anchors": run_anchors, "parallel": run_parallel,
-           "teacher": run_teacher, "qa": run_qa, "questions": run_questions}
+           "teacher": run_teacher, "qa": run_qa, "questions": run_questions,
+           "linked_paragraphs": run_linked_paragraphs}
 
 
 def run_all(cfg: config_lib.SynthConfig) -> dict[str, dict[str, Any]]:

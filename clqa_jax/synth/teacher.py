@@ -11,7 +11,6 @@ The query's source passage is excluded by `retrieve_excluding`.
 """
 from __future__ import annotations
 
-import math
 import re
 from typing import Callable, Protocol
 
@@ -150,6 +149,3 @@ def retrieve_excluding(retriever: Retriever, queries: list[str], exclude: list[s
   return [[(p, s) for p, s in res if p != ex][:top_k] for res, ex in zip(results, exclude)]
 
 
-def bm25_idf(n_docs: int, df: int) -> float:
-  """The Lucene BM25 idf, exposed for tests."""
-  return math.log1p((n_docs - df + 0.5) / (df + 0.5))

@@ -2,7 +2,9 @@
 
 - ``BatchSource``: host-local numpy dicts of the model features (this process's rows of the
   global batch), with a JSON-serialisable position saved in every checkpoint.
-- ``EvalHook``: ``(step, params) -> {name: value}``, run every ``eval_every_steps``.
+- ``EvalHook``: ``(step, params) -> {name: value}``, run every ``eval_every_steps`` and at
+  the last step; a hook with ``setup(partitioner)`` gets the run's partitioner once before
+  training (``eval_hook.DevEvaluation``: the dev-set evaluation).
 - ``RefreshHook``: ``(step, params) -> store version``, run at step 0 and every
   ``refresh_every_steps`` (never at the last step): re-encodes the corpus, retrieves for the
   next window of questions and swaps the retrieval store the batch source reads.
@@ -13,7 +15,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from typing import Any, Iterator, Mapping, Protocol, runtime_checkable
+from typing import Any, Mapping, Protocol, runtime_checkable
 
 import jax
 import numpy as np
@@ -47,31 +49,6 @@ class RefreshHook(Protocol):
 def should_refresh(step: int, every: int, total_steps: int) -> bool:
   """Refresh at step 0 and every ``every`` steps, but not at the last step (official code)."""
   return every > 0 and step % every == 0 and step < total_steps
-
-
-class IteratorBatchSource:
-  """Wraps a plain iterator factory ``make(position) -> iterator`` into a ``BatchSource``.
-
-  The position is the number of batches consumed; resuming calls ``make(position)``, so the
-  factory must be able to start at any position (e.g. seek or skip).
-  """
-
-  def __init__(self, make_iterator, position: int = 0):
-    self._make = make_iterator
-    self._position = position
-    self._it: Iterator[Features] = make_iterator(position)
-
-  def __next__(self) -> Features:
-    batch = next(self._it)
-    self._position += 1
-    return batch
-
-  def get_state(self) -> dict[str, Any]:
-    return {"position": self._position}
-
-  def set_state(self, state: Mapping[str, Any]) -> None:
-    self._position = int(state["position"])
-    self._it = self._make(self._position)
 
 
 class PreemptionWatcher:

@@ -6,9 +6,12 @@ and partitioned once (``train_step`` + ``state_init``); everything stateful live
 - resume from the run's latest checkpoint, else ``CheckpointConfig.init_checkpoint`` (params
   only), else a fresh init; the batch source's position and the retrieval-store version come
   back from the checkpoint metadata;
-- per-term metrics to TensorBoard (host 0) and a console progress line with rate and ETA;
-- eval hook every ``eval_every_steps`` (its metrics can select the kept-best checkpoint);
+- per-term metrics and timing/{steps,examples}_per_second to TensorBoard (host 0) and a console
+  progress line with rate and ETA, both measured after the first step (compilation);
+- eval hook every ``eval_every_steps`` and at the last step (its metrics, ``eval/<name>``, go
+  to TensorBoard and select the kept-best checkpoint by ``CheckpointConfig.best_metric``);
 - refresh hook at step 0 and every ``refresh_every_steps``;
+- one writer per run directory (``run_lock``: a second run there stops at once);
 - SIGTERM: save at the next step boundary and return ``"preempted"``;
 - a non-finite loss raises ``NonFiniteLossError`` before anything is saved, so the last good
   checkpoint stays the latest one.
@@ -38,6 +41,7 @@ from clqa_jax.partitioning.partitioner import Partitioner, PartitioningConfig
 from clqa_jax.trainer import hooks as hooks_lib
 from clqa_jax.trainer import microbatch
 from clqa_jax.trainer import optimizer as optimizer_lib
+from clqa_jax.trainer import run_lock
 from clqa_jax.trainer import state_init
 from clqa_jax.trainer import summaries
 from clqa_jax.trainer import train_step as train_step_lib
@@ -120,7 +124,7 @@ def _compile_only(topology: str, *, model, objective, batches, batch_size, learn
       batch_size=batch_size, num_microbatches=num_microbatches)
 
 
-@gin.configurable(denylist=["stream", "devices", "compile_only_on"])
+@gin.configurable(denylist=["stream", "devices", "compile_only_on", "break_lock"])
 def train(*,
           model_dir: str = gin.REQUIRED,
           model: UnifiedModel = gin.REQUIRED,
@@ -144,7 +148,8 @@ def train(*,
           refresh_hook: hooks_lib.RefreshHook | None = None,
           stream=None,
           devices=None,
-          compile_only_on: str | None = None) -> TrainResult:
+          compile_only_on: str | None = None,
+          break_lock: bool = False) -> TrainResult:
   """Trains ``model`` with ``objective`` for ``total_steps`` steps of ``batch_size`` questions.
 
   Args:
@@ -163,6 +168,7 @@ def train(*,
     compile_only_on: a TPU topology name (e.g. 'v4-32'): build this run's step exactly as
       for training, compile it ahead of time for that topology's devices from abstract shapes
       (no data, no weights, nothing written) and return an ``aot.FitReport`` instead.
+    break_lock: first remove the run lock (``run_lock``) of a run that no longer runs.
   """
   check_model(model, "train.model")
   if compile_only_on is not None:
@@ -172,6 +178,22 @@ def train(*,
                          num_microbatches=num_microbatches, enable_dropout=enable_dropout,
                          seed=seed, init_shapes=init_shapes)
   distributed.maybe_initialize_distributed()
+  with run_lock.held_by_this_job(model_dir, break_lock=break_lock):
+    return _train(
+        model_dir=model_dir, model=model, objective=objective, batches=batches,
+        batch_size=batch_size, total_steps=total_steps, learning_rate=learning_rate,
+        optimizer=optimizer, partitioning=partitioning, checkpoint=checkpoint, teacher=teacher,
+        num_microbatches=num_microbatches, enable_dropout=enable_dropout, seed=seed,
+        log_every_steps=log_every_steps, eval_every_steps=eval_every_steps,
+        refresh_every_steps=refresh_every_steps, init_shapes=init_shapes, eval_hook=eval_hook,
+        refresh_hook=refresh_hook, stream=stream, devices=devices)
+
+
+def _train(*, model_dir, model, objective, batches, batch_size, total_steps, learning_rate,
+           optimizer, partitioning, checkpoint, teacher, num_microbatches, enable_dropout, seed,
+           log_every_steps, eval_every_steps, refresh_every_steps, init_shapes, eval_hook,
+           refresh_hook, stream, devices) -> TrainResult:
+  """``train`` in a run directory this job holds the lock of."""
   partitioner = _make_partitioner(partitioning, devices)
   tx = optimizer(learning_rate)
   if total_steps <= 0:
@@ -181,6 +203,13 @@ def train(*,
   if getattr(objective, "needs_teacher", False) and teacher is None:
     raise ValueError(f"objective {objective.name!r} needs a teacher: bind train.teacher "
                      "(and Teacher.checkpoint) in gin")
+
+  evaluating = eval_hook is not None and eval_every_steps > 0
+  if checkpoint.best_metric and not evaluating:
+    raise ValueError(f"CheckpointConfig.best_metric={checkpoint.best_metric!r} keeps the best "
+                     "checkpoint by an eval metric, but the run evaluates nothing: bind "
+                     "loop.train.eval_hook and a positive loop.train.eval_every_steps "
+                     "(EVAL_EVERY), or set CheckpointConfig.best_metric = None")
 
   ckpt = checkpointing.Checkpointer(checkpointing.run_checkpoints_dir(model_dir), checkpoint)
   abstract_params, param_shardings = state_init.abstract_params_and_shardings(
@@ -198,6 +227,8 @@ def train(*,
       params = unified_params.load_unified_params(
           checkpoint.init_checkpoint, getattr(model, "config", None), abstract,
           "CheckpointConfig.init_checkpoint")
+      if checkpoint.init_query_proj_from_passage_proj:
+        params = unified_params.query_proj_from_passage_proj(params)
       logger.info("initialised params from %s", checkpoint.init_checkpoint)
     state, _ = state_init.init_train_state(partitioner, model, tx, seed=seed,
                                            shapes=init_shapes, params=params)
@@ -225,6 +256,8 @@ def train(*,
                                        "Teacher.checkpoint")
 
   source = batches(layout)
+  if evaluating and hasattr(eval_hook, "setup"):
+    eval_hook.setup(partitioner)
   if "data_position" in meta:
     source.set_state(meta["data_position"])
   store_version = meta.get("retrieval_store_version")
@@ -273,16 +306,21 @@ def train(*,
               f"{ckpt.directory}. Lower the learning rate or check the batch that came from "
               f"data position {source.get_state()}.")
         averager.add(last)
+        progress.step_done(step)
         if step % log_every_steps == 0 or step == total_steps:
           averaged = averager.result_and_reset()
-          writer.write_scalars(step, averaged)
           progress.update(step, averaged)
+          writer.write_scalars(step, {**averaged, **progress.timing_scalars()})
         eval_metrics = None
-        if eval_hook is not None and eval_every_steps > 0 and (
-            step % eval_every_steps == 0 or step == total_steps):
+        if evaluating and (step % eval_every_steps == 0 or step == total_steps):
           eval_metrics = {f"eval/{k}": float(v) for k, v in eval_hook(step, state.params).items()}
+          if checkpoint.best_metric and checkpoint.best_metric not in eval_metrics:
+            raise ValueError(
+                f"CheckpointConfig.best_metric={checkpoint.best_metric!r} is not among the "
+                f"metrics of the eval hook at step {step}: {sorted(eval_metrics)}")
           writer.write_scalars(step, eval_metrics)
-          logger.info("eval at step %d: %s", step, eval_metrics)
+          if jax.process_index() == 0:
+            logger.info("eval at step %d: %s", step, eval_metrics)
         periodic = checkpoint.save_every_steps > 0 and step % checkpoint.save_every_steps == 0
         if periodic or eval_metrics is not None or step == total_steps:
           ckpt.save(state, current_meta(), metrics=eval_metrics)

@@ -25,6 +25,14 @@ def split(batch: Mapping[str, jax.Array], num_microbatches: int) -> dict[str, ja
   return out
 
 
+def num_rows(batch: Mapping[str, jax.Array]) -> int:
+  """The leading (question, or topic-group) dimension every feature of ``batch`` shares."""
+  sizes = {name: x.shape[0] for name, x in batch.items()}
+  if len(set(sizes.values())) != 1:
+    raise ValueError(f"the features of a batch must share their leading dimension, got {sizes}")
+  return next(iter(sizes.values()))
+
+
 def merge(x: jax.Array) -> jax.Array:
   """[M, b, ...] -> [M*b, ...] in microbatch-major order (the order GradCache scores in)."""
   return x.reshape((x.shape[0] * x.shape[1],) + x.shape[2:])

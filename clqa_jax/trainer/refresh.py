@@ -6,17 +6,20 @@ At step 0 and every N steps (not at the last; ``hooks.should_refresh``) the loop
      axes, streamed to embedding shards, resumable);
   2. encodes the questions of the next window: those the next N steps consume (peeked from the
      feed's question stream), or every question of the split (``window='all'``, fine-tuning);
-  3. retrieves the exact top-(K+1) on device (``index.DeviceSearcher``: corpus sharded over the
-     devices, per-shard top-k, global merge);
+  3. retrieves the exact top-(K+1) (``index.host_search.HostShardSearcher``): each host holds
+     only the embeddings it encoded (memory-mapped fp16/bf16 shard files), searches every
+     process's questions over them on its own devices, and the hosts' candidates are
+     all-gathered and merged (``index.merge``), ties to the lower row;
   4. drops each question's source passage, keeps K, and publishes a new ``RetrievalStore``
      version named by the step (atomic renames), which the feed's batches read from then on.
 The version is the step; the loop stores it in every checkpoint and, on resume, ``restore``
 pins the feed to it again. The data side is ``data/train_feed.py`` (the same gin singleton is
 the loop's ``batches`` and this hook's ``feed``).
 
-Each process retrieves for its own questions and keeps its own store
-(``<retrieval>/process_<i>``); the device computations are global, so every process runs the
-same number of search steps (query counts are padded to the largest process's).
+Each process encodes and holds the contiguous rows ``host_corpus_range`` gives it (1/P of the
+corpus: 18M passages x 1024 x 2 bytes over 4 hosts is 9.2 GB per host), retrieves for its own
+questions and keeps its own store (``<retrieval>/process_<i>``); encoding and search are
+collective, so every process runs the same number of steps.
 """
 from __future__ import annotations
 
@@ -31,8 +34,8 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 
 from clqa_jax import fileio
-from clqa_jax.index import device_search
 from clqa_jax.index import encode as encode_lib
+from clqa_jax.index import host_search
 from clqa_jax.index import model_encoders
 from clqa_jax.index import shards as shards_lib
 from clqa_jax.models.model_api import UnifiedModel, check_model
@@ -63,13 +66,6 @@ def _data_axes(mesh: Mesh) -> tuple[str, ...]:
   return axes or (mesh.axis_names[0],)
 
 
-def _max_over_processes(value: int) -> int:
-  if jax.process_count() == 1:
-    return value
-  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-  return int(np.max(multihost_utils.process_allgather(np.asarray(value, np.int64))))
-
-
 def _corpus_chunks(tokens: np.ndarray, start: int, stop: int,
                    chunk: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray]]:
   for lo in range(start, stop, chunk):
@@ -78,13 +74,114 @@ def _corpus_chunks(tokens: np.ndarray, start: int, stop: int,
 
 
 def _own_rows(directory: str) -> tuple[np.ndarray, np.ndarray]:
-  """This process's encoded rows (row ids [n], embeddings [n, D]) ordered by row id."""
-  manifests = shards_lib.list_process_manifests(directory, jax.process_index())
-  parts = [shards_lib.load_shard(directory, manifests[i], mmap=False) for i in sorted(manifests)]
-  rows = np.concatenate([r for r, _ in parts])
-  emb = np.concatenate([e for _, e in parts]).astype(np.float32)
+  """This process's encoded rows (row ids [n], embeddings float32 [n, D]) ordered by row id."""
+  rows, emb = shards_lib.load_process_shards(directory, jax.process_index())
   order = np.argsort(rows, kind="stable")
-  return rows[order], emb[order]
+  return rows[order], emb[order].astype(np.float32)
+
+
+def host_corpus_range(num_rows: int) -> tuple[int, int]:
+  """The contiguous corpus rows [lo, hi) this process encodes, holds and searches."""
+  p, num_p = jax.process_index(), jax.process_count()
+  if num_rows < num_p:
+    raise ValueError(f"a corpus of {num_rows} passages cannot be split over {num_p} processes")
+  return p * num_rows // num_p, (p + 1) * num_rows // num_p
+
+
+@dataclasses.dataclass
+class Candidates:
+  """The exact top candidates of this process's questions, and what this host held."""
+  scores: np.ndarray        # float32 [Q, k]
+  rows: np.ndarray          # int64 [Q, k] corpus rows
+  host_range: tuple[int, int]         # the corpus rows [lo, hi) this host encoded and held
+  host_embeddings_shape: tuple[int, int]  # this host's (memory-mapped) embeddings [hi - lo, D]
+  host_embeddings_mapped: bool        # whether every part of them is a memory map
+  device_corpus_shape: tuple[int, int]    # this host's rows on its devices (padded)
+  device_corpus_bytes: int            # bytes of them on this host's devices
+  encode_seconds: float
+  search_seconds: float
+
+
+def retrieve_candidates(model: UnifiedModel, params: Any, corpus_tokens: np.ndarray,
+                        query_tokens: np.ndarray, k: int, work: str, *, mesh: Mesh,
+                        fingerprint: dict[str, Any], encode_batch_size: int,
+                        dtype: str = "float16", chunk_rows: int = 16384,
+                        progress: bool = False) -> Candidates:
+  """Re-encodes the corpus and retrieves the exact top-k of this process's questions.
+
+  Collective: every process calls it with the whole corpus's tokens (a memory map; only its
+  ``host_corpus_range`` is read) and its own questions.
+
+  Args:
+    model, params: the model and its current (mesh-sharded) params.
+    corpus_tokens: int [N, Lp] every passage's tokens, by corpus row.
+    query_tokens: int32 [Q, Lq] this process's questions.
+    k: candidates per question.
+    work: scratch directory for the embedding shards (``passages/``, ``queries/``).
+    mesh: the params' mesh; the encode batch is sharded over its data axes.
+    fingerprint: identity of the params (checked when a shard directory is resumed).
+    encode_batch_size: passages/queries per device step over all devices (rounded up to a
+      multiple of the data-parallel size).
+    dtype: embedding storage dtype ('float16' or 'bfloat16').
+    chunk_rows: corpus rows each device scores at once.
+    progress: progress bar while encoding the corpus.
+  """
+  started = time.time()
+  axes = _data_axes(mesh)
+  data_size = int(np.prod([mesh.shape[a] for a in axes]))
+  batch = -(-encode_batch_size // data_size) * data_size
+  lo, hi = host_corpus_range(len(corpus_tokens))
+  passage_dir = fileio.join(work, "passages")
+  encode_lib.encode_corpus(
+      model_encoders.passage_encode_fn(model), _corpus_chunks(corpus_tokens, lo, hi),
+      passage_dir, params=params, fingerprint=fingerprint, global_batch_size=batch, mesh=mesh,
+      data_axes=axes, dtype=dtype, total_rows=hi - lo, progress=progress)
+  query_dir = fileio.join(work, "queries")
+  nq = len(query_tokens)
+  encode_lib.encode_corpus(
+      model_encoders.query_encode_fn(model), [(np.arange(nq, dtype=np.int64), query_tokens)],
+      query_dir, params=params, fingerprint={**fingerprint, "questions": nq},
+      global_batch_size=batch, mesh=mesh, data_axes=axes, dtype=dtype,
+      rows_per_shard=max(nq, 1), progress=False)
+  _, query_vectors = _own_rows(query_dir)
+  encoded = time.time()
+
+  searcher = host_search.HostShardSearcher.from_shards(passage_dir, chunk_rows=chunk_rows)
+  scores, rows = searcher.search(query_vectors, k)
+  device = searcher.device_corpus
+  return Candidates(
+      scores=scores, rows=rows, host_range=(lo, hi),
+      host_embeddings_shape=tuple(searcher.embeddings.shape),
+      host_embeddings_mapped=all(isinstance(p.base, np.memmap) or isinstance(p, np.memmap)
+                                 for p in searcher.embeddings.parts),
+      device_corpus_shape=tuple(device.shape),
+      device_corpus_bytes=sum(s.data.nbytes for s in device.addressable_shards),
+      encode_seconds=encoded - started, search_seconds=time.time() - encoded)
+
+
+def _barrier(name: str) -> None:
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    multihost_utils.sync_global_devices(name)
+
+
+def encode_and_search(model: UnifiedModel, params: Any, store: Any, query_tokens: np.ndarray,
+                      k: int, work_dir: str, *, fingerprint: dict[str, Any],
+                      num_rows: int | None = None, encode_batch_size: int = 128,
+                      dtype: str = "float16", search_chunk_rows: int = 16384,
+                      progress: bool = True) -> Candidates:
+  """``retrieve_candidates`` over rows [0, num_rows) of a PassageStore (default all), its
+  identity (corpus, vocabulary, rows) added to ``fingerprint``: the refresh's and the dev
+  evaluation's search. Collective; ``work_dir`` is left in place (the caller removes it)."""
+  n = len(store) if num_rows is None else min(int(num_rows), len(store))
+  if n < 1:
+    raise ValueError(f"encode_and_search: no passages to search in {store.directory}")
+  fingerprint = {**fingerprint, "corpus": store.manifest["corpus_fingerprint"],
+                 "vocab_sha256": store.manifest["vocab_sha256"], "corpus_rows": n}
+  return retrieve_candidates(
+      model, params, store.tokens_array[:n], np.asarray(query_tokens), min(k, n), work_dir,
+      mesh=params_mesh(params), fingerprint=fingerprint, encode_batch_size=encode_batch_size,
+      dtype=dtype, chunk_rows=search_chunk_rows, progress=progress)
 
 
 @dataclasses.dataclass
@@ -181,44 +278,15 @@ class PassageRefresh:
     k = self.feed.k
     work = fileio.join(self.work_dir or fileio.join(self.feed.retrieval_store.root,
                                                     "embeddings"), f"step_{step:010d}")
-    mesh = params_mesh(params)
-    axes = _data_axes(mesh)
-    data_size = int(np.prod([mesh.shape[a] for a in axes]))
-    batch = -(-self.encode_batch_size // data_size) * data_size
-    fingerprint = {"refresh_step": int(step), "corpus": store.manifest["corpus_fingerprint"],
-                   "vocab_sha256": store.manifest["vocab_sha256"]}
-
-    # 1. The corpus, split between processes by contiguous rows.
     n = len(store)
-    p, num_p = jax.process_index(), jax.process_count()
-    lo, hi = p * n // num_p, (p + 1) * n // num_p
-    passage_dir = fileio.join(work, "passages")
-    encode_lib.encode_corpus(
-        model_encoders.passage_encode_fn(self.model), _corpus_chunks(store.tokens_array, lo, hi),
-        passage_dir, params=params, fingerprint=fingerprint, global_batch_size=batch, mesh=mesh,
-        data_axes=axes, dtype=self.dtype, total_rows=hi - lo, progress=self.progress)
-    t_corpus = time.time() - started
-
-    # 2. This process's questions.
-    query_dir = fileio.join(work, "queries")
     nq = len(questions.qids)
-    encode_lib.encode_corpus(
-        model_encoders.query_encode_fn(self.model),
-        [(np.arange(nq, dtype=np.int64), questions.query_tokens)], query_dir, params=params,
-        fingerprint={**fingerprint, "questions": nq}, global_batch_size=batch, mesh=mesh,
-        data_axes=axes, dtype=self.dtype, rows_per_shard=max(nq, 1), progress=False)
-    _, query_vectors = _own_rows(query_dir)
-
-    # 3. Exact top-(K+1) over the sharded corpus (one more than K: room for the source).
-    row_ids, corpus = shards_lib.EmbeddingShards(passage_dir).load()
-    searcher = device_search.DeviceSearcher(corpus, row_ids, mesh=mesh,
-                                            chunk_rows=self.search_chunk_rows)
-    k_search = min(k + 1, n)
-    padded = _max_over_processes(nq)
-    queries = np.zeros((padded, query_vectors.shape[1]), np.float32)
-    queries[:nq] = query_vectors
-    scores, rows = searcher.search(queries, k_search)
-    scores, rows = scores[:nq], rows[:nq]
+    # 1.-3. The corpus re-encoded (each host its own rows) and searched: top-(K+1), one more
+    # than K: room for the source.
+    found = encode_and_search(
+        self.model, params, store, questions.query_tokens, k + 1, work,
+        fingerprint={"refresh_step": int(step)}, encode_batch_size=self.encode_batch_size,
+        dtype=self.dtype, search_chunk_rows=self.search_chunk_rows, progress=self.progress)
+    scores, rows = found.scores, found.rows
 
     # 4. Source passage out, K kept, a new version published and pinned.
     source_rows = store.rows(questions.source_pids, missing="pad")
@@ -234,8 +302,13 @@ class PassageRefresh:
     source.use_version(step)
     if not self.keep_embeddings:
       fileio.rmtree(work)
-    logger.info("refresh at step %d: %d passages encoded in %.1fs, %d questions retrieved "
-                "(top %d), %.1fs in all", step, n, t_corpus, nq, k, time.time() - started)
+    lo, hi = found.host_range
+    logger.info("refresh at step %d: %d passages (this host rows %d..%d, %.2f GiB mapped, "
+                "%.2f GiB on its devices), %d questions (top %d); encoding %.1fs, search %.1fs, "
+                "%.1fs in all", step, n, lo, hi,
+                np.prod(found.host_embeddings_shape) * np.dtype(np.float16).itemsize / 2**30,
+                found.device_corpus_bytes / 2**30, nq, k, found.encode_seconds,
+                found.search_seconds, time.time() - started)
     return int(step)
 
   def _source(self):

@@ -10,7 +10,6 @@ import dataclasses
 from typing import Any, Callable
 
 import jax
-import numpy as np
 import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
@@ -100,6 +99,3 @@ def compile_train_step(partitioner: Partitioner, step_fn: Callable, shardings: T
       donate_argnums=(0,))
 
 
-def host_batch_to_device(partitioner: Partitioner, batch: dict[str, np.ndarray]) -> dict:
-  """Host-local numpy features -> global batch-sharded jax.Arrays."""
-  return partitioner.host_local_batch_to_global(batch)

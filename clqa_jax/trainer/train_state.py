@@ -27,7 +27,3 @@ class TrainState(flax.struct.PyTreeNode):
                opt_state=optimizer.init(params), rng=jax.random.PRNGKey(seed))
 
 
-def abstract_train_state(init_params_fn, optimizer: optax.GradientTransformation,
-                         seed: int = 42) -> TrainState:
-  """The state's shapes and dtypes (``jax.eval_shape``), for sharded init and restore."""
-  return jax.eval_shape(lambda: TrainState.create(init_params_fn(), optimizer, seed))

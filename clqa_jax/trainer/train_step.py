@@ -1,7 +1,7 @@
 """One pure train step: gradients (plain, accumulated, or GradCache), clip + AdamW, new state.
 
 ``make_train_step`` returns ``step(state, batch, teacher_params) -> (state, metrics)``; it has no
-side effects and is partitioned once by ``partitioned_step.compile_train_step`` (jit with
+side effects and is partitioned once by ``state_init.compile_train_step`` (jit with
 NamedSharding in/out shardings, state donated). The dropout RNG of a step is
 ``fold_in(state.rng, state.step)`` (microbatch m: ``fold_in`` of that with m), so a resumed run
 draws the same masks as an uninterrupted one.
@@ -16,6 +16,8 @@ Microbatching:
   Pass (1) runs the same forward as pass (3) with the same dropout RNG, so the cached vectors
   are exactly the ones pass (3) differentiates, dropout on or off (the price: one extra
   gradient-free forward per microbatch).
+- lexa_pt (retriever only) has the same global softmax and no reader: the same vector cache
+  without the teacher and the reader terms (``vector_cache_gradients``).
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from clqa_jax.losses import lexa_objective
 from clqa_jax.losses import objectives as objectives_lib
 from clqa_jax.losses.objective import Batch, Metrics, Objective
 from clqa_jax.losses.teacher import Teacher
@@ -49,15 +52,15 @@ def _microbatch_rng(rng: jax.Array, m, num_microbatches: int) -> jax.Array:
 
 def accumulated_gradients(objective: Objective, model: UnifiedModel, params: Any, batch: Batch,
                           rng: jax.Array, *, num_microbatches: int, teacher: Teacher | None,
-                          teacher_params: Any, enable_dropout: bool = True
-                          ) -> tuple[Any, Metrics]:
+                          teacher_params: Any, enable_dropout: bool = True,
+                          step: jax.Array | None = None) -> tuple[Any, Metrics]:
   """Gradient and metrics of ``objective.loss`` summed over microbatches (plain accumulation)."""
-  num_questions = batch["query_tokens"].shape[0]
+  num_questions = microbatch.num_rows(batch)
 
   def loss_fn(p, mb, r):
     return model.loss_fn(p, mb, r, objective=objective, num_questions=num_questions,
                          teacher=teacher, teacher_params=teacher_params,
-                         enable_dropout=enable_dropout)
+                         enable_dropout=enable_dropout, step=step)
 
   grad_fn = jax.grad(loss_fn, has_aux=True)
   if num_microbatches == 1:
@@ -107,8 +110,12 @@ def grad_cache_gradients(objective: objectives_lib.ClrPtObjective, model: Unifie
   flat_teacher = jax.tree.map(microbatch.merge, t_out)
   t_scores = teacher.scores(flat_teacher, flat_teacher)
   mask_n = microbatch.merge(objectives_lib.passage_mask(mbs)).reshape(-1)
+  token_masks = objective.token_masks(
+      {k: microbatch.merge(mbs[k]) for k in ("query_en_tokens", "query_tokens",
+                                             "passage_tokens")})
   (ret_loss, ret_metrics), vector_grads = jax.value_and_grad(
-      objective.retrieval_loss, has_aux=True)(flat_vectors, t_scores, mask_n, num_questions)
+      objective.retrieval_loss, has_aux=True)(flat_vectors, t_scores, mask_n, num_questions,
+                                              token_masks)
   vector_grads = jax.tree.map(lambda g: microbatch.unmerge(g, n_mb), vector_grads)
 
   # (3) Per-microbatch backprop of the reader losses plus the surrogate <v, g>.
@@ -133,6 +140,43 @@ def grad_cache_gradients(objective: objectives_lib.ClrPtObjective, model: Unifie
   return grads, {"loss": loss, **ret_metrics, **read_metrics}
 
 
+def vector_cache_gradients(objective: lexa_objective.LexaPtObjective, model: UnifiedModel,
+                           params: Any, batch: Batch, *, num_microbatches: int
+                           ) -> tuple[Any, Metrics]:
+  """lexa_pt gradients with eq. (1) over the whole batch, encoded microbatch by microbatch.
+
+  (1) every vector of every microbatch without gradient; (2) the loss on all of them and its
+  gradient with respect to them; (3) per microbatch, the parameter gradient of the surrogate
+  <v, sg[dL/dv]>, which sums to dL/dparams. The passage encoder is deterministic, so the
+  vectors of pass (3) are those of pass (1).
+  """
+  num_groups = microbatch.num_rows(batch)
+  n_mb = num_microbatches
+  mbs = microbatch.split(batch, n_mb)
+
+  def cache_body(_, mb):
+    return None, jax.lax.stop_gradient(objective.vectors(model, params, mb))
+
+  _, vectors = jax.lax.scan(cache_body, None, mbs)
+  flat_vectors = jax.tree.map(microbatch.merge, vectors)
+  flat_batch = jax.tree.map(microbatch.merge, mbs)
+  (_, metrics), vector_grads = jax.value_and_grad(objective.loss_from_vectors, has_aux=True)(
+      flat_vectors, flat_batch, num_groups)
+  vector_grads = jax.tree.map(lambda g: microbatch.unmerge(g, n_mb), vector_grads)
+
+  def surrogate(p, mb, g):
+    return _tree_vdot(objective.vectors(model, p, mb), g)
+
+  grad_fn = jax.grad(surrogate)
+
+  def body(carry, xs):
+    mb, g = xs
+    return _tree_add(carry, grad_fn(params, mb, g)), None
+
+  grads, _ = jax.lax.scan(body, microbatch.zeros_like_tree(params), (mbs, vector_grads))
+  return grads, metrics
+
+
 def make_train_step(*, model: UnifiedModel, objective: Objective,
                     optimizer: optax.GradientTransformation,
                     learning_rate_fn: Callable | None = None, num_microbatches: int = 1,
@@ -145,6 +189,8 @@ def make_train_step(*, model: UnifiedModel, objective: Objective,
   if num_microbatches < 1:
     raise ValueError(f"num_microbatches must be >= 1, got {num_microbatches}")
   use_grad_cache = isinstance(objective, objectives_lib.ClrPtObjective) and num_microbatches > 1
+  use_vector_cache = (isinstance(objective, lexa_objective.LexaPtObjective)
+                      and num_microbatches > 1)
 
   def step(state: TrainState, batch: Batch, teacher_params: Any = None):
     rng = jax.random.fold_in(state.rng, state.step)
@@ -152,9 +198,12 @@ def make_train_step(*, model: UnifiedModel, objective: Objective,
                   teacher_params=teacher_params, enable_dropout=enable_dropout)
     if use_grad_cache:
       grads, metrics = grad_cache_gradients(objective, model, state.params, batch, rng, **kwargs)
+    elif use_vector_cache:
+      grads, metrics = vector_cache_gradients(objective, model, state.params, batch,
+                                              num_microbatches=num_microbatches)
     else:
       grads, metrics = accumulated_gradients(objective, model, state.params, batch, rng,
-                                             **kwargs)
+                                             step=state.step, **kwargs)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics = dict(metrics)

@@ -1,0 +1,47 @@
+"""The capstone's mini experiments (FiD-KD, forward KL, attention offset) train from the real
+tasks for a few steps, with the settings of test_train_feed_stages.py."""
+import math
+
+import gin
+import pytest
+
+from clqa_jax import gin_utils
+from clqa_jax.trainer import loop
+from clqa_jax.trainer import register_configurables  # noqa: F401
+from fixtures.integration import mini_data
+
+SMALL = ["BATCH_SIZE = 8", "NUM_PASSAGES = 2", "SAVE_EVERY = 0", "MT5Config.scan_layers = True",
+         "loop.train.log_every_steps = 1", "EVAL_EVERY = 0", "BEST_METRIC = None",
+         "TRAIN_STEPS = 2", "REFRESH_EVERY = 5", "INIT_CHECKPOINT = None"]
+
+# experiment -> (its term's metric, the model option it sets)
+EXPERIMENTS = {
+    "mini_fidkd.gin": ("loss/fidkd", "reader_relevance_mode = 'fidkd_logits'"),
+    "mini_capstone_forward.gin": ("loss/reader_kl",
+                                  "reader_relevance_mode = 'all_layers_probs'"),
+    "mini_attention_offset.gin": ("loss/retriever_kl", "attention_offset_weight = 0.01"),
+}
+
+
+@pytest.fixture(scope="module")
+def root():
+  old = mini_data.enable_compilation_cache()
+  yield mini_data.data_root()
+  mini_data.restore_compilation_cache(old)
+
+
+@pytest.mark.parametrize("name", sorted(EXPERIMENTS))
+def test_capstone_experiment_trains(root, tmp_path, name):
+  metric, option = EXPERIMENTS[name]
+  gin.clear_config()
+  try:
+    gin_utils.parse_gin([f"experiments/{name}"], [
+        f"data_root.path = '{root}'", *SMALL, f"MODEL_DIR = '{tmp_path / 'run'}'",
+        f"RETRIEVAL_DIR = '{tmp_path / 'run' / 'retrieval'}'"])
+    result = loop.train()
+  finally:
+    gin.clear_config()
+  assert result.status == "completed" and result.step == 2
+  assert metric in result.last_metrics
+  assert all(math.isfinite(v) for v in result.last_metrics.values())
+  assert option in (tmp_path / "run" / "config.gin").read_text()
