@@ -96,9 +96,9 @@ def topology_devices(name: str) -> list[Any]:
 
 # libtpu 0.0.42.1 compiling mT5-large with scanned layers, remat and bfloat16 died of a stack
 # overflow (FusedSpatialMajorConvolution::MakeConvWindows) under the usual 8 MiB stack limit;
-# with 1 GiB it compiles. glibc sizes every new thread's stack (the compiler's worker threads
-# included) from RLIMIT_STACK as it was when the process started, so raising the limit from
-# inside the process is not enough: the process re-executes itself with the higher limit.
+# stage 2 compiles with 1 GiB (stage 1 with one microbatch still overflows, in a compiler thread).
+# glibc sizes every new thread's stack from RLIMIT_STACK as it was when the process started, so
+# raising the limit from inside the process is not enough: the process re-executes itself.
 COMPILER_STACK_BYTES = 1 << 30
 
 
