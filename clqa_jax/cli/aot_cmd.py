@@ -9,9 +9,7 @@ per-chip memory, FLOPs, ideal step time and the largest shards; exit status 0 wh
 fits in HBM (with ``--headroom`` to spare), 1 when it does not, 2 on a usage error.
 
 libtpu is not a dependency: ``make libtpu`` installs it into ``.libtpu/``, which this command
-puts on the import path by itself (or set ``CLQA_LIBTPU_DIR``). The command re-executes itself
-with a 1 GiB stack limit when the shell's is smaller (``aot.ensure_compiler_stack``: the TPU
-compiler needs it for scanned layer stacks).
+puts on the import path by itself (or set ``CLQA_LIBTPU_DIR``).
 """
 from __future__ import annotations
 
@@ -81,10 +79,9 @@ def run(args: argparse.Namespace) -> int:
     raise UsageError(f"--headroom must be in [0, 1), got {args.headroom}")
   if args.json:
     outputs.check_writable("--json", args.json, is_file=True)
-  from clqa_jax.trainer import aot  # pylint: disable=g-import-not-at-top
-  aot.ensure_compiler_stack()   # may re-execute this command with a deeper stack
   _use_libtpu(args.topology)
   from clqa_jax import fileio  # pylint: disable=g-import-not-at-top
+  from clqa_jax.trainer import aot  # pylint: disable=g-import-not-at-top
   from clqa_jax.trainer import loop  # pylint: disable=g-import-not-at-top
   from clqa_jax.trainer import register_configurables  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
 

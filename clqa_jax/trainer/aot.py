@@ -19,9 +19,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
-import resource
-import sys
 from typing import Any, Mapping, Sequence
 
 import jax
@@ -92,33 +89,6 @@ def topology_devices(name: str) -> list[Any]:
   if len(devices) != chips:
     raise RuntimeError(f"{name}: libtpu described {len(devices)} devices, expected {chips}")
   return devices
-
-
-# libtpu 0.0.42.1 compiling mT5-large with scanned layers, remat and bfloat16 died of a stack
-# overflow (FusedSpatialMajorConvolution::MakeConvWindows) under the usual 8 MiB stack limit;
-# stage 2 compiles with 1 GiB (stage 1 with one microbatch still overflows, in a compiler thread).
-# glibc sizes every new thread's stack from RLIMIT_STACK as it was when the process started, so
-# raising the limit from inside the process is not enough: the process re-executes itself.
-COMPILER_STACK_BYTES = 1 << 30
-
-
-def ensure_compiler_stack(limit_bytes: int = COMPILER_STACK_BYTES) -> None:
-  """Re-executes this process (same interpreter and arguments) with a stack limit of
-  ``limit_bytes`` unless the soft limit is already that large; returns only when it is.
-
-  "unlimited" also counts as too small: glibc then gives threads its small built-in default.
-  """
-  soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
-  if soft != resource.RLIM_INFINITY and soft >= limit_bytes:
-    return
-  if hard != resource.RLIM_INFINITY and hard < limit_bytes:
-    raise RuntimeError(
-        f"the hard stack limit ({hard} bytes) is below the {limit_bytes} bytes the TPU compiler "
-        "needs for scanned layer stacks: raise it (ulimit -Hs) or run as a user who may")
-  resource.setrlimit(resource.RLIMIT_STACK, (limit_bytes, hard))
-  sys.stdout.flush()
-  sys.stderr.flush()
-  os.execv(sys.executable, [sys.executable] + sys.orig_argv[1:])
 
 
 # ---------------------------------------------------------------------------------------------
