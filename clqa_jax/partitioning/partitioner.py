@@ -338,6 +338,11 @@ class PartitionedFunction:
     with jax.set_mesh(self.mesh):
       return self._jitted.lower(*args, **kwargs)
 
+  def trace(self, *args, **kwargs):
+    """``jax.jit(...).trace``: the jaxpr (``.jaxpr``) and, from it, ``.lower()``."""
+    with jax.set_mesh(self.mesh):
+      return self._jitted.trace(*args, **kwargs)
+
 
 @gin.configurable(denylist=["devices"])
 def make_partitioner(config: PartitioningConfig | None = None,
