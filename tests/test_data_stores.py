@@ -228,6 +228,18 @@ def test_fid_batch_from_teacher_pids(store):
   np.testing.assert_array_equal(out["query_en_tokens"], batch["question_en"])
 
 
+def test_fid_batch_source_first(store):
+  batch = _question_batch(store)
+  batch["source_pid"] = np.array([b"3", b"2"], object)  # q0's source among its pids, q1's not
+  out = fid_batch.FiDBatchAssembler(store, "teacher_pids", k=3, source_first=True)(batch)
+  # The source first, then the retrieved passages other than it, K kept.
+  np.testing.assert_array_equal(out["passage_rows"], [[2, 0, 16], [1, -1, -1]])
+  np.testing.assert_array_equal(out["passage_tokens"][0, 0], store.tokens(np.array([2]))[0])
+  batch["source_pid"] = np.array([b"3", b"nope"], object)
+  with pytest.raises(KeyError, match="nope"):
+    fid_batch.FiDBatchAssembler(store, "teacher_pids", k=3, source_first=True)(batch)
+
+
 def test_fid_batch_teacher_inputs(store, corpus, tmp_path):
   # The teacher has its own vocabulary: a second store of the same corpus.
   text = tmp_path / "t.txt"

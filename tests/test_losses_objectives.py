@@ -113,6 +113,35 @@ def test_clr_pt_reader_loss_matches_numpy():
   assert np.all(np.asarray(g_en) == 0)
 
 
+def test_supervised_retrieval_objective_adds_dpr_nll_of_passage_0():
+  b, k, t, v, d = 3, 2, 4, 7, 5
+  logits = RNG.normal(size=(b, t, v)).astype(np.float32)
+  targets = RNG.integers(2, v, size=(b, t))
+  w = np.ones((b, t), np.float32)
+  rows = np.array([[0, 1], [2, -1], [4, 5]], np.int32)
+  mask = rows >= 0
+  q = RNG.normal(size=(b, d)).astype(np.float32)
+  p = RNG.normal(size=(b, k, d)).astype(np.float32)
+  outputs = {"logits": logits, "reader_relevance": np.where(mask, 0.5, 0.0).astype(np.float32),
+             "retrieval_scores": np.einsum("bd,bkd->bk", q, p), "query_vectors": q,
+             "passage_vectors": p}
+  batch = {"query_tokens": np.ones((b, 3), np.int32), "passage_tokens": np.ones((b, k, 3)),
+           "decoder_input_tokens": targets, "decoder_target_tokens": targets,
+           "decoder_loss_weights": w, "passage_rows": rows}
+
+  class Model:
+    def forward(self, params, *args, **kwargs):
+      return outputs
+
+  obj = objectives.SupervisedRetrievalObjective(dpr_weight=2.0)
+  loss, m = obj.loss(None, batch, model=Model(), rng=None, num_questions=b)
+  want_mlqa, _ = objectives.MlqaObjective().loss_from_outputs(outputs, batch, b)
+  scores = np.einsum("bd,nd->bn", q, p.reshape(b * k, d))
+  nll = -np.take_along_axis(lsm(scores, mask.reshape(1, -1)), np.arange(b)[:, None] * k, -1)
+  np.testing.assert_allclose(m["loss/dpr_nll"], nll.mean(), rtol=1e-5)
+  np.testing.assert_allclose(loss, want_mlqa + 2.0 * nll.mean(), rtol=1e-5)
+
+
 def test_objective_selector():
   assert objectives.objective_by_name("clr_pt").name == "clr_pt"
   assert objectives.objective_by_name("mlqa").retriever_weight == 8.0

@@ -95,6 +95,10 @@ class FiDBatchAssembler:
     sample: 0, or C: draw C of each question's top-k uniformly (without replacement, anew for
       every batch; ``draw_seed`` makes a batch reproducible) and emit their stored scores as
       ``teacher_scores`` (UMR's 16 of 100 re-ranked passages).
+    source_first: put each question's source passage (``source_pid``) at position 0, followed
+      by its first K-1 retrieved passages other than the source: the positive of a supervised
+      retrieval loss (``terms.dpr_nll``), e.g. for a demo teacher standing in for a
+      retriever pre-trained with labelled passages.
   """
   passage_store: PassageStore
   retrieval: RetrievalStore | RetrievalVersion | str
@@ -103,6 +107,7 @@ class FiDBatchAssembler:
   answer_length: int = 50
   teacher: TeacherInputs | None = None
   sample: int = 0
+  source_first: bool = False
 
   def __post_init__(self):
     if self.sample and (self.sample > self.k or isinstance(self.retrieval, str)):
@@ -113,6 +118,9 @@ class FiDBatchAssembler:
     if isinstance(self.retrieval, str) and self.retrieval != TEACHER_PIDS:
       raise ValueError(f"retrieval must be {TEACHER_PIDS!r} or a retrieval store, "
                        f"got {self.retrieval!r}")
+    if self.source_first and self.sample:
+      raise ValueError("source_first and sample are exclusive: sampled passages carry the "
+                       "store's scores, which the source passage has none of")
 
   def passage_rows(self, batch: Mapping[str, np.ndarray]) -> np.ndarray:
     """int32 [B, K] rows of each question's passages (-1 where fewer than K exist)."""
@@ -127,6 +135,19 @@ class FiDBatchAssembler:
     if rows.shape[1] < self.k:
       rows = np.pad(rows, ((0, 0), (0, self.k - rows.shape[1])), constant_values=-1)
     return rows
+
+  def with_source_first(self, batch: Mapping[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
+    """int32 [B, K]: each question's source passage, then its ``rows`` other than the source
+    (the last ones dropped to keep K). A question without a source pid is a KeyError."""
+    if "source_pid" not in batch:
+      raise KeyError("source_first needs the 'source_pid' feature (synthetic tasks)")
+    source = self.passage_store.rows(batch["source_pid"])  # KeyError names unknown pids
+    out = np.full_like(rows, -1)
+    for i in range(len(rows)):
+      rest = rows[i][(rows[i] >= 0) & (rows[i] != source[i])][:rows.shape[1] - 1]
+      out[i, 0] = source[i]
+      out[i, 1:1 + len(rest)] = rest
+    return out
 
   def sampled_rows(self, batch: Mapping[str, np.ndarray],
                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -153,6 +174,8 @@ class FiDBatchAssembler:
       rows, teacher_scores = self.sampled_rows(batch, np.random.default_rng(draw_seed))
     else:
       rows = self.passage_rows(batch)
+    if self.source_first:
+      rows = self.with_source_first(batch, rows)
     targets = _fit(batch["answer"], self.answer_length)
     out = {
         "query_tokens": _fit(batch["question"], self.query_length),

@@ -115,6 +115,8 @@ class TrainFeed:
     sample_passages: 0, or C: each batch draws C of every question's top-k stored passages
       uniformly, anew per batch (reproducibly from ``seed``, the shard and the position), and
       carries their stored scores as ``teacher_scores`` (UMR over ``clqa rerank`` output).
+    source_first: each question's source passage first, then K-1 retrieved ones
+      (``FiDBatchAssembler.source_first``: the positive of a supervised retrieval loss).
   """
   task: str = gin.REQUIRED
   corpus: str = gin.REQUIRED
@@ -129,6 +131,7 @@ class TrainFeed:
   teacher_vocab: str | None = None
   keep_versions: int = 3
   sample_passages: int = 0
+  source_first: bool = False
 
   def __post_init__(self):
     if self.query_feature not in QUERY_FEATURES:
@@ -206,7 +209,8 @@ class TrainFeed:
       teacher = fid_batch.TeacherInputs(store, self.teacher_vocab)
     retrieval = self.retrieval_store if self.uses_retrieval_store else fid_batch.TEACHER_PIDS
     assembler = fid_batch.FiDBatchAssembler(self.passage_store, retrieval, k=self.k,
-                                            teacher=teacher, sample=self.sample_passages)
+                                            teacher=teacher, sample=self.sample_passages,
+                                            source_first=self.source_first)
     self.source = FeedSource(self, assembler, layout.per_process_batch_size, layout.shard_id,
                              layout.num_shards)
     return self.source

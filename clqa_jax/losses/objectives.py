@@ -110,6 +110,43 @@ class MlqaObjective:
     return self.loss_from_outputs(outputs, batch, num_questions, step)
 
 
+@gin.configurable
+@dataclasses.dataclass(frozen=True)
+class SupervisedRetrievalObjective:
+  """The stage-2 loss plus DPR's NLL of each question's labelled passage:
+
+    L = MlqaObjective + dpr_weight * (1/B_g) sum_i -log softmax_n <e_q_i, e_p_n> [positive_i]
+
+  over every passage of the (micro)batch (``terms.dpr_nll``), passage 0 being the question's
+  labelled positive (``TrainFeed.source_first``). Not a CLASS stage: it trains a retriever-
+  reader with retrieval labels, as the paper's English teacher (ReAtt, trained end-to-end on
+  NQ starting from DPR, a retriever trained on labelled passages) was, when no such teacher is
+  at hand (the demo's teacher). Single-vector retriever only.
+  """
+  retriever_weight: float = 8.0
+  dpr_weight: float = 1.0
+  distillation_start_steps: int = 0
+  name: str = "mlqa_supervised_retrieval"
+  needs_teacher: bool = False
+
+  def loss(self, params: Any, batch: Batch, *, model: UnifiedModel, rng: jax.Array | None,
+           num_questions: int, teacher: Teacher | None = None, teacher_params: Any = None,
+           enable_dropout: bool = True, step: jax.Array | None = None
+           ) -> tuple[jax.Array, Metrics]:
+    del teacher, teacher_params
+    outputs = student_forward(model, params, batch["query_tokens"], batch, rng=rng,
+                              enable_dropout=enable_dropout)
+    if is_multi_vector(outputs):
+      raise ValueError(f"the {self.name} objective needs a single-vector retriever "
+                       "(UnifiedConfig.retriever_head = None)")
+    mlqa = MlqaObjective(self.retriever_weight, self.distillation_start_steps)
+    loss, metrics = mlqa.loss_from_outputs(outputs, batch, num_questions, step)
+    nll = jnp.sum(terms.dpr_nll(outputs["query_vectors"], outputs["passage_vectors"],
+                                passage_mask(batch))) / num_questions
+    loss = loss + self.dpr_weight * nll
+    return loss, {**metrics, "loss": loss, "loss/dpr_nll": nll}
+
+
 def _split_copies(tree: Mapping[str, jax.Array]) -> tuple[dict, dict]:
   """Outputs of question-major rows [B * 2, ...] -> (rows 0, 2, 4, ...; rows 1, 3, 5, ...)."""
   return ({k: v[0::2] for k, v in tree.items()}, {k: v[1::2] for k, v in tree.items()})
@@ -380,6 +417,8 @@ class UmrKdObjective:
 
 
 OBJECTIVES: dict[str, type[Objective]] = {"mlqa": MlqaObjective, "clr_pt": ClrPtObjective,
+                                          "mlqa_supervised_retrieval":
+                                              SupervisedRetrievalObjective,
                                           "fidkd": FidKdObjective,
                                           "capstone_forward": CapstoneForwardObjective,
                                           "umr_kd": UmrKdObjective,
