@@ -12,7 +12,22 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+import logging  # noqa: E402
+
 import pytest  # noqa: E402  (after the environment above, which must precede jax imports)
+
+
+@pytest.fixture(autouse=True)
+def _restore_logger_levels():
+  """Commands run in-process set the project's and the libraries' logger levels (--log_level);
+  each test starts from the levels the one before it found, whatever order tests run in."""
+  from clqa_jax.cli import log_setup  # pylint: disable=g-import-not-at-top
+
+  names = (log_setup.OWN_LOGGER, *log_setup.LIBRARY_LOGGERS)
+  levels = {name: logging.getLogger(name).level for name in names}
+  yield
+  for name, level in levels.items():
+    logging.getLogger(name).setLevel(level)
 
 
 @pytest.fixture

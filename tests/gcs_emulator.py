@@ -27,7 +27,9 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
+import traceback
 import urllib.error
 import urllib.request
 import uuid
@@ -203,7 +205,12 @@ class ConnectionGuard:
 
   def _check(self, address) -> None:
     if not _is_loopback(address):
-      self.refused.append(repr(address))
+      # Where the attempt came from (thread and innermost frames outside this module), so that
+      # a library that phones home is named in the failure.
+      frames = [f"{f.filename}:{f.lineno}" for f in traceback.extract_stack()[:-2]
+                if not f.filename.endswith(("gcs_emulator.py", "socket.py"))][-4:]
+      self.refused.append(f"{address!r} from thread {threading.current_thread().name!r} "
+                          f"at {' <- '.join(reversed(frames))}")
       raise ConnectionRefusedError(f"test guard: connection to non-loopback {address!r}")
 
 

@@ -133,7 +133,7 @@ def test_partitioner_init_model_info_and_divisibility(tmp_path, caplog):
   partitioner = Partitioner.from_config(
       PartitioningConfig(MeshConfig(data=2, model=4), "2d"))
   x = jnp.ones((8, 16))
-  caplog.set_level("WARNING")
+  caplog.set_level("WARNING", logger="clqa_jax.partitioning.partitioner")
   variables, info = partitioner.initialize(lambda r: _Tiny().init(r, x), jax.random.key(0))
   assert "not divisible by model=4" in caplog.text
   w, b, s = (variables["params"][k] for k in "wbs")
