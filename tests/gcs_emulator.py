@@ -27,6 +27,7 @@ import os
 import socket
 import subprocess
 import sys
+import sysconfig
 import threading
 import time
 import traceback
@@ -168,6 +169,9 @@ def _is_loopback(address) -> bool:
       host.startswith("::ffff:127.")
 
 
+_STDLIB = sysconfig.get_paths()["stdlib"]
+
+
 class ConnectionGuard:
   """Records (and refuses) every Python-level connection to, or name lookup of, a
   non-loopback host.
@@ -208,7 +212,8 @@ class ConnectionGuard:
       # Where the attempt came from (thread and innermost frames outside this module), so that
       # a library that phones home is named in the failure.
       frames = [f"{f.filename}:{f.lineno}" for f in traceback.extract_stack()[:-2]
-                if not f.filename.endswith(("gcs_emulator.py", "socket.py"))][-4:]
+                if not f.filename.startswith(_STDLIB) and not f.filename.endswith(
+                    "gcs_emulator.py")][-6:]
       self.refused.append(f"{address!r} from thread {threading.current_thread().name!r} "
                           f"at {' <- '.join(reversed(frames))}")
       raise ConnectionRefusedError(f"test guard: connection to non-loopback {address!r}")
