@@ -1,5 +1,7 @@
 # Two commands set up a fresh machine: `make demo` and `make test`.
 PY ?= python3
+# Test processes: compiling the tiny models dominates the suite and is single-threaded.
+TEST_WORKERS ?= 2
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -29,7 +31,7 @@ $(LIBTPU_STAMP): | $(STAMP)
 libtpu: $(LIBTPU_STAMP)
 
 test: $(STAMP) $(LIBTPU_STAMP)
-	TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python -m pytest tests
+	TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile tests
 
 demo: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/clqa demo --out demo_out

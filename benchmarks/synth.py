@@ -1,6 +1,6 @@
-"""Throughput of the synthetic-data Beam pipelines (DirectRunner) on generated corpora.
+"""Throughput of the synthetic-data Beam pipelines (FnApiRunner, in process) on generated corpora.
 
-  .venv/bin/python benchmarks/synth.py [--sizes 1000,3000,10000] [--runner DirectRunner]
+  .venv/bin/python benchmarks/synth.py [--sizes 1000,3000,10000] [--runner FnApiRunner]
 
 For each target size (articles over all 8 languages) a corpus is generated, then the passages,
 anchors and parallel stages run from scratch. Prints passages/s, mined pairs/s, and how the time
@@ -46,7 +46,7 @@ def run_size(target_articles: int, root: str, runner: str) -> dict[str, float]:
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--sizes", default="1000,3000,10000")
-  parser.add_argument("--runner", default="DirectRunner")
+  parser.add_argument("--runner", default="FnApiRunner")
   args = parser.parse_args()
   logging.getLogger("apache_beam").setLevel(logging.ERROR)
   sizes = [int(s) for s in args.sizes.split(",")]

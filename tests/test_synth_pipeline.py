@@ -1,4 +1,4 @@
-"""A full DirectRunner run over the mini corpus (en, fi, ja) producing the contract's files,
+"""A full in-process (FnApiRunner) run over the mini corpus (en, fi, ja) producing the contract's files,
 read back with the data package's readers; resumption; the HTTP backend inside the qa stage."""
 import dataclasses
 import glob

@@ -142,9 +142,38 @@ def test_each_stage_logs_its_start_and_the_records_it_made(tmp_path, caplog):
     stages.run_passages(cfg)
   lines = [r.getMessage() for r in caplog.records]
   passages = result["counts"]["passages"]
-  assert lines[0].startswith("synth passages: running on DirectRunner -> ")
+  assert lines[0].startswith("synth passages: running on FnApiRunner -> ")
   assert re.fullmatch(
       rf"synth passages: done in [0-9.]+s: articles \d+ \(en \d+, fi \d+\), "
       rf"passages {sum(passages.values())} \(en {passages['en']}, fi {passages['fi']}\)",
       lines[1]), lines[1]
   assert lines[2].startswith("synth passages: complete for these inputs and config, skipped")
+
+
+_NO_NETWORK_STAGE = """
+import socket, sys
+looked_up = []
+_getaddrinfo = socket.getaddrinfo
+def getaddrinfo(host, *args, **kwargs):
+  if host not in ("localhost", "127.0.0.1", "::1", None):
+    looked_up.append(host)
+  return _getaddrinfo(host, *args, **kwargs)
+socket.getaddrinfo = getaddrinfo
+from clqa_jax.synth import config as config_lib, stages
+stages.run_passages(config_lib.SynthConfig(output_dir=sys.argv[1], langs=("en", "fi"),
+                                           target_langs=("fi",)))
+print("LOOKED_UP", sorted(set(looked_up)))
+"""
+
+
+def test_a_stage_runs_in_process_without_the_network(tmp_path):
+  # Beam's DirectRunner first downloads its Prism runner binary from GitHub; the default runner
+  # must not (a fresh process: Beam remembers a failed download for the rest of a process).
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+
+  proc = subprocess.run([sys.executable, "-c", _NO_NETWORK_STAGE, str(tmp_path / "out")],
+                        capture_output=True, text=True, timeout=600,
+                        cwd=str(__import__("pathlib").Path(__file__).parents[1]))
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert "LOOKED_UP []" in proc.stdout, proc.stdout + proc.stderr[-2000:]

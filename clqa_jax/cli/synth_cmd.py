@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--out", default=None, help="output root (SynthConfig.output_dir)")
   parser.add_argument("--corpus", default=None,
                       help="corpus directory (articles/, langlinks.tsv, xor/); default: the mini corpus")
-  parser.add_argument("--runner", default=None, help="Beam runner (default DirectRunner)")
+  parser.add_argument("--runner", default=None, help="Beam runner (default FnApiRunner: in process)")
   parser.add_argument("--overwrite", action="store_true",
                       help="replace complete stage outputs made from other inputs or config")
   parser.add_argument("--synthetic_entities", type=int, default=60, help="generate: synthetic entities")

@@ -6,7 +6,7 @@ worker alike, so a stage runs the same against a local directory and a bucket.
 
 `WriteLines` keeps `WriteToText`'s fixed-shard plan: key each line by its shard, GroupByKey,
 write each shard from one worker. With one shard (the default) the lines come out in the order
-`WriteToText` wrote them on the DirectRunner (byte-identical files); on Dataflow the shards (and
+`WriteToText` wrote them in process (byte-identical files); on Dataflow the shards (and
 languages) are written in parallel, each straight to its final store. (Writing into a local
 staging directory and uploading it afterwards would not do there: a worker's disk is not the
 launcher's.) Each shard is written with `fileio.atomic_open`, so a retried bundle replaces its

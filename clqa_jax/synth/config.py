@@ -56,7 +56,9 @@ class SynthConfig:
   corpus_dir: str = MINIWIKI_DIR  # articles/<lang>/..., langlinks.tsv, xor/
   langs: tuple[str, ...] = ("en",) + XOR_LANGS
   target_langs: tuple[str, ...] = XOR_LANGS
-  runner: str = "DirectRunner"
+  # FnApiRunner: Beam's in-process runner. Beam's DirectRunner first fetches and starts its Prism
+  # binary from GitHub (a network download; offline it retries, then falls back to FnApiRunner).
+  runner: str = "FnApiRunner"
   beam_options: tuple[str, ...] = ()  # extra Beam flags, e.g. ("--direct_num_workers=2",)
   num_shards: int = 1
   overwrite: bool = False

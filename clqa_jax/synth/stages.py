@@ -1,4 +1,4 @@
-"""The synthetic-data stages as Beam pipelines (DirectRunner by default; the runner is a flag).
+"""The synthetic-data stages as Beam pipelines (in process with FnApiRunner by default; the runner is a flag).
 
 Layout under `output_dir` (see the cross-module contract):
   passages/psgs_w100.tsv, passages/all_w100.tsv
