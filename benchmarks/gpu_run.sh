@@ -5,6 +5,8 @@
 #   bash benchmarks/gpu_run.sh                 # results in $OUT (default benchmarks/out/gpu)
 #   SIZE=tiny bash benchmarks/gpu_run.sh       # small shapes: a check of this script on a CPU
 #
+# .whl/ is not tracked: fill it where pip can reach PyPI with
+#   pip download --no-deps --only-binary=:all: -d .whl gin-config==0.5.0
 # Pure-python wheels the machine lacks (gin-config) are read from .whl/ and installed into
 # $SITE (default /tmp/site). Environment: PYTHON (python3), BATCH_SIZE (2), STEPS (5),
 # WARMUP (2), EXTRA_ARGS (more gpu_stage2_step.py flags; default "--passage_chunk_size 10": XLA's
