@@ -14,7 +14,7 @@ encoder, the official gradient checkpointing, one question per forward/backward,
 synthetic batches (synthetic_batch seeds 0..), already on the device.
 
 Printed per implementation: median step time over --steps timed steps after --warmup steps,
-tokens/s, model FLOPs per step (``model_flops_per_step``, the same analytic count for both),
+tokens/s, model FLOPs per step (``aot.model_flops_per_step``, the same count for both),
 MFU against --peak_tflops, and the peak device memory (jax: ``memory_stats()
 ['peak_bytes_in_use']``; torch: ``torch.cuda.max_memory_allocated()``). For jax also XLA's
 ``cost_analysis`` FLOPs of the compiled step (remat recomputation included). With --impl both
@@ -36,37 +36,16 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
   sys.path.insert(0, REPO)
 
+from clqa_jax.models import UnifiedConfig  # pylint: disable=wrong-import-position
 from clqa_jax.models.config import MT5Config  # pylint: disable=wrong-import-position
+from clqa_jax.trainer import aot  # pylint: disable=wrong-import-position
 from clqa_jax.trainer.synthetic_data import synthetic_batch  # pylint: disable=wrong-import-position
 
-FLOPS_FORMULA = (
-    "model FLOPs/step = 3 * B * forward (backward = 2 x forward; matmuls only, 2 FLOPs per "
-    "multiply-add; embedding gathers, norms, softmax and the optimizer not counted; remat "
-    "recomputation not counted), per question, with L = Lq + Lp, S = K * L, I = heads * d_kv:\n"
-    "  encoder  = Le * K * L * (8*D*I + 6*D*F + 4*L*I)       [q,k,v,o; gated FFN; scores+context "
-    "over the L-token pair]\n"
-    "  retriever= 4*K*D*D + 2*K*D                            [query_proj and passage_proj on K "
-    "pairs; scores]\n"
-    "  decoder  = Ld * (T * (8*D*I + 4*T*I + 4*D*I + 4*S*I + 6*D*F) + 4*S*D*I)\n"
-    "             [self q,k,v,o; self attn; cross q,o; cross attn over S; FFN; cross k,v of the S "
-    "memory tokens]\n"
-    "  logits   = 2*T*D*V")
-
-
-def model_flops_per_step(c: MT5Config, batch_size: int, k: int, lq: int, lp: int,
-                         t: int) -> float:
-  """The analytic training FLOPs of one step (``FLOPS_FORMULA``), the official formulation's
-  shapes (the lower encoder half over the whole L-token pair)."""
-  d, f, inner, v = c.d_model, c.d_ff, c.num_heads * c.d_kv, c.vocab_size
-  length = lq + lp
-  s = k * length
-  encoder = c.num_encoder_layers * k * length * (8 * d * inner + 6 * d * f + 4 * length * inner)
-  retriever = 4 * k * d * d + 2 * k * d
-  decoder = c.num_decoder_layers * (
-      t * (8 * d * inner + 4 * t * inner + 4 * d * inner + 4 * s * inner + 6 * d * f)
-      + 4 * s * d * inner)
-  logits = 2 * t * d * v
-  return 3.0 * batch_size * (encoder + retriever + decoder + logits)
+FLOPS_SOURCE = ("clqa_jax.trainer.aot.model_flops_per_step: matmuls of forward + backward "
+                "(3x forward) of the work the method needs (the lower encoder half once per "
+                "query and once per passage, the upper half on the K [q; p] pairs, the FiD "
+                "decoder and LM head); the official formulation's re-encoding of the query in "
+                "every pair and remat recomputation are not counted")
 
 
 def _batches(args, vocab_size: int) -> list[dict[str, np.ndarray]]:
@@ -92,14 +71,14 @@ def _setup(args, c: MT5Config, retriever_layer: int) -> dict:
       target_length=args.target_length, dtype=args.dtype)
 
 
-def _summary(args, c: MT5Config, step_s: list[float]) -> dict:
+def _summary(args, config: UnifiedConfig, step_s: list[float]) -> dict:
   """Step time, throughput and MFU of the timed steps."""
   median = float(np.median(step_s))
   length = args.query_length + args.passage_length
   encoder_tokens = args.batch_size * args.k * length
   decoder_tokens = args.batch_size * args.target_length
-  flops = model_flops_per_step(c, args.batch_size, args.k, args.query_length,
-                               args.passage_length, args.target_length)
+  flops = aot.model_flops_per_step(config, args.batch_size, args.k, args.query_length,
+                                   args.passage_length, args.target_length)
   return dict(
       warmup_steps=args.warmup, step_s=step_s, median_step_s=median,
       encoder_tokens_per_step=encoder_tokens,
@@ -107,7 +86,7 @@ def _summary(args, c: MT5Config, step_s: list[float]) -> dict:
       tokens_per_s=(encoder_tokens + decoder_tokens) / median,
       questions_per_s=args.batch_size / median, model_flops_per_step=flops,
       model_tflops_per_s=flops / median / 1e12, peak_tflops=args.peak_tflops,
-      mfu=flops / median / (args.peak_tflops * 1e12), flops_formula=FLOPS_FORMULA)
+      mfu=flops / median / (args.peak_tflops * 1e12), flops_source=FLOPS_SOURCE)
 
 
 def run_jax(args) -> dict:
@@ -115,7 +94,7 @@ def run_jax(args) -> dict:
   import flax.linen as nn
   import jax
   from clqa_jax.losses import objectives
-  from clqa_jax.models import UnifiedConfig, UnifiedModel
+  from clqa_jax.models import UnifiedModel
   from clqa_jax.trainer import optimizer as opt_lib
   from clqa_jax.trainer import train_step
   from clqa_jax.trainer.train_state import TrainState
@@ -173,7 +152,8 @@ def run_jax(args) -> dict:
       step_s.append(time.perf_counter() - t0)
     losses.append(float(metrics["loss"]))
   stats = device.memory_stats() or {}
-  result.update(_summary(args, c, step_s), losses=losses, peak_memory_bytes=stats.get("peak_bytes_in_use"))
+  result.update(_summary(args, config, step_s), losses=losses,
+                peak_memory_bytes=stats.get("peak_bytes_in_use"))
   return result
 
 
@@ -223,18 +203,22 @@ def run_torch(args) -> dict:
   result = dict(impl="torch", device=f"{device.type}:{name}", torch_version=torch.__version__,
                 torch_checkpoint=args.torch_checkpoint, checkpointed_layers=list(checkpointed),
                 torch_questions_per_chunk=args.torch_questions_per_chunk)
-  result.update(_setup(args, c, r), **_summary(args, c, step_s), losses=losses,
+  result.update(_setup(args, c, r),
+                **_summary(args, UnifiedConfig(mt5=c, retriever_layer=r), step_s), losses=losses,
                 peak_memory_bytes=peak)
   return result
 
 
 def _print_result(res: dict) -> None:
   tag = f"[{res['impl']}]"
-  gib = lambda b: "n/a" if b is None else f"{b / 2**30:.2f} GiB"  # pylint: disable=unnecessary-lambda-assignment
+
+  def gib(b):
+    return "n/a" if b is None else f"{b / 2**30:.2f} GiB"
+
   print(f"{tag} device {res['device']} | {res['size']}: d_model {res['d_model']}, "
-        f"{res['num_encoder_layers']}+{res['num_decoder_layers']} layers, R={res['retriever_layer']}"
-        f" | B={res['batch_size']} K={res['k']} Lq/Lp/T={res['query_length']}/"
-        f"{res['passage_length']}/{res['target_length']} | {res['dtype']}")
+        f"{res['num_encoder_layers']}+{res['num_decoder_layers']} layers, "
+        f"R={res['retriever_layer']} | B={res['batch_size']} K={res['k']} "
+        f"Lq/Lp/T={res['query_length']}/{res['passage_length']}/{res['target_length']} | {res['dtype']}")
   if "compile_s" in res:
     print(f"{tag} compile {res['compile_s']:.1f} s, remat {res['remat']}, XLA cost_analysis "
           f"FLOPs/step {res['xla_flops_per_step'] or float('nan'):.3e}, compiled buffers "

@@ -374,8 +374,8 @@ class CapstoneForwardObjective:
            enable_dropout: bool = True, step: jax.Array | None = None
            ) -> tuple[jax.Array, Metrics]:
     del teacher, teacher_params, step
-    return _relevance_objective_loss(self, "all_layers_probs", model, params, batch, rng, num_questions,
-                                     enable_dropout)
+    return _relevance_objective_loss(self, "all_layers_probs", model, params, batch, rng,
+                                     num_questions, enable_dropout)
 
 
 @gin.configurable
