@@ -218,7 +218,8 @@ def _print_result(res: dict) -> None:
   print(f"{tag} device {res['device']} | {res['size']}: d_model {res['d_model']}, "
         f"{res['num_encoder_layers']}+{res['num_decoder_layers']} layers, "
         f"R={res['retriever_layer']} | B={res['batch_size']} K={res['k']} "
-        f"Lq/Lp/T={res['query_length']}/{res['passage_length']}/{res['target_length']} | {res['dtype']}")
+        f"Lq/Lp/T={res['query_length']}/{res['passage_length']}/{res['target_length']} | "
+        f"{res['dtype']}")
   if "compile_s" in res:
     print(f"{tag} compile {res['compile_s']:.1f} s, remat {res['remat']}, XLA cost_analysis "
           f"FLOPs/step {res['xla_flops_per_step'] or float('nan'):.3e}, compiled buffers "
