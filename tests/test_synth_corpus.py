@@ -137,3 +137,19 @@ def test_transliteration_uses_each_script():
   assert names.transliterate_syllables(syl, "ru") == "Катило"
   for lang in ("ar", "bn", "ja", "ko", "ru", "te"):
     assert scripts.script_fraction(names.transliterate_syllables(syl, lang), lang) == 1.0
+
+
+def test_gold_titles_are_the_english_articles_that_state_the_fact():
+  rows = [json.loads(l) for l in open(os.path.join(MINI, "xor", "xor_dev_retrieve_eng_span.jsonl"),
+                                      encoding="utf-8")]
+  gold = {(r["lang"], r["question"]): r["gold_titles"] for r in rows}
+  # Both Japan ("The capital of Japan is Tokyo.") and Tokyo ("Tokyo is the capital ... of
+  # Japan.") state the fact; the subject's own article comes first.
+  assert gold[("fi", "Mikä on Japanin pääkaupunki?")] == ["Japan", "Tokyo"]
+  # Cairo's article says he was born there; Egypt's names him and Cairo in separate sentences.
+  assert gold[("fi", "Missä Naguib Mahfouz syntyi?")] == ["Naguib Mahfouz", "Cairo"]
+  assert gold[("fi", "Minä vuonna Naguib Mahfouz syntyi?")] == ["Naguib Mahfouz"]
+  by_title = {a.title: a.text for a in _articles("en")}
+  for r in rows:
+    for title in r["gold_titles"][1:]:
+      assert r["gold_titles"][0] in by_title[title] and r["answers"][0] in by_title[title]

@@ -6,7 +6,9 @@ transliterated per script) is rendered through per-language templates (`template
   articles/<lang>/AA/wiki_NN      wikiextractor `--json --links` lines {"id","url","title","text"}
   langlinks.tsv                   interlanguage links: en_title \\t lang \\t title (with a header)
   xor/xor_{dev,train}_retrieve_eng_span.jsonl   XOR-Retrieve style questions, English answers, and
-                                                 gold_titles (the English article asked about)
+                                                 gold_titles (the English articles that state the
+                                                 fact asked: the subject's, then any other with a
+                                                 sentence naming both subject and answer)
   xor/xor_{dev,train}_full.jsonl                XOR-Full style questions, answers in the question's language
 
 Usage: `clqa synth generate --out DIR --synthetic_entities N` (the committed corpus uses the
@@ -221,6 +223,28 @@ def _question_text(kind: str, lang: str, subject: kb.Entity) -> str:
   return re.sub(r"\{(x)(?::(\w+))?\}", sub, templates.QUESTIONS[kind][lang])
 
 
+_TAG = re.compile(r"<[^>]+>")
+_SENTENCE_END = re.compile(r"(?<=\.)\s+")
+
+
+def english_sentences(e: kb.Entity, by_key: dict[str, kb.Entity],
+                      index: dict[str, dict[str, list[kb.Entity]]], seed: int = 0) -> list[str]:
+  """The plain-text sentences of ``e``'s English article (links removed)."""
+  return _SENTENCE_END.split(_TAG.sub("", render_article(e, "en", by_key, index, seed)))
+
+
+def evidence_titles(subject: kb.Entity, answer: str,
+                    sentences: dict[str, list[str]]) -> list[str]:
+  """English titles of the articles stating (subject, answer): the subject's own article,
+  then every other article with one sentence naming both (``sentences``: title -> sentences).
+  "The capital of Japan is Tokyo." and "Tokyo is the capital and largest city of Japan." both
+  answer "What is the capital of Japan?", so both articles are gold passages; a sentence
+  naming only one of them ("Akira Kurosawa was born in Tokyo.") is not evidence."""
+  own = subject.names["en"]
+  return [own] + [title for title, ss in sentences.items() if title != own
+                  and any(own in s and answer in s for s in ss)]
+
+
 def _write_lines(path: str, lines: list[str]) -> None:
   fileio.atomic_write(path, "".join(line + "\n" for line in lines))
 
@@ -258,6 +282,7 @@ def generate_corpus(out_dir: str, num_synthetic: int = 60, seed: int = 0,
   _write_lines(fileio.join(out_dir, "langlinks.tsv"), links)
   counts["langlinks"] = len(links) - 1
   rows: dict[tuple[str, str], list[str]] = {}
+  sentences = {e.names["en"]: english_sentences(e, by_key, index, seed) for e in entities}
   for kind, subject, answer, year in _questions(entities, by_key, index):
     split = "dev" if stable_hash(f"{seed}|split|{kind}|{subject.key}") % 4 == 0 else "train"
     for lang in (l for l in XOR_LANGS if l in langs):
@@ -268,8 +293,8 @@ def generate_corpus(out_dir: str, num_synthetic: int = 60, seed: int = 0,
       for variant, ans in (("retrieve_eng_span", en_answer), ("full", full_answer)):
         record = {"id": qid, "lang": lang, "question": question, "answers": [ans]}
         if variant == "retrieve_eng_span":
-          # The English article the question is about: passage recall's gold (eval/passage_recall).
-          record["gold_titles"] = [subject.names["en"]]
+          # The English articles stating the fact: passage recall's gold (eval/passage_recall).
+          record["gold_titles"] = evidence_titles(subject, en_answer, sentences)
         rows.setdefault((split, variant), []).append(json.dumps(record, ensure_ascii=False))
   for (split, variant), lines in sorted(rows.items()):
     _write_lines(fileio.join(out_dir, "xor", f"xor_{split}_{variant}.jsonl"), lines)
