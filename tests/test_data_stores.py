@@ -228,6 +228,16 @@ def test_fid_batch_from_teacher_pids(store):
   np.testing.assert_array_equal(out["query_en_tokens"], batch["question_en"])
 
 
+def test_fid_batch_passage_length_cuts_the_stored_tokens(store):
+  batch = _question_batch(store)
+  full = fid_batch.FiDBatchAssembler(store, "teacher_pids", k=4)(batch)["passage_tokens"]
+  cut = fid_batch.FiDBatchAssembler(store, "teacher_pids", k=4, passage_length=7,
+                                    answer_length=3)(batch)
+  assert cut["passage_tokens"].shape == (2, 4, 7)
+  np.testing.assert_array_equal(cut["passage_tokens"], full[..., :7])
+  assert cut["decoder_target_tokens"].shape == (2, 3)
+
+
 def test_fid_batch_source_first(store):
   batch = _question_batch(store)
   batch["source_pid"] = np.array([b"3", b"2"], object)  # q0's source among its pids, q1's not

@@ -117,3 +117,17 @@ def test_every_stage_trains_from_real_tasks(root, tmp_path):
   store_ft = RetrievalStore(str(tmp_path / "ft" / "retrieval" / "process_00000"))
   train_questions = _records(root, "xor/xor_train_retrieve_eng_span.jsonl")
   assert len(store_ft.latest()) == len(train_questions)
+
+
+@pytest.mark.parametrize("field,value", [("passage_length", 201), ("passage_length", 1),
+                                         ("answer_length", 51)])
+def test_feed_lengths_are_checked_against_the_stored_limits(field, value):
+  with pytest.raises(ValueError, match=field):
+    train_feed.TrainFeed(task="clqa.clr_pt", corpus="passages/psgs_w100.tsv", **{field: value})
+
+
+def test_feed_dimensions_follow_the_configured_lengths():
+  feed = train_feed.TrainFeed.__new__(train_feed.TrainFeed)
+  feed.k, feed.passage_length, feed.answer_length = 4, 96, 16
+  assert feed.feature_dimensions() == dict(num_passages=4, query_length=50, passage_length=96,
+                                           target_length=16)

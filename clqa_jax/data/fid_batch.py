@@ -90,6 +90,7 @@ class FiDBatchAssembler:
     k: passages per question.
     query_length: Lq (the spec's 50).
     answer_length: T (the spec's 50).
+    passage_length: Lp: stored passage tokens are cut to it (None: as stored, the spec's 200).
     teacher: stage 1: also emit the teacher's tokens (``teacher_query_tokens``,
       ``teacher_passage_tokens``) for the same queries and passages.
     sample: 0, or C: draw C of each question's top-k uniformly (without replacement, anew for
@@ -108,6 +109,7 @@ class FiDBatchAssembler:
   teacher: TeacherInputs | None = None
   sample: int = 0
   source_first: bool = False
+  passage_length: int | None = None
 
   def __post_init__(self):
     if self.sample and (self.sample > self.k or isinstance(self.retrieval, str)):
@@ -179,7 +181,7 @@ class FiDBatchAssembler:
     targets = _fit(batch["answer"], self.answer_length)
     out = {
         "query_tokens": _fit(batch["question"], self.query_length),
-        "passage_tokens": self.passage_store.tokens(rows),
+        "passage_tokens": self._passages(self.passage_store, rows),
         "passage_rows": rows,
         "decoder_input_tokens": shift_right(targets),
         "decoder_target_tokens": targets,
@@ -194,8 +196,16 @@ class FiDBatchAssembler:
         raise KeyError("teacher inputs need 'question_en_pretokenized' (stage-1 tasks)")
       out["teacher_query_tokens"] = self.teacher.query_tokens(batch["question_en_pretokenized"],
                                                               self.query_length)
-      out["teacher_passage_tokens"] = self.teacher.passage_store.tokens(rows)
+      out["teacher_passage_tokens"] = self._passages(self.teacher.passage_store, rows)
     return out
+
+  def _passages(self, store: PassageStore, rows: np.ndarray) -> np.ndarray:
+    """int32 [B, K, Lp] token ids of ``rows``, cut to ``passage_length`` (a passage longer
+    than that loses its tail and EOS)."""
+    tokens = store.tokens(rows)
+    if self.passage_length is None or tokens.shape[-1] <= self.passage_length:
+      return tokens
+    return np.ascontiguousarray(tokens[..., :self.passage_length])
 
 
 def batch_partition_spec(mesh, batch_axes: Sequence[str] | None = None):

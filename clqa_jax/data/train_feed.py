@@ -117,6 +117,10 @@ class TrainFeed:
       carries their stored scores as ``teacher_scores`` (UMR over ``clqa rerank`` output).
     source_first: each question's source passage first, then K-1 retrieved ones
       (``FiDBatchAssembler.source_first``: the positive of a supervised retrieval loss).
+    passage_length: Lp, passage tokens fed per passage (the stored ones are cut to it; at most
+      the store's MAX_PASSAGE_TOKENS, the spec's 200). A corpus of short passages trains
+      faster with less: the step's encoder cost grows with Lq + Lp.
+    answer_length: T, answer tokens (the spec's 50).
   """
   task: str = gin.REQUIRED
   corpus: str = gin.REQUIRED
@@ -132,12 +136,20 @@ class TrainFeed:
   keep_versions: int = 3
   sample_passages: int = 0
   source_first: bool = False
+  passage_length: int = MAX_PASSAGE_TOKENS
+  answer_length: int = pipeline.pp.ANSWER_MAX_TOKENS
 
   def __post_init__(self):
     if self.query_feature not in QUERY_FEATURES:
       raise ValueError(f"TrainFeed.query_feature={self.query_feature!r}; one of {QUERY_FEATURES}")
     if self.k < 1:
       raise ValueError(f"TrainFeed.k must be positive, got {self.k}")
+    if not 1 < self.passage_length <= MAX_PASSAGE_TOKENS:
+      raise ValueError(f"TrainFeed.passage_length must be in 2..{MAX_PASSAGE_TOKENS} (the "
+                       f"stored passage tokens), got {self.passage_length}")
+    if not 1 < self.answer_length <= pipeline.pp.ANSWER_MAX_TOKENS:
+      raise ValueError(f"TrainFeed.answer_length must be in 2..{pipeline.pp.ANSWER_MAX_TOKENS}, "
+                       f"got {self.answer_length}")
     self.source: FeedSource | None = None
     self._passage_store: PassageStore | None = None
     self._retrieval_store: RetrievalStore | None = None
@@ -199,7 +211,7 @@ class TrainFeed:
   def feature_dimensions(self) -> dict[str, int]:
     """The widths of every batch (``aot`` compiles the step from them, without data)."""
     return dict(num_passages=self.k, query_length=pipeline.pp.QUERY_MAX_TOKENS,
-                passage_length=MAX_PASSAGE_TOKENS, target_length=pipeline.pp.ANSWER_MAX_TOKENS)
+                passage_length=self.passage_length, target_length=self.answer_length)
 
   def __call__(self, layout: Any) -> "FeedSource":
     """The ``BatchSource`` of the process whose rows ``layout`` (a DataLayout) describes."""
@@ -210,7 +222,9 @@ class TrainFeed:
     retrieval = self.retrieval_store if self.uses_retrieval_store else fid_batch.TEACHER_PIDS
     assembler = fid_batch.FiDBatchAssembler(self.passage_store, retrieval, k=self.k,
                                             teacher=teacher, sample=self.sample_passages,
-                                            source_first=self.source_first)
+                                            source_first=self.source_first,
+                                            passage_length=self.passage_length,
+                                            answer_length=self.answer_length)
     self.source = FeedSource(self, assembler, layout.per_process_batch_size, layout.shard_id,
                              layout.num_shards)
     return self.source
