@@ -10,6 +10,9 @@ adds question_en [<=50] (the English cloze query), teacher_pids and teacher_scor
                                        code_switch_dictionaries: MUSE en-<lang>.txt files)
   clqa.mlqa_pt.xor_retrieve.<lang>     stage-2 synthetic QA, English answers
   clqa.mlqa_pt.xor_full.<lang>         stage-2 synthetic QA, answers in <lang>
+  clqa.algorithm1.xor_full.<lang>      the same questions through the capstone's Algorithm 1
+                                       (translated/xor_full.<lang>.jsonl-*, clqa synth translate),
+                                       plus question_translated (q')
   clqa.xor_retrieve.<lang>             XOR-Retrieve eng-span, splits train / validation (TFDS)
   clqa.xor_full.<lang>                 XOR-Full, splits train / validation (TFDS)
   clqa.nq.en                           NQ-open (DPR CSV), splits train / validation / test (TFDS)
@@ -21,6 +24,7 @@ adds question_en [<=50] (the English cloze query), teacher_pids and teacher_scor
 
 Mixtures (rate(l) ∝ n_l^alpha, alpha = gin ``language_mixing_alpha.alpha``, default 0):
   clqa.clr_pt, clqa.clr_pt_code_switched, clqa.mlqa_pt.xor_retrieve, clqa.mlqa_pt.xor_full, clqa.xor_retrieve,
+  clqa.algorithm1.xor_full,
   clqa.xor_full, clqa.mkqa.
 
 Data paths resolve from ``data_root.path`` (default env CLQA_DATA_DIR) and the vocabulary from
@@ -135,6 +139,23 @@ for _lang in MKQA_LANGUAGES:
       sources.RootTfdsDataSource("clqa_mkqa:1.0.0", "mkqa", {"test": _lang}),
       [pp.select_qa_fields, *_QA_PREPROCESSORS_TAIL], QA_FEATURES)
 
+# The capstone's Algorithm 1 (reader version) over `clqa synth translate` records of the stage-2
+# XOR-Full questions (question and answers translated): drawn after the cache, anew every epoch;
+# question_translated is q' (a translation of the question) for the JSD objective.
+ALGORITHM1_FEATURES = {**QA_FEATURES,
+                       "question_translated": seqio.Feature(VOCABULARY, add_eos=False)}
+for _lang in SYNTH_LANGUAGES:
+  _add_task(
+      "algorithm1.xor_full", f"clqa.algorithm1.xor_full.{_lang}",
+      sources.JsonlShardsDataSource({"train": f"translated/xor_full.{_lang}.jsonl-*-of-*"},
+                                    kind="translated"),
+      [pp.filter_answerable, seqio.CacheDatasetPlaceholder(),
+       functools.partial(pp.algorithm1_translate, swap_answers=True), pp.format_question,
+       pp.format_translated_question,
+       functools.partial(pp.tokenize_questions, features=("question", "question_translated")),
+       pp.select_answer, pp.tokenize_answer],
+      ALGORITHM1_FEATURES)
+
 
 # LEXA pre-training: one example per topic group (not per language: a group spans languages).
 for _name, _mined in (("lexa_pt", False), ("lexa_pt.mined", True)):
@@ -165,5 +186,6 @@ _add_mixture("clqa.clr_pt_code_switched", TASK_FAMILIES["clr_pt_code_switched"],
 _add_mixture("clqa.mlqa_pt.xor_retrieve", TASK_FAMILIES["mlqa_pt.xor_retrieve"], "train")
 _add_mixture("clqa.mlqa_pt.xor_full", TASK_FAMILIES["mlqa_pt.xor_full"], "train")
 _add_mixture("clqa.xor_retrieve", TASK_FAMILIES["xor_retrieve"], "train")
+_add_mixture("clqa.algorithm1.xor_full", TASK_FAMILIES["algorithm1.xor_full"], "train")
 _add_mixture("clqa.xor_full", TASK_FAMILIES["xor_full"], "train")
 _add_mixture("clqa.mkqa", TASK_FAMILIES["mkqa"], "test")

@@ -97,3 +97,16 @@ def test_seq2seq_backend_from_an_export_uses_the_mt5_backbone(export_dir, tmp_pa
   backbone = {k: v for k, v in params.items() if k != "retriever"}
   ref = rewrite.Seq2SeqBackend.from_params(config.mt5, backbone, vocab)
   assert backend.rewrite(items) == ref.rewrite(items)
+
+
+def test_seq2seq_translator_decodes_t5_prompts_with_an_export(export_dir):
+  from clqa_jax.synth import translation
+  translator = translation.Seq2SeqTranslator.from_checkpoint(
+      export_dir, config_lib.load_exported_checkpoint, batch_size=2, max_output_len=8)
+  texts = ["The capital of Finland", "Helsinki", "Tokyo"]
+  config, params, vocab, _ = load_exported(export_dir)
+  backbone = {k: v for k, v in params.items() if k != "retriever"}
+  ref = rewrite.Seq2SeqBackend.from_params(config.mt5, backbone, vocab, max_output_len=8)
+  want = [translation.first_line(t) for t in ref.generate(
+      [translation.seq2seq_prompt(t, "en", "ja") for t in texts])]
+  assert translator.translate(texts, "en", "ja") == want

@@ -1,11 +1,14 @@
-"""The capstone's mini experiments (FiD-KD, forward KL, attention offset) train from the real
-tasks for a few steps, with the settings of test_train_feed_stages.py."""
+"""The capstone's mini experiments (FiD-KD, forward KL, attention offset, JSD over Algorithm-1
+data) train from the real tasks for a few steps, with the settings of
+test_train_feed_stages.py."""
 import math
 
 import gin
 import pytest
 
 from clqa_jax import gin_utils
+from clqa_jax.synth import config as synth_config
+from clqa_jax.synth import stages
 from clqa_jax.trainer import loop
 from clqa_jax.trainer import register_configurables  # noqa: F401
 from fixtures.integration import mini_data
@@ -45,3 +48,27 @@ def test_capstone_experiment_trains(root, tmp_path, name):
   assert metric in result.last_metrics
   assert all(math.isfinite(v) for v in result.last_metrics.values())
   assert option in (tmp_path / "run" / "config.gin").read_text()
+
+
+def test_capstone_jsd_trains_on_algorithm1_translations(root, tmp_path):
+  """``clqa synth translate`` (dictionary backend) of the stage-2 XOR-Full questions feeds
+  clqa.algorithm1.xor_full; q and its translation q' train together."""
+  gin.clear_config()
+  # Finnish questions only: the step-0 refresh re-retrieves every training question.
+  cfg = synth_config.SynthConfig(output_dir=root, translate_input="stage2/xor_full.fi.jsonl-*",
+                                 translate_fields=("question", "answers"))
+  result = stages.run_translate(cfg)
+  assert sum(result["counts"]["records"].values()) > 0
+  try:
+    gin_utils.parse_gin(["experiments/mini_capstone_jsd.gin"], [
+        f"data_root.path = '{root}'", *SMALL, f"MODEL_DIR = '{tmp_path / 'run'}'",
+        f"RETRIEVAL_DIR = '{tmp_path / 'run' / 'retrieval'}'",
+        "train_feed.TrainFeed.task = 'algorithm1.xor_full'",
+        "train_feed.TrainFeed.languages = ['fi']"])
+    result = loop.train()
+  finally:
+    gin.clear_config()
+  assert result.status == "completed" and result.step == 2
+  assert {"loss/answer_jsd", "loss/relevance_jsd"} <= set(result.last_metrics)
+  assert all(math.isfinite(v) for v in result.last_metrics.values())
+  assert "CapstoneJsdObjective" in (tmp_path / "run" / "config.gin").read_text()

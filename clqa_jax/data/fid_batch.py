@@ -10,6 +10,7 @@ Runs in numpy on each host, after SeqIO, on the host's own shard of the global b
   teacher_scores         float32 [B, C]    with ``sample``: the store's scores of the C drawn
                                            passages (UMR: query-likelihood pseudo-labels)
   query_en_tokens        int32 [B, Lq]     stage 1 only: the English cloze query
+  query_translated_tokens int32 [B, Lq]    Algorithm-1 tasks only: q', a translation of the query
   teacher_query_tokens   int32 [B, Lq]     stage 1 with a TeacherInputs: the English cloze query
   teacher_passage_tokens int32 [B, K, Lp]  in the teacher's (English T5) vocabulary, same limits
 Passages come from the example's ``teacher_pids`` (stage 1: the teacher's fixed retrieval) or
@@ -191,6 +192,8 @@ class FiDBatchAssembler:
       out["teacher_scores"] = teacher_scores
     if "question_en" in batch:
       out["query_en_tokens"] = _fit(batch["question_en"], self.query_length)
+    if "question_translated" in batch:
+      out["query_translated_tokens"] = _fit(batch["question_translated"], self.query_length)
     if self.teacher is not None:
       if "question_en_pretokenized" not in batch:
         raise KeyError("teacher inputs need 'question_en_pretokenized' (stage-1 tasks)")

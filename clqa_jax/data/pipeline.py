@@ -20,7 +20,7 @@ from clqa_jax.data import preprocessors as pp
 
 # Fixed padded shapes (the spec's limits); variable-length features pad to the batch maximum.
 _FIXED = {"question": pp.QUERY_MAX_TOKENS, "question_en": pp.QUERY_MAX_TOKENS,
-          "answer": pp.ANSWER_MAX_TOKENS}
+          "question_translated": pp.QUERY_MAX_TOKENS, "answer": pp.ANSWER_MAX_TOKENS}
 QA_PASSTHROUGH = ("qid", "lang", "answers", "source_pid")
 STAGE1_PASSTHROUGH = QA_PASSTHROUGH + ("teacher_pids", "teacher_scores")
 

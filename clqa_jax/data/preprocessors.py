@@ -21,7 +21,7 @@ ANSWER_MAX_TOKENS = 50
 CLOZE_MASK = "_X_"
 
 SEQUENCE_LENGTH = {"question": QUERY_MAX_TOKENS, "question_en": QUERY_MAX_TOKENS,
-                   "answer": ANSWER_MAX_TOKENS}
+                   "question_translated": QUERY_MAX_TOKENS, "answer": ANSWER_MAX_TOKENS}
 
 
 def _char_class(chars: str) -> str:
@@ -70,13 +70,18 @@ def filter_answerable(dataset: tf.data.Dataset) -> tf.data.Dataset:
   return dataset.filter(lambda x: tf.size(x["answers"]) > 0)
 
 
+def question_template(question: tf.Tensor, lang: tf.Tensor) -> tf.Tensor:
+  """``question: {q}``; non-English questions normalised first (official normalize_text)."""
+  q = tf.strings.strip(question)
+  q = tf.cond(tf.equal(lang, "en"), lambda: q, lambda: normalize_tf(q))
+  return tf.strings.join([formats.QUESTION_PREFIX, q])
+
+
 @seqio.map_over_dataset
 def format_question(x):
-  """``question: {q}``; non-English questions normalised first (official normalize_text)."""
+  """``question_template`` of the example's question."""
   x = dict(x)
-  q = tf.strings.strip(x["question"])
-  q = tf.cond(tf.equal(x["lang"], "en"), lambda: q, lambda: normalize_tf(q))
-  x["question"] = tf.strings.join([formats.QUESTION_PREFIX, q])
+  x["question"] = question_template(x["question"], x["lang"])
   return x
 
 
@@ -171,3 +176,89 @@ def select_qa_fields(x):
   if "source_pid" not in out:
     out["source_pid"] = tf.constant("", tf.string)
   return out
+
+
+# -- the capstone's Algorithm 1 over ``clqa synth translate`` records ------------------------
+
+ALGORITHM1_PROBABILITY = 0.5  # spec 1.8: the source's "50%", a draw per example and epoch
+
+
+def algorithm1_choice(lang: str, passage_lang: str, translation_langs: list[str],
+                      translation_questions: list[str], rng: np.random.Generator,
+                      probability: float = ALGORITHM1_PROBABILITY) -> tuple[int, int]:
+  """(the question's version after Algorithm 1, its partner q') as indices into the
+  translations, -1 the original question.
+
+  Algorithm 1 (``synth.query_translation.plan_targets``): L_q != L_p keeps the question; else,
+  with ``probability``, it becomes its stored translation into a language drawn uniformly from
+  the corpus languages (the record's own and its translations') other than L_p; a failed ("")
+  translation keeps the original. q' is drawn uniformly from the other versions with a
+  non-empty question; without one, q' is the question itself.
+  """
+  from clqa_jax.synth import query_translation  # pylint: disable=g-import-not-at-top
+
+  corpus = [lang] + [l for l in translation_langs if l != lang]
+  target = query_translation.plan_targets([lang], [passage_lang], corpus, rng, probability)[0]
+  chosen = -1
+  if target is not None:
+    i = translation_langs.index(target)
+    chosen = i if translation_questions[i].strip() else -1
+  others = [i for i in [-1] + list(range(len(translation_langs)))
+            if i != chosen and (i == -1 or translation_questions[i].strip())]
+  partner = others[int(rng.integers(len(others)))] if others else chosen
+  return chosen, partner
+
+
+def algorithm1_translate(dataset: tf.data.Dataset, swap_answers: bool = False,
+                         probability: float = ALGORITHM1_PROBABILITY) -> tf.data.Dataset:
+  """Algorithm 1 per example and epoch (after the cache) on translated records: ``question``
+  and ``lang`` become the chosen version's (``algorithm1_choice``), ``question_translated`` /
+  ``question_translated_lang`` its partner q'. ``swap_answers`` (the reader version): the
+  answers become the chosen language's translated answers (its non-empty ones; the original
+  answers when none). Format and tokenise after this step.
+  """
+  def choose(lang, passage_lang, t_langs, t_questions, t_answers, t_counts, question, answers,
+             seed):
+    rng = np.random.default_rng([int(s) & 0xFFFFFFFF for s in seed])
+    t_langs = [l.decode("utf-8") for l in t_langs]
+    t_questions = [q.decode("utf-8") for q in t_questions]
+    chosen, partner = algorithm1_choice(lang.decode("utf-8"), passage_lang.decode("utf-8"),
+                                        t_langs, t_questions, rng, probability)
+
+    def version(i):
+      return (question, lang) if i < 0 else (t_questions[i].encode("utf-8"),
+                                             t_langs[i].encode("utf-8"))
+    q, q_lang = version(chosen)
+    qt, qt_lang = version(partner)
+    new_answers = answers
+    if swap_answers and chosen >= 0:
+      start = int(np.sum(t_counts[:chosen]))
+      swapped = [a for a in t_answers[start:start + int(t_counts[chosen])] if a.strip()]
+      new_answers = np.array(swapped, dtype=object) if swapped else answers
+    return (np.bytes_(q), np.bytes_(q_lang), np.bytes_(qt), np.bytes_(qt_lang),
+            np.asarray(new_answers, dtype=object).astype(bytes))
+
+  @seqio.map_over_dataset(num_seeds=1)
+  def translate_example(x, seed):
+    x = dict(x)
+    q, q_lang, qt, qt_lang, answers = tf.numpy_function(
+        choose, [x["lang"], x["passage_lang"], x["translation_langs"],
+                 x["translation_questions"], x["translation_answers"],
+                 x["translation_answer_counts"], x["question"], x["answers"], seed],
+        [tf.string] * 5, stateful=False)
+    x["question"], x["lang"] = tf.ensure_shape(q, []), tf.ensure_shape(q_lang, [])
+    x["question_translated"] = tf.ensure_shape(qt, [])
+    x["question_translated_lang"] = tf.ensure_shape(qt_lang, [])
+    x["answers"] = tf.ensure_shape(answers, [None])
+    return x
+
+  return translate_example(dataset)
+
+
+@seqio.map_over_dataset
+def format_translated_question(x):
+  """``question_template`` of q' (``question_translated``, in its own language)."""
+  x = dict(x)
+  x["question_translated"] = question_template(x["question_translated"],
+                                               x["question_translated_lang"])
+  return x

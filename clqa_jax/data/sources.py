@@ -17,6 +17,7 @@ from clqa_jax import fileio
 from clqa_jax.data import paths
 from clqa_jax.data import readers
 from clqa_jax.data import records
+from clqa_jax.data import translated_records
 from clqa_jax.data.errors import SkipStats
 
 # Raw (untokenized) features every question source yields, with the stage-1 extras.
@@ -32,6 +33,16 @@ STAGE1_SIGNATURE = {
     "question_en": tf.TensorSpec([], tf.string),
     "teacher_pids": tf.TensorSpec([None], tf.string),
     "teacher_scores": tf.TensorSpec([None], tf.float32),
+}
+
+# clqa synth translate records (data/translated_records.py), read by Algorithm 1.
+TRANSLATED_SIGNATURE = {
+    **QA_SIGNATURE,
+    "passage_lang": tf.TensorSpec([], tf.string),
+    "translation_langs": tf.TensorSpec([None], tf.string),
+    "translation_questions": tf.TensorSpec([None], tf.string),
+    "translation_answers": tf.TensorSpec([None], tf.string),
+    "translation_answer_counts": tf.TensorSpec([None], tf.int32),
 }
 
 
@@ -56,6 +67,7 @@ _KINDS: dict[str, tuple[Callable, Callable, dict]] = {
     "stage1": (readers.read_stage1_jsonl, _stage1_dict, STAGE1_SIGNATURE),
     "stage2": (readers.read_stage2_jsonl, _stage2_dict, QA_SIGNATURE),
     "xor": (readers.read_xor_jsonl, _qa_dict, QA_SIGNATURE),
+    "translated": (translated_records.read_translated_jsonl, dict, TRANSLATED_SIGNATURE),
 }
 
 
@@ -65,7 +77,7 @@ class JsonlShardsDataSource(seqio.DataSource):
   Args:
     split_to_pattern: split -> glob relative to the data root (e.g.
       ``{"train": "stage1/clr_pt.fi.jsonl-*-of-*"}``).
-    kind: "stage1", "stage2" or "xor" (which reader and schema).
+    kind: "stage1", "stage2", "xor" or "translated" (which reader and schema).
     skip_errors: drop malformed records (counted, logged) instead of failing.
   """
 

@@ -378,6 +378,67 @@ class CapstoneForwardObjective:
                                      num_questions, enable_dropout)
 
 
+QUERY_TRANSLATED_TOKENS = "query_translated_tokens"  # int32 [B, Lq]: q', a translation of q
+
+
+@gin.configurable
+@dataclasses.dataclass(frozen=True)
+class CapstoneJsdObjective:
+  """The capstone's JSD regularisers (peer-methods.md 1.3 f, g): reader CE on q +
+  jsd_weight * (answer JSD + relevance JSD) between q and its translation q' over the same
+  passages and answer, per question, summed over the answer positions for the answer JSD.
+
+  q and q' run as question-major paired rows (``ClrPtObjective.student_outputs``' layout);
+  both get gradient from the JSDs. ``jsd_weight`` = 0.1 (spec 1.8; off unless an experiment
+  selects this objective: it collapsed the source's reader). The relevance is the model's
+  ``reader_relevance`` (a distribution over K: not the "fidkd_logits" mode).
+  """
+  jsd_weight: float = 0.1
+  name: str = "capstone_jsd"
+  needs_teacher: bool = False
+
+  def student_outputs(self, model: UnifiedModel, params: Any, batch: Batch, *,
+                      rng: jax.Array | None, enable_dropout: bool) -> tuple[dict, dict]:
+    """One forward of q and q' (rows 2i, 2i + 1) over the question's passages -> (q, q')."""
+    if QUERY_TRANSLATED_TOKENS not in batch:
+      raise KeyError(f"the {self.name} objective needs '{QUERY_TRANSLATED_TOKENS}' in the "
+                     "batch: a task with question_translated (clqa.algorithm1.*)")
+    b = batch["query_tokens"].shape[0]
+    queries = jnp.stack([batch["query_tokens"], batch[QUERY_TRANSLATED_TOKENS]], axis=1)
+    decoder_inputs = jnp.broadcast_to(batch["decoder_input_tokens"][:, None],
+                                      (b, 2) + batch["decoder_input_tokens"].shape[1:])
+    outputs = model.forward(params, queries.reshape(2 * b, -1), batch["passage_tokens"],
+                            decoder_inputs.reshape(2 * b, -1), rng=rng,
+                            enable_dropout=enable_dropout, return_reader_relevance=True)
+    return _split_copies(outputs)
+
+  def loss_from_outputs(self, q: Mapping[str, jax.Array], q_translated: Mapping[str, jax.Array],
+                        batch: Batch, num_questions: int) -> tuple[jax.Array, Metrics]:
+    weights = batch["decoder_loss_weights"]
+    ce = terms.reader_cross_entropy(q["logits"], batch["decoder_target_tokens"], weights)
+    answer = terms.answer_jsd(q["logits"], q_translated["logits"], weights)
+    relevance = terms.relevance_jsd(q["reader_relevance"], q_translated["reader_relevance"],
+                                    passage_mask(batch))
+    ce_sum = jnp.sum(ce) / num_questions
+    answer_sum, relevance_sum = jnp.sum(answer) / num_questions, jnp.sum(relevance) / num_questions
+    loss = ce_sum + self.jsd_weight * (answer_sum + relevance_sum)
+    return loss, {"loss": loss, "loss/reader_ce": ce_sum, "loss/answer_jsd": answer_sum,
+                  "loss/relevance_jsd": relevance_sum}
+
+  def loss(self, params: Any, batch: Batch, *, model: UnifiedModel, rng: jax.Array | None,
+           num_questions: int, teacher: Teacher | None = None, teacher_params: Any = None,
+           enable_dropout: bool = True, step: jax.Array | None = None
+           ) -> tuple[jax.Array, Metrics]:
+    del teacher, teacher_params, step
+    if model.config.reader_relevance_mode == "fidkd_logits":
+      raise ValueError(f"the {self.name} objective needs a reader relevance that is a "
+                       "distribution over the passages: UnifiedConfig.reader_relevance_mode "
+                       "'class' or 'all_layers_probs', got 'fidkd_logits'")
+    q, q_translated = self.student_outputs(model, params, batch, rng=rng,
+                                           enable_dropout=enable_dropout)
+    return self.loss_from_outputs(q, q_translated, batch, num_questions)
+
+
 @gin.configurable
 @dataclasses.dataclass(frozen=True)
 class UmrKdObjective:
@@ -421,6 +482,7 @@ OBJECTIVES: dict[str, type[Objective]] = {"mlqa": MlqaObjective, "clr_pt": ClrPt
                                               SupervisedRetrievalObjective,
                                           "fidkd": FidKdObjective,
                                           "capstone_forward": CapstoneForwardObjective,
+                                          "capstone_jsd": CapstoneJsdObjective,
                                           "umr_kd": UmrKdObjective,
                                           "lexa_pt": lexa_objective.LexaPtObjective}
 

@@ -83,6 +83,17 @@ class SynthConfig:
   http: HttpConfig = dataclasses.field(default_factory=HttpConfig)
   rewrite_batch_size: int = 32
   filters: filters.FilterConfig = dataclasses.field(default_factory=filters.FilterConfig)
+  # translate: the records of `translate_input` (a glob under output_dir, or absolute) with
+  # their `translate_fields` translated into every `translate_langs` language (None: langs)
+  translate_input: str = "stage2/xor_retrieve.*.jsonl-*"
+  translate_output: str = "translated"  # the stage directory under output_dir
+  translate_fields: tuple[str, ...] = ("question",)  # | "answers", "passage", ...
+  translate_langs: tuple[str, ...] | None = None
+  translate_backend: str = "dictionary"  # | "http" | "seq2seq" (the `checkpoint`)
+  # dictionary backend: the folder of MUSE en-<lang>.txt files; None: the corpus's
+  # interlanguage-linked titles (<corpus_dir>/langlinks.tsv) as the dictionaries
+  translate_dictionaries: str | None = None
+  translate_batch_size: int = 64
 
   def __post_init__(self):
     if not self.output_dir:
@@ -103,6 +114,21 @@ class SynthConfig:
         raise ValueError(f"qa_variants entries must be 'retrieve' or 'full', got {v!r}")
     if self.rewrite_backend == "http" and not self.http.model:
       raise ValueError("rewrite_backend='http' needs HttpConfig.model")
+    if self.translate_backend not in ("dictionary", "http", "seq2seq"):
+      raise ValueError(f"translate_backend must be dictionary, http or seq2seq, got "
+                       f"{self.translate_backend!r}")
+    if self.translate_backend == "http" and not self.http.model:
+      raise ValueError("translate_backend='http' needs HttpConfig.model")
+    if not self.translate_fields:
+      raise ValueError("SynthConfig.translate_fields is empty")
+    bad = [l for l in (self.translate_langs or ()) if l not in self.langs]
+    if bad:
+      raise ValueError(f"translate_langs {bad} must be listed in langs")
+
+  @property
+  def translation_langs(self) -> tuple[str, ...]:
+    """The languages the translate stage translates into."""
+    return tuple(self.translate_langs or self.langs)
 
   def stage_config(self, *names: str) -> dict[str, Any]:
     """The fields a stage depends on, as plain JSON-able values (for its fingerprint)."""

@@ -1,6 +1,7 @@
 """Element-wise functions and DoFns of the synthetic-data stages (pure Python, testable alone)."""
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any, Iterator
@@ -18,6 +19,7 @@ from clqa_jax.synth import parallel
 from clqa_jax.synth import passages as passages_lib
 from clqa_jax.synth import rewrite
 from clqa_jax.synth import teacher
+from clqa_jax.synth import translation
 
 logger = logging.getLogger(__name__)
 
@@ -190,16 +192,22 @@ def qa_items(record: dict[str, Any], targets: tuple[str, ...], variants: tuple[s
                "kind": "retrieve", **base}
 
 
+def make_http_backend(cfg: config_lib.SynthConfig, cache_name: str):
+  """The ``SynthConfig.http`` endpoint, cached under HttpConfig.cache_dir (default
+  ``<output_dir>/<cache_name>``)."""
+  from clqa_jax.synth import http_backend
+  h = cfg.http
+  return http_backend.HttpBackend(
+      h.base_url, h.model, cache_dir=h.cache_dir or fileio.join(cfg.output_dir, cache_name),
+      api=h.api, batch_size=h.batch_size, max_retries=h.max_retries, backoff_s=h.backoff_s,
+      timeout_s=h.timeout_s, max_tokens=h.max_tokens, api_key_env=h.api_key_env)
+
+
 def make_backend(cfg: config_lib.SynthConfig) -> rewrite.RewriteBackend:
   if cfg.rewrite_backend == "cloze":
     return rewrite.ClozeBackend()
   if cfg.rewrite_backend == "http":
-    from clqa_jax.synth import http_backend
-    h = cfg.http
-    return http_backend.HttpBackend(
-        h.base_url, h.model, cache_dir=h.cache_dir or fileio.join(cfg.output_dir, "rewrite_cache"),
-        api=h.api, batch_size=h.batch_size, max_retries=h.max_retries, backoff_s=h.backoff_s,
-        timeout_s=h.timeout_s, max_tokens=h.max_tokens, api_key_env=h.api_key_env)
+    return make_http_backend(cfg, "rewrite_cache")
   model_config, params, vocab = _load_checkpoint(cfg)
   return rewrite.Seq2SeqBackend.from_params(model_config, params, vocab)
 
@@ -252,3 +260,73 @@ def validate_xor_file(path: str) -> Iterator[str]:
   """Checks XOR-TyDi JSONL lines (``readers.read_xor_jsonl``); yields each line's language."""
   for question in readers.read_xor_jsonl(path):
     yield question.lang
+
+
+def title_dictionaries(langlinks_path: str) -> dict[str, dict[str, list[str]]]:
+  """lang -> {English title: [its title in lang]}: the interlanguage links as dictionaries."""
+  out: dict[str, dict[str, list[str]]] = {}
+  for lang, table in load_to_english(langlinks_path).items():
+    for title, en_title in table.items():
+      out.setdefault(lang, {}).setdefault(en_title, []).append(title)
+  return out
+
+
+def make_translator(cfg: config_lib.SynthConfig) -> translation.Translator:
+  """The ``SynthConfig.translate_backend`` translator."""
+  if cfg.translate_backend == "dictionary":
+    if cfg.translate_dictionaries:
+      return translation.DictionaryTranslator.from_directory(cfg.translate_dictionaries,
+                                                             cfg.translation_langs)
+    return translation.DictionaryTranslator(
+        title_dictionaries(fileio.join(cfg.corpus_dir, "langlinks.tsv")))
+  if cfg.translate_backend == "http":
+    return translation.HttpTranslator(make_http_backend(cfg, "translation_cache"))
+  if not cfg.checkpoint or cfg.checkpoint_loader is None:
+    raise ValueError("translate_backend 'seq2seq' needs SynthConfig.checkpoint (an exported "
+                     "checkpoint) and SynthConfig.checkpoint_loader")
+  return translation.Seq2SeqTranslator.from_checkpoint(cfg.checkpoint, cfg.checkpoint_loader)
+
+
+def read_translate_input(path: str) -> Iterator[dict[str, Any]]:
+  """The records of one translate input file; a record without ``lang`` or a translated field
+  is an error naming file and line."""
+  with fileio.open(path) as f:
+    for number, line in enumerate(f, 1):
+      if not line.strip():
+        continue
+      try:
+        record = json.loads(line)
+      except json.JSONDecodeError as e:
+        raise ValueError(f"{path}:{number}: not JSON ({e})") from None
+      yield {**record, "_source": f"{path}:{number}"}
+
+
+class TranslateDoFn(beam.DoFn):
+  """Batches of records -> the records with their ``translations`` (``translation.
+  translate_records``); main output the records, ``DROPPED_TAG`` one "<field>.<lang>" per
+  failed translation."""
+
+  def __init__(self, cfg: config_lib.SynthConfig):
+    self.cfg = cfg
+
+  def setup(self):
+    self.translator = make_translator(self.cfg)
+    self.progress = _Progress(f"synth translate: records ({self.cfg.translate_backend})")
+
+  def process(self, batch):
+    langs = self.cfg.translation_langs
+    for r in batch:
+      where = r["_source"]
+      for field in ("lang", *self.cfg.translate_fields):
+        if field not in r:
+          raise ValueError(f"{where}: the record has no field {field!r} "
+                           "(SynthConfig.translate_fields)")
+      if r["lang"] not in self.cfg.langs:
+        raise ValueError(f"{where}: lang {r['lang']!r} is not in SynthConfig.langs")
+    records = [{k: v for k, v in r.items() if k != "_source"} for r in batch]
+    out, failures = translation.translate_records(records, self.cfg.translate_fields, langs,
+                                                  self.translator)
+    self.progress.add(len(batch))
+    yield from out
+    for failure in failures:
+      yield beam.pvalue.TaggedOutput(DROPPED_TAG, failure)

@@ -1,4 +1,4 @@
-"""OpenAI-compatible HTTP rewrite backend: batched, retried with backoff, cached on disk.
+"""OpenAI-compatible HTTP backend (rewrite; translation builds on ``request``/``complete``): batched, retried with backoff, cached on disk.
 
 api="chat": POST {base_url}/chat/completions, one conversation per request, `batch_size`
 requests in flight at once. api="completions": POST {base_url}/completions with a list of
@@ -76,13 +76,8 @@ class HttpBackend:
 
   # -- cache ---------------------------------------------------------------------------------
   def _item_request(self, item: rewrite.RewriteItem) -> dict[str, Any]:
-    req: dict[str, Any] = {"api": self.api, "url": self.base_url, "model": self.model,
-                           "temperature": self.temperature, "max_tokens": self.max_tokens}
-    if self.api == "chat":
-      req["messages"] = exemplars.chat_messages(item.kind, item.lang, item.cloze)
-    else:
-      req["prompt"] = exemplars.completion_prompt(item.kind, item.lang, item.cloze)
-    return req
+    return self.request(exemplars.chat_messages(item.kind, item.lang, item.cloze),
+                        exemplars.completion_prompt(item.kind, item.lang, item.cloze))
 
   def _cache_path(self, req: dict[str, Any]) -> str | None:
     if not self.cache_dir:
@@ -161,7 +156,22 @@ class HttpBackend:
     return texts
 
   def rewrite(self, items: list[rewrite.RewriteItem]) -> list[str]:
-    reqs = [self._item_request(it) for it in items]
+    return [rewrite.clean_question(r) for r in self.complete([self._item_request(it)
+                                                              for it in items])]
+
+  def request(self, messages: list[dict[str, str]], prompt: str) -> dict[str, Any]:
+    """One request item of this endpoint: ``messages`` for api="chat", ``prompt`` otherwise
+    (the cache key covers it whole)."""
+    req: dict[str, Any] = {"api": self.api, "url": self.base_url, "model": self.model,
+                           "temperature": self.temperature, "max_tokens": self.max_tokens}
+    if self.api == "chat":
+      req["messages"] = messages
+    else:
+      req["prompt"] = prompt
+    return req
+
+  def complete(self, reqs: list[dict[str, Any]]) -> list[str]:
+    """The raw replies to request items (``request``), from the cache or the server, in order."""
     replies: list[str | None] = [self._cache_get(r) for r in reqs]
     self.stats["cache_hits"] += sum(r is not None for r in replies)
     todo = [i for i, r in enumerate(replies) if r is None]
@@ -175,4 +185,4 @@ class HttpBackend:
       for i, text in zip(batch, texts):
         replies[i] = text
         self._cache_put(reqs[i], text)
-    return [rewrite.clean_question(r or "") for r in replies]
+    return [r or "" for r in replies]

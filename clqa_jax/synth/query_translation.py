@@ -4,22 +4,20 @@ A pair whose question language L_q differs from its passage language L_p is kept
 pair with L_q == L_p has, with probability ``translate_probability``, its question replaced by
 a translation into L', drawn uniformly from the corpus languages other than L_p (the spec's
 reading of the source's "50%": an independent draw per pair and epoch). The translations come
-from any backend with ``translate(texts, source_lang, target_lang) -> list[str]``; the drawing
+from a ``translation.Translator`` (dictionary, http or seq2seq backend); the drawing
 is separate (``plan_targets``) so that one backend call serves every pair of a language pair.
 """
 from __future__ import annotations
 
 import collections
-from typing import Protocol, Sequence
+from typing import Sequence
 
 import numpy as np
 
+from clqa_jax.synth import translation
 
-class TranslationBackend(Protocol):
-  name: str
 
-  def translate(self, texts: list[str], source_lang: str, target_lang: str) -> list[str]:
-    ...
+TranslationBackend = translation.Translator
 
 
 def plan_targets(question_langs: Sequence[str], passage_langs: Sequence[str],

@@ -235,9 +235,69 @@ def run_linked_paragraphs(cfg: config_lib.SynthConfig) -> dict[str, Any]:
           "check --corpus: langlinks.tsv and articles/<lang>/"))
 
 
+def translate_input_pattern(cfg: config_lib.SynthConfig) -> str:
+  """``SynthConfig.translate_input``: absolute (or gs://) as given, else under output_dir."""
+  pattern = cfg.translate_input
+  if pattern.startswith("/") or fileio.is_remote(pattern):
+    return pattern
+  return fileio.join(cfg.output_dir, pattern)
+
+
+def translated_prefix(pattern: str) -> str:
+  """The output name of an input glob: its file name up to the first dot
+  (``stage2/xor_retrieve.*.jsonl-*`` -> ``xor_retrieve``)."""
+  return fileio.basename(pattern).split(".", 1)[0].rstrip("*-_") or "translated"
+
+
+# The settings that name each backend's engine (recorded in the manifest's config).
+_TRANSLATION_ENGINE = {"dictionary": ("translate_dictionaries",), "http": ("http",),
+                       "seq2seq": ("checkpoint",)}
+
+
+def run_translate(cfg: config_lib.SynthConfig) -> dict[str, Any]:
+  """Records (questions; AUG-QA / AUG-QAP) -> the same records with ``translations``:
+  {lang: {field: translated value}} into every ``translation_langs`` language but the record's
+  own, written to ``<translate_output>/<prefix>.<lang>.jsonl-SSSSS-of-NNNNN`` by record lang.
+
+  A failed translation is "" and counted under ``dropped`` ("<field>.<target lang>").
+  Not part of ``clqa synth all``: its input is another stage's (or dataset's) records.
+  """
+  pattern = translate_input_pattern(cfg)
+  files = fileio.glob(pattern)
+  if not files:
+    raise FileNotFoundError(f"synth translate: no files match {pattern} "
+                            "(SynthConfig.translate_input)")
+  prefix = translated_prefix(pattern)
+  inputs = list(files)
+  if cfg.translate_backend == "dictionary":
+    inputs.append(cfg.translate_dictionaries or fileio.join(cfg.corpus_dir, "langlinks.tsv"))
+
+  def build(p, staging):
+    records = (p | "Files" >> beam.Create(files)
+               | "Read" >> beam.FlatMap(dofns.read_translate_input)
+               | "Reshuffle" >> beam.Reshuffle())
+    translated = (records | "Batch" >> beam.BatchElements(
+        min_batch_size=1, max_batch_size=cfg.translate_batch_size)
+                  | "Translate" >> beam.ParDo(dofns.TranslateDoFn(cfg)).with_outputs(
+                      dofns.DROPPED_TAG, main="records"))
+    beam_util.write_by_lang(translated.records, staging, f"{prefix}.{{lang}}.jsonl", cfg.langs,
+                            cfg.num_shards, "Translated")
+    beam_util.count(translated.records, lambda r: r["lang"], staging, "records")
+    beam_util.count(translated.records | "Targets" >> beam.FlatMap(lambda r: list(r["translations"])),
+                    lambda l: l, staging, "translations")
+    beam_util.count(translated[dofns.DROPPED_TAG], lambda reason: reason, staging, "dropped")
+  return beam_util.run_stage(
+      cfg, cfg.translate_output, inputs,
+      cfg.stage_config("translate_input", "translate_fields", "translation_langs",
+                       "translate_backend", *_TRANSLATION_ENGINE[cfg.translate_backend]),
+      build,
+      manifest.ExpectedRecords(("records",), pattern,
+                               "the files hold no records (SynthConfig.translate_input)"))
+
+
 RUNNERS = {"passages": run_passages, "anchors": run_anchors, "parallel": run_parallel,
            "teacher": run_teacher, "qa": run_qa, "questions": run_questions,
-           "linked_paragraphs": run_linked_paragraphs}
+           "linked_paragraphs": run_linked_paragraphs, "translate": run_translate}
 
 
 def run_all(cfg: config_lib.SynthConfig) -> dict[str, dict[str, Any]]:
