@@ -47,7 +47,7 @@ _SHARD_RE = re.compile(r"^(?P<base>.*)-(?P<index>\d{5})-of-(?P<count>\d{5})$")
 csv.field_size_limit(sys.maxsize)
 
 
-REWRITE_BACKENDS = ("cloze", "http", "seq2seq")
+REWRITE_BACKENDS = ("cloze", "http", "seq2seq", "miniwiki")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -141,7 +141,7 @@ def build_index(entities: list[kb.Entity]) -> dict[str, dict[str, list[kb.Entity
   return index
 
 
-def _article_sentences(e: kb.Entity, by_key: dict[str, kb.Entity],
+def article_sentences(e: kb.Entity, by_key: dict[str, kb.Entity],
                        index: dict[str, dict[str, list[kb.Entity]]]
                        ) -> list[tuple[str, dict[str, kb.Entity], dict[str, str]]]:
   """(sentence kind, roles, values) of one subject's article, in article order."""
@@ -189,14 +189,20 @@ def render_article(e: kb.Entity, lang: str, by_key: dict[str, kb.Entity],
                    index: dict[str, dict[str, list[kb.Entity]]], seed: int = 0) -> str:
   """The article text with `<a href>` links; non-English articles drop some later sentences."""
   sentences = []
-  for i, (kind, roles, values) in enumerate(_article_sentences(e, by_key, index)):
+  for i, (kind, roles, values) in enumerate(article_sentences(e, by_key, index)):
     if lang != "en" and i > 0 and stable_hash(f"{seed}|drop|{e.key}|{lang}|{i}") % 7 == 0:
       continue  # Wikipedias differ: not every fact is in every language.
-    values = {k: names_lib.digits_for(lang, v) for k, v in values.items()}
-    if e.profession:
-      values["PROF"] = templates.PROFESSIONS[e.profession][lang]
-    sentences.append(_render(templates.SENTENCES[kind][lang], lang, e, roles, values))
+    sentences.append(render_sentence(e, kind, roles, values, lang))
   return ("" if lang in scripts.NO_SPACE_LANGS else " ").join(sentences)
+
+
+def render_sentence(e: kb.Entity, kind: str, roles: dict[str, kb.Entity], values: dict[str, str],
+                    lang: str) -> str:
+  """One sentence of ``e``'s article (an ``article_sentences`` item) in ``lang``, with links."""
+  values = {k: names_lib.digits_for(lang, v) for k, v in values.items()}
+  if e.profession:
+    values["PROF"] = templates.PROFESSIONS[e.profession][lang]
+  return _render(templates.SENTENCES[kind][lang], lang, e, roles, values)
 
 
 def _questions(entities: list[kb.Entity], by_key: dict[str, kb.Entity],
@@ -216,7 +222,12 @@ def _questions(entities: list[kb.Entity], by_key: dict[str, kb.Entity],
       yield "birth_year", e, None, str(e.year)
 
 
-def _question_text(kind: str, lang: str, subject: kb.Entity) -> str:
+def question_split(kind: str, subject: kb.Entity, seed: int = 0) -> str:
+  """'dev' or 'train': the XOR-style split of the question of ``kind`` about ``subject``."""
+  return "dev" if stable_hash(f"{seed}|split|{kind}|{subject.key}") % 4 == 0 else "train"
+
+
+def question_text(kind: str, lang: str, subject: kb.Entity) -> str:
   def sub(m: re.Match) -> str:
     lead, word, trail = morphology.inflect(subject.names[lang], lang, m.group(2), subject.forms)
     return lead + word + trail
@@ -284,10 +295,10 @@ def generate_corpus(out_dir: str, num_synthetic: int = 60, seed: int = 0,
   rows: dict[tuple[str, str], list[str]] = {}
   sentences = {e.names["en"]: english_sentences(e, by_key, index, seed) for e in entities}
   for kind, subject, answer, year in _questions(entities, by_key, index):
-    split = "dev" if stable_hash(f"{seed}|split|{kind}|{subject.key}") % 4 == 0 else "train"
+    split = question_split(kind, subject, seed)
     for lang in (l for l in XOR_LANGS if l in langs):
       qid = f"{stable_hash(f'{seed}|{kind}|{subject.key}|{lang}'):016x}"
-      question = _question_text(kind, lang, subject)
+      question = question_text(kind, lang, subject)
       en_answer = answer.names["en"] if answer else year
       full_answer = answer.names[lang] if answer else names_lib.digits_for(lang, year)
       for variant, ans in (("retrieve_eng_span", en_answer), ("full", full_answer)):

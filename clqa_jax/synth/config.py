@@ -8,6 +8,7 @@ from typing import Any, Callable
 import gin
 
 from clqa_jax.data import formats
+from clqa_jax.data.readers import REWRITE_BACKENDS
 from clqa_jax.synth import filters
 from clqa_jax.synth import http_backend
 
@@ -78,7 +79,8 @@ class SynthConfig:
   # path -> (config, params, vocab_path); default: an exported checkpoint directory
   checkpoint_loader: Callable[[str], Any] | None = load_exported_checkpoint
   # stage 2 QA
-  rewrite_backend: str = "cloze"  # | "http" | "seq2seq"
+  # "miniwiki": the embedded corpus's own question templates (miniwiki/rewrite.py), no model
+  rewrite_backend: str = "cloze"  # | "http" | "seq2seq" | "miniwiki"
   qa_variants: tuple[str, ...] = ("retrieve", "full")
   http: HttpConfig = dataclasses.field(default_factory=HttpConfig)
   rewrite_batch_size: int = 32
@@ -107,8 +109,9 @@ class SynthConfig:
       raise ValueError(f"encoder must be 'linked_entities' or 'checkpoint', got {self.encoder!r}")
     if self.retriever not in ("bm25", "checkpoint"):
       raise ValueError(f"retriever must be 'bm25' or 'checkpoint', got {self.retriever!r}")
-    if self.rewrite_backend not in ("cloze", "http", "seq2seq"):
-      raise ValueError(f"rewrite_backend must be cloze, http or seq2seq, got {self.rewrite_backend!r}")
+    if self.rewrite_backend not in REWRITE_BACKENDS:
+      raise ValueError(f"rewrite_backend must be one of {REWRITE_BACKENDS}, got "
+                       f"{self.rewrite_backend!r}")
     for v in self.qa_variants:
       if v not in ("retrieve", "full"):
         raise ValueError(f"qa_variants entries must be 'retrieve' or 'full', got {v!r}")

@@ -208,6 +208,9 @@ def make_backend(cfg: config_lib.SynthConfig) -> rewrite.RewriteBackend:
     return rewrite.ClozeBackend()
   if cfg.rewrite_backend == "http":
     return make_http_backend(cfg, "rewrite_cache")
+  if cfg.rewrite_backend == "miniwiki":
+    from clqa_jax.miniwiki import rewrite as miniwiki_rewrite
+    return miniwiki_rewrite.MiniwikiBackend()
   model_config, params, vocab = _load_checkpoint(cfg)
   return rewrite.Seq2SeqBackend.from_params(model_config, params, vocab)
 
