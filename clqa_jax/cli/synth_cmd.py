@@ -3,6 +3,8 @@
   clqa synth all --gin_file synth/mini.gin --out /tmp/synth        every stage, in order
   clqa synth passages|anchors|parallel|teacher|qa|questions ...    one stage
   clqa synth linked_paragraphs ...   LEXA topic groups (first paragraphs of linked articles)
+  clqa synth qagen|qa_filter ...     ZusammenQA: English QA pairs -> answer-type filter ->
+                                     AUG-QA records (not part of `all`; needs passages)
   clqa synth generate --out DIR --synthetic_entities 1000          grow a corpus for benchmarks
 Each stage is skipped when its MANIFEST.json is complete for the same inputs and config.
 
@@ -25,7 +27,7 @@ from clqa_jax.cli import outputs
 from clqa_jax.cli.errors import UsageError
 
 _STAGE_CHOICES = ("all", "passages", "anchors", "parallel", "teacher", "qa", "questions",
-                  "linked_paragraphs", "generate")
+                  "linked_paragraphs", "qagen", "qa_filter", "generate")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -83,6 +83,13 @@ class SynthConfig:
   http: HttpConfig = dataclasses.field(default_factory=HttpConfig)
   rewrite_batch_size: int = 32
   filters: filters.FilterConfig = dataclasses.field(default_factory=filters.FilterConfig)
+  # ZusammenQA QA generation (qagen, qa_filter; synth/qagen.py). The http backend uses `http`.
+  qagen_backend: str = "template"  # | "http"
+  qagen_max_tokens: int = 512  # per article split (whitespace words)
+  qagen_splits: int = 3  # the first splits of each article that are used
+  qagen_positive: str = "passage"  # | "window" (100 words ending at the answer)
+  qagen_negatives: int = 5  # answer-free negatives per language
+  answer_filter_mode: str = "paper"  # | "code" (synth/answer_type_filter.py)
 
   def __post_init__(self):
     if not self.output_dir:
@@ -103,6 +110,13 @@ class SynthConfig:
         raise ValueError(f"qa_variants entries must be 'retrieve' or 'full', got {v!r}")
     if self.rewrite_backend == "http" and not self.http.model:
       raise ValueError("rewrite_backend='http' needs HttpConfig.model")
+    for name, value, allowed in (("qagen_backend", self.qagen_backend, ("template", "http")),
+                                 ("qagen_positive", self.qagen_positive, ("passage", "window")),
+                                 ("answer_filter_mode", self.answer_filter_mode, ("paper", "code"))):
+      if value not in allowed:
+        raise ValueError(f"SynthConfig.{name} must be one of {allowed}, got {value!r}")
+    if self.qagen_backend == "http" and not self.http.model:
+      raise ValueError("qagen_backend='http' needs HttpConfig.model")
 
   def stage_config(self, *names: str) -> dict[str, Any]:
     """The fields a stage depends on, as plain JSON-able values (for its fingerprint)."""

@@ -75,14 +75,26 @@ class HttpBackend:
     self.stats = {"requests": 0, "retries": 0, "cache_hits": 0}
 
   # -- cache ---------------------------------------------------------------------------------
-  def _item_request(self, item: rewrite.RewriteItem) -> dict[str, Any]:
+  def request(self, *, messages: list[dict[str, str]] | None = None,
+              prompt: str | None = None) -> dict[str, Any]:
+    """The canonical request of one item (its cache key): chat ``messages`` for api="chat",
+    a completion ``prompt`` for api="completions"."""
     req: dict[str, Any] = {"api": self.api, "url": self.base_url, "model": self.model,
                            "temperature": self.temperature, "max_tokens": self.max_tokens}
     if self.api == "chat":
-      req["messages"] = exemplars.chat_messages(item.kind, item.lang, item.cloze)
+      if messages is None:
+        raise ValueError("HttpBackend api='chat' needs messages")
+      req["messages"] = messages
     else:
-      req["prompt"] = exemplars.completion_prompt(item.kind, item.lang, item.cloze)
+      if prompt is None:
+        raise ValueError("HttpBackend api='completions' needs a prompt")
+      req["prompt"] = prompt
     return req
+
+  def _item_request(self, item: rewrite.RewriteItem) -> dict[str, Any]:
+    if self.api == "chat":
+      return self.request(messages=exemplars.chat_messages(item.kind, item.lang, item.cloze))
+    return self.request(prompt=exemplars.completion_prompt(item.kind, item.lang, item.cloze))
 
   def _cache_path(self, req: dict[str, Any]) -> str | None:
     if not self.cache_dir:
@@ -161,7 +173,10 @@ class HttpBackend:
     return texts
 
   def rewrite(self, items: list[rewrite.RewriteItem]) -> list[str]:
-    reqs = [self._item_request(it) for it in items]
+    return [rewrite.clean_question(r) for r in self.replies([self._item_request(it) for it in items])]
+
+  def replies(self, reqs: list[dict[str, Any]]) -> list[str]:
+    """The raw reply to each request of ``request`` (cached ones from the cache), in order."""
     replies: list[str | None] = [self._cache_get(r) for r in reqs]
     self.stats["cache_hits"] += sum(r is not None for r in replies)
     todo = [i for i, r in enumerate(replies) if r is None]
@@ -175,4 +190,4 @@ class HttpBackend:
       for i, text in zip(batch, texts):
         replies[i] = text
         self._cache_put(reqs[i], text)
-    return [rewrite.clean_question(r or "") for r in replies]
+    return [r or "" for r in replies]
