@@ -46,8 +46,9 @@ def _dir(cfg: config_lib.SynthConfig, stage: str) -> str:
 def _require(cfg: config_lib.SynthConfig, stage: str, by: str) -> str:
   path = _dir(cfg, stage)
   if not fileio.exists(fileio.join(path, manifest.MANIFEST)):
+    also = "" if stage in ZQA_STAGES else " (or `clqa synth all`)"
     raise FileNotFoundError(f"synth {by} needs the {stage} stage's output at {path}: run "
-                            f"`clqa synth {stage}` first (or `clqa synth all`)")
+                            f"`clqa synth {stage}` first{also}")
   return path
 
 
