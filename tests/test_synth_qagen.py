@@ -38,7 +38,8 @@ def test_fewest_equal_splits_under_the_limit_first_three_kept():
 
 def test_valhalla_prompts():
   sents = (_sentence("Paris is big."), _sentence("Monet was born in 1840."))
-  assert qagen.answer_prompt(sents, 1) == "extract answers: Paris is big. <hl> Monet was born in 1840. <hl>"
+  assert (qagen.answer_prompt(sents, 1)
+          == "extract answers: Paris is big. <hl> Monet was born in 1840. <hl>")
   assert (qagen.question_prompt(sents, 1, 18, 22)
           == "generate question: Paris is big. Monet was born in <hl> 1840 <hl>.")
   assert qagen.parse_answers(" Monet <sep> 1840 <sep> Monet <sep> </s>") == ["Monet", "1840"]
@@ -103,7 +104,8 @@ def test_http_backend_sends_the_prompts_and_caches(tmp_path, monkeypatch):
   backend = qagen.HttpQaBackend(http)
   sents = (_sentence("Paris is big."), _sentence("Monet was born in 1840."))
   assert backend.extract_answers([qagen.AnswerItem(sents, 1)]) == [["Paris", "1840"]]
-  assert backend.generate_questions([qagen.QuestionItem(sents, 1, 18, 22)]) == ["When was Monet born?"]
+  questions = backend.generate_questions([qagen.QuestionItem(sents, 1, 18, 22)])
+  assert questions == ["When was Monet born?"]
   assert [p["prompt"] for _, p in sent] == [[qagen.answer_prompt(sents, 1)],
                                             [qagen.question_prompt(sents, 1, 18, 22)]]
   again = qagen.HttpQaBackend(http_backend.HttpBackend(

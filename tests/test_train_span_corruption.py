@@ -61,7 +61,8 @@ def test_feed_features_rebuild_the_passages(root):
     size = 1024  # sentinels above the small vocabulary's 1000 pieces
     assert vocab.vocab_size == 1000
     batch = next(source)
-    assert batch["passage_tokens"].shape == (8, 1, 200) and batch["decoder_target_tokens"].shape == (8, 50)
+    assert batch["passage_tokens"].shape == (8, 1, 200)
+    assert batch["decoder_target_tokens"].shape == (8, 50)
     assert vocab.decode(batch["query_tokens"][0].tolist()) == "question:"
     for i, row in enumerate(batch["passage_rows"][:, 0]):
       assert store.pid(row).split("_")[0] in ("fi", "ja")
@@ -100,6 +101,7 @@ def test_mini_span_corruption_trains(root, tmp_path):
     gin.clear_config()
   assert result.status == "completed" and result.step == 2
   metrics = result.last_metrics
-  assert metrics["loss/reader_ce"] > 0 and metrics["loss"] == metrics["loss/reader_ce"]  # reader only
+  assert metrics["loss/reader_ce"] > 0
+  assert metrics["loss"] == metrics["loss/reader_ce"]                 # the reader's loss alone
   assert all(math.isfinite(v) for v in result.last_metrics.values())
   assert "SpanCorruptionFeed" in (tmp_path / "run" / "config.gin").read_text()

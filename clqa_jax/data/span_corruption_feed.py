@@ -126,8 +126,8 @@ class SpanCorruptionSource:
     lengths = self.store.lengths(self.rows) - 1                  # without EOS
     ds = tf.data.Dataset.from_tensor_slices({"row": self.rows, "tokens": tokens,
                                              "length": lengths})
-    ds = ds.shuffle(len(self.rows), seed=int(np.random.SeedSequence(self.seed).generate_state(1)[0]),
-                    reshuffle_each_iteration=True).repeat()
+    shuffle_seed = int(np.random.SeedSequence(self.seed).generate_state(1)[0])
+    ds = ds.shuffle(len(self.rows), seed=shuffle_seed, reshuffle_each_iteration=True).repeat()
     ds = ds.map(lambda x: {"row": x["row"],
                            "targets": x["tokens"][:tf.minimum(x["length"], self.max_tokens)]})
     with seqio.utils.map_seed_manager(self.seed[0] * 1000003 + self.seed[1]):

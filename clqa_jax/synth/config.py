@@ -110,9 +110,10 @@ class SynthConfig:
         raise ValueError(f"qa_variants entries must be 'retrieve' or 'full', got {v!r}")
     if self.rewrite_backend == "http" and not self.http.model:
       raise ValueError("rewrite_backend='http' needs HttpConfig.model")
-    for name, value, allowed in (("qagen_backend", self.qagen_backend, ("template", "http")),
-                                 ("qagen_positive", self.qagen_positive, ("passage", "window")),
-                                 ("answer_filter_mode", self.answer_filter_mode, ("paper", "code"))):
+    for name, allowed in (("qagen_backend", ("template", "http")),
+                          ("qagen_positive", ("passage", "window")),
+                          ("answer_filter_mode", ("paper", "code"))):
+      value = getattr(self, name)
       if value not in allowed:
         raise ValueError(f"SynthConfig.{name} must be one of {allowed}, got {value!r}")
     if self.qagen_backend == "http" and not self.http.model:

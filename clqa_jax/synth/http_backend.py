@@ -173,7 +173,8 @@ class HttpBackend:
     return texts
 
   def rewrite(self, items: list[rewrite.RewriteItem]) -> list[str]:
-    return [rewrite.clean_question(r) for r in self.replies([self._item_request(it) for it in items])]
+    replies = self.replies([self._item_request(it) for it in items])
+    return [rewrite.clean_question(r) for r in replies]
 
   def replies(self, reqs: list[dict[str, Any]]) -> list[str]:
     """The raw reply to each request of ``request`` (cached ones from the cache), in order."""

@@ -37,6 +37,7 @@ from unidecode import unidecode
 from clqa_jax.data import wikipedia
 from clqa_jax.synth import cloze
 from clqa_jax.synth import passages as passages_lib
+from clqa_jax.synth import rewrite
 from clqa_jax.synth import textseg
 
 HL, SEP = "<hl>", "<sep>"
@@ -216,7 +217,6 @@ class HttpQaBackend:
 
   def generate_questions(self, items: list[QuestionItem]) -> list[str]:
     prompts = [question_prompt(it.sentences, it.index, it.start, it.end) for it in items]
-    from clqa_jax.synth import rewrite
     return [rewrite.clean_question(r)
             for r in self.http.replies(self._requests(_CHAT_QUESTION, prompts))]
 
