@@ -5,7 +5,8 @@
   clqa infer --export EXPORT_DIR --index INDEX_DIR --questions_file q.jsonl [--out a.jsonl]
 
 Each question is encoded, the index searched (--search exact|device|scann), the reader reads
-the top --reader_k passages (default 100) and decodes greedily (max 50 tokens). The answer and
+the top --reader_k passages (default: EvalConfig.reader_k of the gin files, 100; 15 with
+--gin_file eval/zusammenqa.gin) and decodes greedily (max 50 tokens). The answer and
 the top --show passages (rank, score, pid, title, text) are printed. A questions file is JSONL
 with "question" and optionally "id" and "lang" (default: --lang, else read from the script as
 for --question). --out writes one JSON line per question:
@@ -34,9 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            f"training); {question_language.RULE}")
   parser.add_argument("--search", choices=("exact", "device", "scann"), default="exact",
                       help="search kind (default: exact)")
-  parser.add_argument("--top_k", type=int, default=100, help="retrieval depth (default: 100)")
-  parser.add_argument("--reader_k", type=int, default=100,
-                      help="passages the reader reads (default: 100)")
+  parser.add_argument("--top_k", type=int, default=None,
+                      help="retrieval depth (default: EvalConfig.top_k of the gin files, 100)")
+  parser.add_argument("--reader_k", type=int, default=None,
+                      help="passages the reader reads (default: EvalConfig.reader_k of the gin "
+                           "files, 100; eval/zusammenqa.gin: 15)")
   parser.add_argument("--show", type=int, default=3, help="passages printed per question")
   parser.add_argument("--max_answer_length", type=int, default=50, help="default: 50")
   parser.add_argument("--batch_size", type=int, default=8, help="questions per reading step")
@@ -113,8 +116,10 @@ def run(args: argparse.Namespace) -> int:
   runner = ModelRunner.from_export(args.export, partitioner=partitioner_lib.make_partitioner(),
                                    reader_batch_size=args.batch_size, progress=len(qs) > 1)
   sp = spm_train.load_processor(fileio.join(args.export, exported.VOCAB_FILE))
+  config = runner_lib.EvalConfig()  # the gin files' depths, unless a flag sets them
   answers, retrieval = runner_lib.answer(
-      runner, index, sp, qs, top_k=args.top_k, reader_k=args.reader_k, search=args.search,
+      runner, index, sp, qs, top_k=args.top_k or config.top_k,
+      reader_k=args.reader_k or config.reader_k, search=args.search,
       max_answer_length=args.max_answer_length)
   shown = retrieval.rows[:, :args.show]
   passages = index.passages(shown[shown >= 0])

@@ -77,6 +77,78 @@ def question_template(question: tf.Tensor, lang: tf.Tensor) -> tf.Tensor:
   return tf.strings.join([formats.QUESTION_PREFIX, q])
 
 
+def _shuffle(values: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+  """A seeded permutation of a 1-D tensor."""
+  return tf.gather(values, tf.argsort(tf.random.stateless_uniform(tf.shape(values), seed)))
+
+
+def _random_segmentation(num_items: tf.Tensor, num_segments: tf.Tensor,
+                         seed: tf.Tensor) -> tf.Tensor:
+  """int32 [num_segments]: the lengths of a uniformly random split of ``num_items`` items into
+  ``num_segments`` non-empty runs (T5's ``_random_segmentation``)."""
+  dividers = tf.concat([tf.ones([num_segments - 1], tf.int32),
+                        tf.zeros([num_items - num_segments], tf.int32)], axis=0)
+  first_in_segment = tf.pad(_shuffle(dividers, seed), [[1, 0]])
+  segment_id = tf.cumsum(first_in_segment)
+  return tf.math.unsorted_segment_sum(tf.ones([num_items], tf.int32), segment_id, num_segments)
+
+
+def random_spans_noise_mask(length: tf.Tensor, noise_density: float,
+                            mean_noise_span_length: float, seed: tf.Tensor) -> tf.Tensor:
+  """bool [length]: T5's span-corruption noise mask. round(length * noise_density) noise tokens
+  (at least 1, at most length - 1) in round(noise / mean_noise_span_length) spans (at least
+  1); noise and non-noise span lengths are random segmentations, interleaved starting with
+  non-noise, so the first token is never noise. ``seed`` int32 [2] (two derived seeds)."""
+  orig_length = length
+  length = tf.maximum(length, 2)  # as T5: a 1-token sequence gets a mask of its first token
+  num_noise = tf.cast(tf.round(tf.cast(length, tf.float32) * noise_density), tf.int32)
+  num_noise = tf.clip_by_value(num_noise, 1, length - 1)
+  num_spans = tf.maximum(tf.cast(tf.round(tf.cast(num_noise, tf.float32)
+                                          / mean_noise_span_length), tf.int32), 1)
+  seeds = tf.random.experimental.stateless_split(seed, 2)
+  noise_lengths = _random_segmentation(num_noise, num_spans, seeds[0])
+  nonnoise_lengths = _random_segmentation(length - num_noise, num_spans, seeds[1])
+  interleaved = tf.reshape(tf.stack([nonnoise_lengths, noise_lengths], axis=1), [num_spans * 2])
+  span_starts = tf.cumsum(interleaved)[:-1]
+  start_indicator = tf.math.unsorted_segment_sum(tf.ones_like(span_starts), span_starts, length)
+  is_noise = tf.equal(tf.math.floormod(tf.cumsum(start_indicator), 2), 1)
+  return is_noise[:orig_length]
+
+
+def _spans_to_sentinels(tokens: tf.Tensor, mask: tf.Tensor, vocab_size: int) -> tf.Tensor:
+  """``tokens`` with each run of masked tokens replaced by one sentinel, the i-th (from 0)
+  being ``vocab_size - 1 - i`` (T5's ``noise_span_to_unique_sentinel``)."""
+  previous = tf.pad(mask[:-1], [[1, 0]])
+  first = tf.logical_and(mask, tf.logical_not(previous))
+  later = tf.logical_and(mask, previous)
+  sentinels = vocab_size - tf.cumsum(tf.cast(first, tokens.dtype))
+  return tf.boolean_mask(tf.where(first, sentinels, tokens), tf.logical_not(later))
+
+
+def span_corruption(dataset: tf.data.Dataset, vocab_size: int, eos_id: int = 1,
+                    noise_density: float = 0.15, mean_noise_span_length: float = 3.0,
+                    feature: str = "targets") -> tf.data.Dataset:
+  """T5's span corruption (mT5 pre-training; peer-methods.md 2.4) of ``x[feature]`` (int32 [L],
+  without EOS): ``inputs`` = the text with each noise span replaced by a sentinel, ``targets``
+  = each sentinel followed by its span (the non-noise runs replaced by sentinels), both ending
+  with EOS. Sentinels count down from the last id of the vocabulary (``vocab_size - 1``), as
+  mT5 uses its SentencePiece model's last pieces. The masks are drawn per example and epoch
+  from the seqio map seed."""
+
+  @seqio.map_over_dataset(num_seeds=1)
+  def corrupt(x, seed):
+    x = dict(x)
+    tokens = x[feature]
+    mask = random_spans_noise_mask(tf.size(tokens), noise_density, mean_noise_span_length, seed)
+    eos = tf.constant([eos_id], tokens.dtype)
+    x["inputs"] = tf.concat([_spans_to_sentinels(tokens, mask, vocab_size), eos], axis=0)
+    x["targets"] = tf.concat([_spans_to_sentinels(tokens, tf.logical_not(mask), vocab_size), eos],
+                             axis=0)
+    return x
+
+  return corrupt(dataset)
+
+
 @seqio.map_over_dataset
 def format_question(x):
   """``question_template`` of the example's question."""

@@ -96,6 +96,13 @@ class SynthConfig:
   # interlanguage-linked titles (<corpus_dir>/langlinks.tsv) as the dictionaries
   translate_dictionaries: str | None = None
   translate_batch_size: int = 64
+  # ZusammenQA QA generation (qagen, qa_filter; synth/qagen.py). The http backend uses `http`.
+  qagen_backend: str = "template"  # | "http"
+  qagen_max_tokens: int = 512  # per article split (whitespace words)
+  qagen_splits: int = 3  # the first splits of each article that are used
+  qagen_positive: str = "passage"  # | "window" (100 words ending at the answer)
+  qagen_negatives: int = 5  # answer-free negatives per language
+  answer_filter_mode: str = "paper"  # | "code" (synth/answer_type_filter.py)
 
   def __post_init__(self):
     if not self.output_dir:
@@ -132,6 +139,14 @@ class SynthConfig:
   def translation_langs(self) -> tuple[str, ...]:
     """The languages the translate stage translates into."""
     return tuple(self.translate_langs or self.langs)
+    for name, allowed in (("qagen_backend", ("template", "http")),
+                          ("qagen_positive", ("passage", "window")),
+                          ("answer_filter_mode", ("paper", "code"))):
+      value = getattr(self, name)
+      if value not in allowed:
+        raise ValueError(f"SynthConfig.{name} must be one of {allowed}, got {value!r}")
+    if self.qagen_backend == "http" and not self.http.model:
+      raise ValueError("qagen_backend='http' needs HttpConfig.model")
 
   def stage_config(self, *names: str) -> dict[str, Any]:
     """The fields a stage depends on, as plain JSON-able values (for its fingerprint)."""

@@ -11,12 +11,14 @@ import apache_beam as beam
 from clqa_jax import fileio
 from clqa_jax.data import readers
 from clqa_jax.data import wikipedia
+from clqa_jax.synth import answer_type_filter
 from clqa_jax.synth import cloze
 from clqa_jax.synth import config as config_lib
 from clqa_jax.synth import encoders
 from clqa_jax.synth import filters
 from clqa_jax.synth import parallel
 from clqa_jax.synth import passages as passages_lib
+from clqa_jax.synth import qagen
 from clqa_jax.synth import rewrite
 from clqa_jax.synth import teacher
 from clqa_jax.synth import translation
@@ -333,3 +335,47 @@ class TranslateDoFn(beam.DoFn):
     yield from out
     for failure in failures:
       yield beam.pvalue.TaggedOutput(DROPPED_TAG, failure)
+
+
+class QaGenDoFn(beam.DoFn):
+  """English articles -> generated (question, answer, positive passage) pairs; unusable answers
+  go to the `dropped` tag by reason."""
+
+  def __init__(self, cfg: config_lib.SynthConfig):
+    self.cfg = cfg
+
+  def setup(self):
+    self.progress = _Progress(f"synth qagen: articles ({self.cfg.qagen_backend})")
+    self.http = (qagen.HttpQaBackend(make_http_backend(self.cfg, "qagen_cache"))
+                 if self.cfg.qagen_backend == "http" else None)
+
+  def process(self, article, persons):
+    backend = self.http or qagen.TemplateQaBackend(frozenset(persons))
+    for pair in qagen.generate_pairs(article, backend, max_tokens=self.cfg.qagen_max_tokens,
+                                     keep_splits=self.cfg.qagen_splits,
+                                     positive=self.cfg.qagen_positive,
+                                     words=self.cfg.passage_words):
+      if "dropped" in pair:
+        yield beam.pvalue.TaggedOutput(DROPPED_TAG, pair["dropped"])
+      else:
+        yield pair
+    self.progress.add(1)
+
+
+class AnswerTypeFilterDoFn(beam.DoFn):
+  """Pairs -> per-language AUG-QA records of the pairs the answer-type filter keeps; the rule
+  that kept each pair (or "dropped") goes to the `types` tag."""
+  TYPES_TAG = "types"
+
+  def __init__(self, cfg: config_lib.SynthConfig, psgs_path: str):
+    self.cfg, self.psgs_path = cfg, psgs_path
+
+  def setup(self):
+    self.pool = passages_lib.read_tsv(self.psgs_path)  # (pid, title, text): the negatives
+
+  def process(self, pair):
+    rule = answer_type_filter.kept_by(pair["question"], pair["answer"], self.cfg.answer_filter_mode)
+    yield beam.pvalue.TaggedOutput(self.TYPES_TAG, rule or answer_type_filter.DROPPED)
+    if rule is not None:
+      yield from qagen.aug_qa_records(pair, rule, self.cfg.langs, self.pool,
+                                      self.cfg.qagen_negatives)

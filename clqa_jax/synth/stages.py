@@ -9,6 +9,9 @@ Layout under `output_dir` (see the cross-module contract):
   xor/                                                the corpus's XOR-TyDi question files
   linked_paragraphs/paragraphs.jsonl-SSSSS-of-NNNNN   LEXA topic groups: the first paragraph
                                                       of every interlanguage-linked article
+  qagen/pairs.jsonl-SSSSS-of-NNNNN                    ZusammenQA generated English QA pairs
+  aug_qa/aug_qa.<lang>.jsonl-SSSSS-of-NNNNN           their AUG-QA records (stage-1 schema)
+  aug_qa/positive_windows.tsv                         with qagen_positive "window": the windows
 each with a MANIFEST.json. `run_all` runs them in order; each is skipped when complete.
 """
 from __future__ import annotations
@@ -26,10 +29,13 @@ from clqa_jax.synth import config as config_lib
 from clqa_jax.synth import dofns
 from clqa_jax.synth import manifest
 from clqa_jax.synth import passages as passages_lib
+from clqa_jax.synth import qagen
 
 logger = logging.getLogger(__name__)
 
 STAGES = ("passages", "anchors", "parallel", "teacher", "qa", "questions", "linked_paragraphs")
+# ZusammenQA's QA generation: run on request (`clqa synth qagen`, then `qa_filter`), not by `all`.
+ZQA_STAGES = ("qagen", "qa_filter")
 _PASSAGE_FIELDS = ("corpus_dir", "langs", "passage_words", "passage_chars")
 
 
@@ -40,8 +46,9 @@ def _dir(cfg: config_lib.SynthConfig, stage: str) -> str:
 def _require(cfg: config_lib.SynthConfig, stage: str, by: str) -> str:
   path = _dir(cfg, stage)
   if not fileio.exists(fileio.join(path, manifest.MANIFEST)):
+    also = "" if stage in ZQA_STAGES else " (or `clqa synth all`)"
     raise FileNotFoundError(f"synth {by} needs the {stage} stage's output at {path}: run "
-                            f"`clqa synth {stage}` first (or `clqa synth all`)")
+                            f"`clqa synth {stage}` first{also}")
   return path
 
 
@@ -295,9 +302,69 @@ def run_translate(cfg: config_lib.SynthConfig) -> dict[str, Any]:
                                "the files hold no records (SynthConfig.translate_input)"))
 
 
+_QAGEN_FIELDS = ("passage_words", "qagen_backend", "qagen_max_tokens", "qagen_splits",
+                 "qagen_positive")
+
+
+def run_qagen(cfg: config_lib.SynthConfig) -> dict[str, Any]:
+  """English articles -> generated (question, answer, positive passage) pairs (peer-methods.md
+  2.5.1-2.5.2, 2.5.4; synth/qagen.py)."""
+  passages_dir = _require(cfg, "passages", "qagen")
+  fields = _QAGEN_FIELDS + (("http",) if cfg.qagen_backend == "http" else ())
+
+  def build(p, staging):
+    articles = (beam_util.read_articles(p, cfg)
+                | "English" >> beam.Filter(lambda a: a.lang == "en"))
+    persons = articles | "Persons" >> beam.FlatMap(qagen.person_title)
+    pairs = articles | "Generate" >> beam.ParDo(
+        dofns.QaGenDoFn(cfg), persons=beam.pvalue.AsList(persons)).with_outputs(
+            dofns.DROPPED_TAG, main="pairs")
+    (pairs.pairs | "Json" >> beam.Map(lambda r: json.dumps(r, ensure_ascii=False))
+     | "Write" >> beam_io.WriteLines(fileio.join(staging, "pairs.jsonl"), cfg.num_shards))
+    beam_util.count(pairs.pairs, lambda r: "en", staging, "pairs")
+    beam_util.count(pairs[dofns.DROPPED_TAG], lambda reason: reason, staging, "dropped")
+    beam_util.count(articles, lambda a: a.lang, staging, "articles")
+  return beam_util.run_stage(
+      cfg, "qagen", [passages_dir, fileio.join(cfg.corpus_dir, "articles", "en")],
+      cfg.stage_config(*fields), build,
+      manifest.ExpectedRecords(("pairs",), fileio.join(cfg.corpus_dir, "articles", "en"),
+                               f"no English article gave a QA pair ({cfg.qagen_backend} backend)"))
+
+
+def run_qa_filter(cfg: config_lib.SynthConfig) -> dict[str, Any]:
+  """Pairs -> answer-type filter (counts per rule under "types") -> AUG-QA records, one per
+  language of SynthConfig.langs with its own answer-free negatives (peer-methods.md 2.5.3-4)."""
+  qagen_dir = _require(cfg, "qagen", "qa_filter")
+  passages_dir = _require(cfg, "passages", "qa_filter")
+
+  def build(p, staging):
+    pairs = beam_io.read_jsonl(p, fileio.join(qagen_dir, "pairs.jsonl-*"), "Pairs")
+    out = pairs | "Filter" >> beam.ParDo(dofns.AnswerTypeFilterDoFn(
+        cfg, fileio.join(passages_dir, "psgs_w100.tsv"))).with_outputs(
+            dofns.AnswerTypeFilterDoFn.TYPES_TAG, main="records")
+    beam_util.write_by_lang(out.records, staging, "aug_qa.{lang}.jsonl", cfg.langs,
+                            cfg.num_shards, "AugQa")
+    beam_util.count(out.records, lambda r: r["lang"], staging, "records")
+    beam_util.count(out[dofns.AnswerTypeFilterDoFn.TYPES_TAG], lambda t: t, staging, "types")
+    if cfg.qagen_positive == "window":
+      (pairs | "WindowRow" >> beam.Map(lambda r: passages_lib.tsv_row(
+           {"id": r["positive"]["pid"], "text": r["positive"]["text"],
+            "title": r["positive"]["title"]}))
+       | "OneWindow" >> beam.Distinct()
+       | "WriteWindows" >> beam_io.WriteLines(fileio.join(staging, "positive_windows.tsv"),
+                                              sharded=False, header="id\ttext\ttitle"))
+  return beam_util.run_stage(
+      cfg, "aug_qa", [qagen_dir, passages_dir],
+      cfg.stage_config("langs", "answer_filter_mode", "qagen_negatives", "qagen_positive"), build,
+      manifest.ExpectedRecords(("records",), qagen_dir,
+                               "no generated pair passed the answer-type filter "
+                               f"(SynthConfig.answer_filter_mode = {cfg.answer_filter_mode!r})"))
+
+
 RUNNERS = {"passages": run_passages, "anchors": run_anchors, "parallel": run_parallel,
            "teacher": run_teacher, "qa": run_qa, "questions": run_questions,
-           "linked_paragraphs": run_linked_paragraphs, "translate": run_translate}
+           "linked_paragraphs": run_linked_paragraphs, "translate": run_translate,
+           "qagen": run_qagen, "qa_filter": run_qa_filter}
 
 
 def run_all(cfg: config_lib.SynthConfig) -> dict[str, dict[str, Any]]:
