@@ -19,7 +19,7 @@ def test_gin_files_build_a_config(files, tmp_path):
     gin_utils.parse_gin(files, ['HttpConfig.model = "m"'])
     cfg = config_lib.SynthConfig(output_dir=str(tmp_path))
     assert cfg.margin_k == 4 and cfg.teacher_top_k == 100 and cfg.runner == "FnApiRunner"
-    assert cfg.rewrite_backend == ("http" if len(files) == 2 else "cloze")
+    assert cfg.rewrite_backend == ("http" if len(files) == 2 else "miniwiki")
     assert cfg.corpus_dir == config_lib.MINIWIKI_DIR
   finally:
     gin.clear_config()
