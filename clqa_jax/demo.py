@@ -4,7 +4,7 @@
   vocab      a 1000-piece SentencePiece model -> OUT/data/vocab/spm.model
   untrained  the initial parameters every run starts from (one step at learning rate 0)
   teacher    the stage-1 teacher: English cloze queries, stage-2 loss (experiments/mini_teacher_en)
-  stage1     CLR-PT distilling the frozen teacher (experiments/mini_clr_pt)
+  stage1     CLR-PT distilling the frozen teacher (experiments/mini_clr_pt), starting from it
   stage2     MLQA-PT, XOR-Retrieve variant, with passage refresh (experiments/mini_mlqa_pt)
   finetune   XOR-Full train split (answers in the question's language, multilingual corpus)
              with passage refresh (experiments/mini_finetune_full)
@@ -388,9 +388,13 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
   # Each stage's last checkpoint is evaluated by the demo itself (eval_<stage>), so the
   # students' periodic dev evaluation and keep-best (experiments/dev_eval.gin) are off.
   dev_eval = ["EVAL_EVERY = 0", "BEST_METRIC = None"]
+  # The student starts from the teacher's parameters: the paper's student starts from a
+  # pre-trained mT5, and the demo has no pre-trained model; the teacher is the one model here
+  # that has learnt the corpus's language (English) before stage 1.
   stage1 = _step(cfg, "stage1", lambda: _train(
       cfg, "experiments/mini_clr_pt.gin", "stage1", cfg.stage1_steps,
-      [f"TEACHER_CHECKPOINT = '{teacher['checkpoints']}'", *dev_eval]))
+      [f"TEACHER_CHECKPOINT = '{teacher['checkpoints']}'",
+       f"INIT_CHECKPOINT = '{teacher['checkpoints']}'", *dev_eval]))
   evaluations["stage1"] = _step(cfg, "eval_stage1", lambda: evaluate_stage("stage1", stage1))
   stage2 = _step(cfg, "stage2", lambda: _train(
       cfg, "experiments/mini_mlqa_pt.gin", "stage2", cfg.stage2_steps,
