@@ -40,6 +40,7 @@ from clqa_jax.data import fid_batch
 from clqa_jax.data import paths
 from clqa_jax.data import pipeline
 from clqa_jax.data.passage_store import MAX_PASSAGE_TOKENS, PassageStore
+from clqa_jax.data.retrieval_labels import RetrievalLabeller
 from clqa_jax.data.retrieval_store import RetrievalStore, RetrievalVersion
 
 logger = logging.getLogger(__name__)
@@ -117,6 +118,10 @@ class TrainFeed:
       carries their stored scores as ``teacher_scores`` (UMR over ``clqa rerank`` output).
     source_first: each question's source passage first, then K-1 retrieved ones
       (``FiDBatchAssembler.source_first``: the positive of a supervised retrieval loss).
+    labelled_pairs: batches of K = 2 passages per question, its positive and one answer-free
+      hard negative taken from its top-``k`` stored passages (``retrieval_labels``; the source
+      passage is the positive where the question has one): the DPR NLL / MixCSE objectives.
+      ``k`` is then the depth searched (and refreshed), not the batch's K.
   """
   task: str = gin.REQUIRED
   corpus: str = gin.REQUIRED
@@ -132,6 +137,7 @@ class TrainFeed:
   keep_versions: int = 3
   sample_passages: int = 0
   source_first: bool = False
+  labelled_pairs: bool = False
 
   def __post_init__(self):
     if self.query_feature not in QUERY_FEATURES:
@@ -198,7 +204,7 @@ class TrainFeed:
 
   def feature_dimensions(self) -> dict[str, int]:
     """The widths of every batch (``aot`` compiles the step from them, without data)."""
-    return dict(num_passages=self.k, query_length=pipeline.pp.QUERY_MAX_TOKENS,
+    return dict(num_passages=2 if self.labelled_pairs else self.k, query_length=pipeline.pp.QUERY_MAX_TOKENS,
                 passage_length=MAX_PASSAGE_TOKENS, target_length=pipeline.pp.ANSWER_MAX_TOKENS)
 
   def __call__(self, layout: Any) -> "FeedSource":
@@ -208,9 +214,12 @@ class TrainFeed:
       store = open_passage_store(self.corpus, None, self.teacher_vocab)
       teacher = fid_batch.TeacherInputs(store, self.teacher_vocab)
     retrieval = self.retrieval_store if self.uses_retrieval_store else fid_batch.TEACHER_PIDS
+    labeller = None
+    if self.labelled_pairs:
+      labeller = RetrievalLabeller(self.passage_store, paths.vocabulary_path())
     assembler = fid_batch.FiDBatchAssembler(self.passage_store, retrieval, k=self.k,
                                             teacher=teacher, sample=self.sample_passages,
-                                            source_first=self.source_first)
+                                            source_first=self.source_first, labeller=labeller)
     self.source = FeedSource(self, assembler, layout.per_process_batch_size, layout.shard_id,
                              layout.num_shards)
     return self.source
