@@ -28,6 +28,7 @@ import dataclasses
 import itertools
 import logging
 import os
+import unicodedata
 from typing import Any, Iterator, Mapping, Sequence
 
 import gin
@@ -52,6 +53,15 @@ QuestionBatch = dict[str, np.ndarray]
 def _resolve(path: str) -> str:
   """Absolute paths stay; relative ones are under the data root."""
   return paths.resolve(path)
+
+
+def _without_question_mark(text: str) -> str:
+  """The text without its trailing "?" (and the spaces around it). The full-width forms
+  (U+FF1F, U+FE56) count: the vocabulary's NFKC normalisation makes them "?" anyway."""
+  text = text.rstrip()
+  while text and unicodedata.normalize("NFKC", text[-1]) == "?":
+    text = text[:-1].rstrip()
+  return text
 
 
 def _barrier(name: str) -> None:
@@ -122,6 +132,9 @@ class TrainFeed:
       hard negative taken from its top-``k`` stored passages (``retrieval_labels``; the source
       passage is the positive where the question has one): the DPR NLL / MixCSE objectives.
       ``k`` is then the depth searched (and refreshed), not the batch's K.
+    strip_question_mark: the query tokens are the query text without its trailing "?"
+      (re-encoded from ``<query_feature>_pretokenized``; UMR's student, peer-methods 4.2).
+      Every use of ``query_tokens`` sees it: the batches, the refreshes, UMR's dense rounds.
   """
   task: str = gin.REQUIRED
   corpus: str = gin.REQUIRED
@@ -138,6 +151,7 @@ class TrainFeed:
   sample_passages: int = 0
   source_first: bool = False
   labelled_pairs: bool = False
+  strip_question_mark: bool = False
 
   def __post_init__(self):
     if self.query_feature not in QUERY_FEATURES:
@@ -147,6 +161,7 @@ class TrainFeed:
     self.source: FeedSource | None = None
     self._passage_store: PassageStore | None = None
     self._retrieval_store: RetrievalStore | None = None
+    self._sp = None  # the vocabulary, loaded on the first strip_question_mark batch
 
   # -- shared with the refresh hook ------------------------------------------------------
 
@@ -200,7 +215,24 @@ class TrainFeed:
     """int32 [B, Lq]: the tokens fed as the query (the feature ``query_feature``)."""
     if self.query_feature not in batch:
       raise KeyError(f"task {self.task_name!r} has no feature {self.query_feature!r}")
-    return fid_batch._fit(batch[self.query_feature], pipeline.pp.QUERY_MAX_TOKENS)  # pylint: disable=protected-access
+    tokens = batch[self.query_feature]
+    if self.strip_question_mark:
+      tokens = self.question_mark_stripped(batch[f"{self.query_feature}_pretokenized"])
+    return fid_batch._fit(tokens, pipeline.pp.QUERY_MAX_TOKENS)  # pylint: disable=protected-access
+
+  def question_mark_stripped(self, texts_B: np.ndarray) -> np.ndarray:
+    """int32 [B, Lq]: the query texts ("question: {q}") without a trailing "?", encoded as the
+    task encodes them (the vocabulary's pieces, no EOS, pad 0)."""
+    if self._sp is None:
+      from clqa_jax.data.passage_store import _sp_processor  # pylint: disable=g-import-not-at-top
+      self._sp = _sp_processor(paths.vocabulary_path())
+    texts = [t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in texts_B]
+    ids = self._sp.encode([_without_question_mark(t) for t in texts], out_type=int)
+    out = np.zeros((len(ids), pipeline.pp.QUERY_MAX_TOKENS), np.int32)
+    for i, row in enumerate(ids):
+      row = row[:pipeline.pp.QUERY_MAX_TOKENS]
+      out[i, :len(row)] = row
+    return out
 
   def feature_dimensions(self) -> dict[str, int]:
     """The widths of every batch (``aot`` compiles the step from them, without data)."""
