@@ -1,5 +1,8 @@
 """LEXA mining on hand-built vectors: the same-language nearest-neighbour fraction (O3, the
-paper's Fig. 2b) and the nearest other-topic paragraphs of each group."""
+paper's Fig. 2b) and the nearest other-topic paragraphs of each group; the query shards of
+several processes merge to the one-process result."""
+import json
+
 import numpy as np
 import pytest
 
@@ -47,3 +50,46 @@ def test_mined_negatives_are_the_nearest_other_topic_paragraphs():
     assert len(picks) == 3
     assert all(topics[r] != topic for r, _ in picks)
     assert [s for _, s in picks] == sorted((s for _, s in picks), reverse=True)
+
+
+def _doc(topic, lang):
+  from clqa_jax.data.topic_groups import LinkedParagraph
+  return LinkedParagraph(topic_id=topic, lang=lang, title=topic, text=f"{topic} {lang}")
+
+
+def test_query_shards_merge_to_the_single_process_result(tmp_path):
+  """Two (simulated) processes each mine for their half of the groups over all the vectors;
+  process 0's merge equals one process mining everything, and a rerun reads the shards back."""
+  rng = np.random.default_rng(0)
+  groups = [[_doc(t, l) for l in langs.split()] for t, langs in
+            [("A", "en fi"), ("B", "en ja ru"), ("C", "fi ko"), ("D", "en ja"), ("E", "ru fi")]]
+  documents = [d for g in groups for d in g]
+  vectors = rng.normal(size=(len(documents), 4)).astype(np.float32)
+  one = tmp_path / "one"
+  lexa_mining.mine_shard(vectors, groups, str(one), 0, 1, per_group=2)
+  want = lexa_mining.merge_shards(str(one), 1, str(one / "mined.jsonl"))
+  two = tmp_path / "two"
+  results = {shard: lexa_mining.mine_shard(vectors, groups, str(two), shard, 2, per_group=2)
+             for shard in (1, 0)}
+  got = lexa_mining.merge_shards(str(two), 2, str(two / "mined.jsonl"))
+  assert got == want
+  assert (two / "mined.jsonl").read_text() == (one / "mined.jsonl").read_text()
+  # The merge holds every group once, in group order, as the unsharded mining computes it.
+  mined = lexa_mining.mine_hard_negatives(vectors, [d.topic_id for d in documents], 2)
+  lines = [json.loads(line) for line in (two / "mined.jsonl").read_text().splitlines()]
+  assert [x["topic_id"] for x in lines] == list("ABCDE")
+  for x in lines:
+    assert x["scores"] == [round(s, 6) for _, s in mined[x["topic_id"]]]
+  langs = np.array([d.lang for d in documents])
+  assert got[:2] == (int(np.sum(langs[lexa_mining.nearest_other(vectors)] == langs)),
+                     len(documents))
+  # Shard 1 holds groups 2..4 (C, D, E): only their documents asked.
+  assert list(lexa_mining.shard_groups(5, 1, 2)) == [2, 3, 4]
+  # Resumption: a finished shard is read back, not recomputed (other vectors change nothing);
+  # one mined with other settings is an error.
+  again = lexa_mining.mine_shard(vectors * 0, groups, str(two), 0, 2, per_group=2)
+  assert again == results[0] and len(again["lines"]) == 2
+  with pytest.raises(ValueError, match="was mined with"):
+    lexa_mining.mine_shard(vectors, groups, str(two), 0, 2, per_group=3)
+  with pytest.raises(FileNotFoundError, match="shard 0 of 3"):
+    lexa_mining.merge_shards(str(two), 3, None)

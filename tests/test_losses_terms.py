@@ -192,6 +192,20 @@ def test_mixcse_equals_numpy():
   assert np.all(with_mixed >= without_mixed) and np.any(with_mixed > without_mixed + 1e-4)
 
 
+def test_mixcse_gradient_is_finite_with_zero_padding_vectors():
+  # Padding passages embed to the zero vector (no real token to pool); the cosine's norm must
+  # not turn their masked columns into NaN gradients.
+  q = jnp.asarray(RNG.normal(size=(3, 4)), jnp.float32)
+  p = np.asarray(RNG.normal(size=(3, 2, 4)), np.float32)
+  mask = np.array([[1, 1], [0, 1], [1, 0]], bool)
+  p[~mask] = 0.0
+  j = terms.draw_hard_negative(jax.random.PRNGKey(0), jnp.asarray(mask))
+  g_q, g_p = jax.grad(lambda a, b: jnp.sum(terms.mixcse_contrastive(a, b, j, mask)),
+                      argnums=(0, 1))(q, jnp.asarray(p))
+  assert np.isfinite(np.asarray(g_q)).all() and np.isfinite(np.asarray(g_p)).all()
+  assert np.all(np.asarray(g_q)[1] == 0)  # the padding question adds nothing
+
+
 def test_mixcse_mixed_negative_is_a_constant():
   q = jnp.asarray(RNG.normal(size=(2, 4)), jnp.float32)
   p = jnp.asarray(RNG.normal(size=(2, 3, 4)), jnp.float32)

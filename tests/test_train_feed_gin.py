@@ -34,6 +34,9 @@ EXPECTED = {
     "mini_capstone_forward.gin": ("clqa.xor_retrieve", "passages/psgs_w100.tsv", "all"),
     "mini_capstone_jsd.gin": ("clqa.algorithm1.xor_full", "passages/all_w100.tsv", "all"),
     "mini_attention_offset.gin": ("clqa.xor_retrieve", "passages/psgs_w100.tsv", "all"),
+    "mini_dpr.gin": ("clqa.xor_retrieve", "passages/psgs_w100.tsv", "all"),
+    "mini_mixcse.gin": ("clqa.xor_retrieve", "passages/psgs_w100.tsv", "all"),
+    "xor_retrieve_mixcse.gin": ("clqa.xor_retrieve", "passages/psgs_w100.tsv", "all"),
     "xor_retrieve_clr_pt.gin": ("clqa.clr_pt", "passages/psgs_w100.tsv", None),
     "xor_retrieve_mlqa_pt.gin": ("clqa.mlqa_pt.xor_retrieve", "passages/psgs_w100.tsv", "next"),
     "xor_retrieve_nq_finetune.gin": ("clqa.nq.en", "passages/psgs_w100.tsv", "all"),
@@ -55,11 +58,17 @@ DEV_EVAL = {
     "mini_capstone_forward.gin": MINI_DEV, "mini_attention_offset.gin": MINI_DEV,
     "mini_capstone_jsd.gin": ("xor-full", "xor/xor_dev_full.jsonl", "passages/all_w100.tsv",
                               "eval/f1"),
+    "mini_dpr.gin": MINI_DEV, "mini_mixcse.gin": MINI_DEV,
+    "xor_retrieve_mixcse.gin": XOR_RETRIEVE_DEV,
     "xor_retrieve_clr_pt.gin": XOR_RETRIEVE_DEV,
     "xor_retrieve_mlqa_pt.gin": XOR_RETRIEVE_DEV, "xor_retrieve_nq_finetune.gin": XOR_RETRIEVE_DEV,
     "xor_retrieve_finetune.gin": XOR_RETRIEVE_DEV, "xor_full_mlqa_pt.gin": XOR_FULL_DEV,
     "xor_full_finetune.gin": XOR_FULL_DEV,
 }
+
+
+# Retriever-only experiments: labelled (positive, hard negative) batches, no reader evaluated.
+RETRIEVER_ONLY = ("mini_dpr.gin", "mini_mixcse.gin", "xor_retrieve_mixcse.gin")
 
 
 def test_every_run_file_is_covered():
@@ -79,6 +88,7 @@ def test_experiment_wires_feed_and_refresh(name):
     feed = gin.query_parameter("loop.train.batches").scoped_configurable_fn()
     assert isinstance(feed, train_feed.TrainFeed)
     assert (feed.task, feed.corpus) == (task, corpus)
+    assert feed.labelled_pairs == (name in RETRIEVER_ONLY)
     assert feed.uses_retrieval_store == (window is not None)
     every = gin.query_parameter("loop.train.refresh_every_steps")
     if window is None:
@@ -103,6 +113,7 @@ def _check_dev_eval(name):
   hook = gin.query_parameter("loop.train.eval_hook").scoped_configurable_fn()
   assert isinstance(hook, eval_hook.DevEvaluation)
   assert (hook.task, hook.data_file, hook.corpus) == expected[:3]
-  assert hook.work_dir == "/tmp/x" and hook.reader_k == gin.query_parameter("%NUM_PASSAGES")
+  reader_k = 0 if name in RETRIEVER_ONLY else gin.query_parameter("%NUM_PASSAGES")
+  assert hook.work_dir == "/tmp/x" and hook.reader_k == reader_k
   assert gin.query_parameter("%EVAL_EVERY") > 0
   assert training.CheckpointConfig().best_metric == expected[3]

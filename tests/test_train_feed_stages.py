@@ -128,6 +128,6 @@ def test_feed_lengths_are_checked_against_the_stored_limits(field, value):
 
 def test_feed_dimensions_follow_the_configured_lengths():
   feed = train_feed.TrainFeed.__new__(train_feed.TrainFeed)
-  feed.k, feed.passage_length, feed.answer_length = 4, 96, 16
+  feed.k, feed.passage_length, feed.answer_length, feed.labelled_pairs = 4, 96, 16, False
   assert feed.feature_dimensions() == dict(num_passages=4, query_length=50, passage_length=96,
                                            target_length=16)

@@ -1,7 +1,8 @@
 """UMR's rounds driver on the mini corpus: 2 rounds of retrieve (BM25, then the round-1 student)
 -> re-rank with a tiny random query-likelihood teacher -> umr_kd distillation; each pair is
-scored once over both rounds (O4), round 2 starts from round 1's checkpoint, and a rerun skips
-the finished rounds. The paper-settings experiment parses and wires the same driver."""
+scored once over both rounds (O4), round 2 starts from round 1's best checkpoint by dev R@2kt,
+and a rerun skips the finished rounds. The student's questions lose their trailing "?". The
+paper-settings experiment parses and wires the same driver."""
 import glob
 import io
 import math
@@ -15,6 +16,7 @@ pytest.importorskip("transformers")
 
 from clqa_jax import gin_utils  # noqa: E402
 from clqa_jax.checkpoints import training as checkpointing  # noqa: E402
+from clqa_jax.data import train_feed  # noqa: E402
 from clqa_jax.data.retrieval_store import RetrievalStore  # noqa: E402
 from clqa_jax.losses import objectives  # noqa: E402
 from clqa_jax.trainer import register_configurables  # noqa: E402,F401
@@ -25,7 +27,8 @@ from fixtures.umr.teacher import write_tiny_teacher  # noqa: E402
 SMALL = ["BATCH_SIZE = 8", "TOP_N = 4", "SAMPLED_PASSAGES = 2", "TRAIN_STEPS = 2",
          "MT5Config.scan_layers = True", "loop.train.log_every_steps = 1",
          "umr_rounds.UmrRounds.teacher_batch_size = 16",
-         "umr_rounds.UmrRounds.encode_batch_size = 64"]
+         "umr_rounds.UmrRounds.encode_batch_size = 64", "EVAL_EVERY = 1",
+         "eval_hook.DevEvaluation.max_questions = 16"]
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +66,14 @@ def test_two_umr_rounds_on_the_mini_corpus(root, tmp_path):
   records = _rounds(root, work, teacher)
   assert [r["round"] for r in records] == [1, 2]
   assert records[0]["start"] is None
-  assert records[1]["start"] == checkpointing.run_checkpoints_dir(str(work / "round_1" / "train"))
+  # Model selection: round 2 starts from round 1's step with the best recorded dev R@2kt.
+  ckpts = checkpointing.run_checkpoints_dir(str(work / "round_1" / "train"))
+  r2kt = {s: m["eval/r@2kt"] for s, m in checkpointing.read_metrics(ckpts).items()}
+  # Steps 1 and 2 were evaluated; the keep-best policy leaves the best one and the latest.
+  assert 2 in r2kt and set(r2kt) <= {1, 2}
+  best = checkpointing.best_step_of(r2kt)
+  assert records[1]["start"] == records[0]["selected"] == os.path.join(ckpts, str(best))
+  assert records[0]["selected_by"] == "eval/r@2kt"
   for r in records:
     assert r["step"] == 2 and math.isfinite(r["metrics"]["loss/inbatch_teacher_kl"])
     assert checkpointing.Checkpointer(r["checkpoints"]).latest_step() == 2
@@ -86,6 +96,34 @@ def test_two_umr_rounds_on_the_mini_corpus(root, tmp_path):
   assert _cache_entries(work / "score_cache") == len(union)
 
 
+def test_student_questions_lose_their_trailing_question_mark(root):
+  with gin_utils.scoped_config():
+    gin.bind_parameter("data_root.path", root)
+    kwargs = dict(task="clqa.xor_retrieve", corpus="passages/psgs_w100.tsv", k=2)
+    # Every training question (a batch per language task): some end in "?" (bn, fi, ...),
+    # some not (ar: U+061F).
+    batches = list(train_feed.TrainFeed(**kwargs).question_batches(1024, train=False))
+    batch = {k: np.concatenate([np.asarray(b[k]) for b in batches])
+             for k in ("question", "question_pretokenized")}
+    plain = train_feed.TrainFeed(**kwargs).query_tokens(batch)
+    feed = train_feed.TrainFeed(**kwargs, strip_question_mark=True)
+    stripped = feed.query_tokens(batch)
+    sp = feed._sp  # the vocabulary the tokens were re-encoded with
+    texts = [t.decode() for t in batch["question_pretokenized"]]
+    assert any(t.endswith("?") for t in texts) and not all(t.endswith("?") for t in texts)
+    for i, text in enumerate(texts):
+      got = sp.decode(stripped[i][stripped[i] > 0].tolist())
+      assert got == sp.decode(sp.encode(text.rstrip().rstrip("?？").rstrip()))
+      assert not got.endswith("?") and got.startswith("question: ")
+      if not text.endswith(("?", "？")):  # nothing to strip: the task's own tokens
+        np.testing.assert_array_equal(stripped[i], plain[i])
+    # The same encoding as the task's: the stripped tokens are a prefix of the task's.
+    i = next(i for i, t in enumerate(texts) if t.endswith("?"))
+    n = int((stripped[i] > 0).sum())
+    assert n < int((plain[i] > 0).sum())
+    np.testing.assert_array_equal(stripped[i][:n - 1], plain[i][:n - 1])
+
+
 def test_paper_settings_experiment_wires_the_driver():
   with gin_utils.scoped_config():
     gin_utils.parse_gin(["experiments/xor_retrieve_umr.gin"], [
@@ -103,3 +141,9 @@ def test_paper_settings_experiment_wires_the_driver():
     driver = gin.query_parameter("umr_rounds.umr_rounds.driver").scoped_configurable_fn()
     assert (driver.rounds, driver.initial_retriever, driver.teacher_dtype,
             driver.init_checkpoint) == (2, "dense", "bfloat16", "/tmp/i")
+    assert feed.strip_question_mark
+    assert gin.query_parameter("%EVAL_EVERY") == 238
+    assert checkpointing.CheckpointConfig().best_metric == "eval/r@2kt"
+    hook = gin.query_parameter("loop.train.eval_hook").scoped_configurable_fn()
+    assert (hook.data_file, hook.reader_k, hook.work_dir) == (
+        "xor/xor_dev_retrieve_eng_span_v1_1.jsonl", 0, "/tmp/u")

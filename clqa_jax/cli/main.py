@@ -35,6 +35,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "bm25": ("clqa_jax.cli.bm25_cmd", "Lucene BM25 baseline: a retrieval prediction file"),
     "rounds": ("clqa_jax.cli.rounds_cmd", "UMR rounds: retrieve -> rerank -> distil, gin-configured, resumable"),
     "rerank": ("clqa_jax.cli.rerank_cmd", "UMR: re-rank retrieved lists by a query-likelihood mT5 (cached scores)"),
+    "xpaq": ("clqa_jax.cli.xpaq_cmd", "LEXA: keep the PAQ questions nearest to the XOR questions"),
     "fuse": ("clqa_jax.cli.fuse_cmd", "fuse retrieval prediction files (rank averaging, RRF)"),
     "metrics": ("clqa_jax.cli.metrics_cmd", "official-semantics metrics on prediction files"),
     "vocab": ("clqa_jax.cli.vocab_cmd", "train a small SentencePiece vocabulary"),

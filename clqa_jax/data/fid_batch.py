@@ -3,7 +3,8 @@
 Runs in numpy on each host, after SeqIO, on the host's own shard of the global batch:
   query_tokens           int32 [B, Lq]     "question: {q}" without EOS, pad 0
   passage_tokens         int32 [B, K, Lp]  "title: {t} context: {p}" + EOS, pad 0
-  passage_rows           int32 [B, K]      PassageStore rows (-1: padding passage)
+  passage_rows           int32 [B, K]      PassageStore rows (-1: padding passage); with a
+                                           ``labeller`` K = 2: positive, hard negative
   decoder_input_tokens   int32 [B, T]      answer shifted right, starting with 0
   decoder_target_tokens  int32 [B, T]      answer + EOS, pad 0
   decoder_loss_weights   float32 [B, T]    1.0 on real target tokens
@@ -25,6 +26,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from clqa_jax.data.passage_store import PassageStore, same_corpus
+from clqa_jax.data.retrieval_labels import RetrievalLabeller
 from clqa_jax.data.retrieval_store import RetrievalStore, RetrievalVersion
 
 TEACHER_PIDS = "teacher_pids"
@@ -101,6 +103,8 @@ class FiDBatchAssembler:
       by its first K-1 retrieved passages other than the source: the positive of a supervised
       retrieval loss (``terms.dpr_nll``), e.g. for a demo teacher standing in for a
       retriever pre-trained with labelled passages.
+    labeller: emit K = 2 passages per question, its positive and one answer-free hard negative
+      picked from its top-k stored passages (``RetrievalLabeller``: DPR NLL / MixCSE).
   """
   passage_store: PassageStore
   retrieval: RetrievalStore | RetrievalVersion | str
@@ -111,6 +115,7 @@ class FiDBatchAssembler:
   sample: int = 0
   source_first: bool = False
   passage_length: int | None = None
+  labeller: RetrievalLabeller | None = None
 
   def __post_init__(self):
     if self.sample and (self.sample > self.k or isinstance(self.retrieval, str)):
@@ -124,6 +129,11 @@ class FiDBatchAssembler:
     if self.source_first and self.sample:
       raise ValueError("source_first and sample are exclusive: sampled passages carry the "
                        "store's scores, which the source passage has none of")
+    if self.labeller is not None and (self.sample or self.source_first
+                                      or isinstance(self.retrieval, str)):
+      raise ValueError("labelled pairs pick from a retrieval store's top-k (the source passage "
+                       "first where there is one): exclusive with sample, source_first and "
+                       f"retrieval={TEACHER_PIDS!r}")
 
   def passage_rows(self, batch: Mapping[str, np.ndarray]) -> np.ndarray:
     """int32 [B, K] rows of each question's passages (-1 where fewer than K exist)."""
@@ -179,6 +189,8 @@ class FiDBatchAssembler:
       rows = self.passage_rows(batch)
     if self.source_first:
       rows = self.with_source_first(batch, rows)
+    if self.labeller is not None:
+      rows = self.labeller(batch, rows)
     targets = _fit(batch["answer"], self.answer_length)
     out = {
         "query_tokens": _fit(batch["question"], self.query_length),

@@ -28,6 +28,7 @@ import dataclasses
 import itertools
 import logging
 import os
+import unicodedata
 from typing import Any, Iterator, Mapping, Sequence
 
 import gin
@@ -40,6 +41,7 @@ from clqa_jax.data import fid_batch
 from clqa_jax.data import paths
 from clqa_jax.data import pipeline
 from clqa_jax.data.passage_store import MAX_PASSAGE_TOKENS, PassageStore
+from clqa_jax.data.retrieval_labels import RetrievalLabeller
 from clqa_jax.data.retrieval_store import RetrievalStore, RetrievalVersion
 
 logger = logging.getLogger(__name__)
@@ -51,6 +53,15 @@ QuestionBatch = dict[str, np.ndarray]
 def _resolve(path: str) -> str:
   """Absolute paths stay; relative ones are under the data root."""
   return paths.resolve(path)
+
+
+def _without_question_mark(text: str) -> str:
+  """The text without its trailing "?" (and the spaces around it). The full-width forms
+  (U+FF1F, U+FE56) count: the vocabulary's NFKC normalisation makes them "?" anyway."""
+  text = text.rstrip()
+  while text and unicodedata.normalize("NFKC", text[-1]) == "?":
+    text = text[:-1].rstrip()
+  return text
 
 
 def _barrier(name: str) -> None:
@@ -121,6 +132,13 @@ class TrainFeed:
       the store's MAX_PASSAGE_TOKENS, the spec's 200). A corpus of short passages trains
       faster with less: the step's encoder cost grows with Lq + Lp.
     answer_length: T, answer tokens (the spec's 50).
+    labelled_pairs: batches of K = 2 passages per question, its positive and one answer-free
+      hard negative taken from its top-``k`` stored passages (``retrieval_labels``; the source
+      passage is the positive where the question has one): the DPR NLL / MixCSE objectives.
+      ``k`` is then the depth searched (and refreshed), not the batch's K.
+    strip_question_mark: the query tokens are the query text without its trailing "?"
+      (re-encoded from ``<query_feature>_pretokenized``; UMR's student, peer-methods 4.2).
+      Every use of ``query_tokens`` sees it: the batches, the refreshes, UMR's dense rounds.
   """
   task: str = gin.REQUIRED
   corpus: str = gin.REQUIRED
@@ -138,6 +156,8 @@ class TrainFeed:
   source_first: bool = False
   passage_length: int = MAX_PASSAGE_TOKENS
   answer_length: int = pipeline.pp.ANSWER_MAX_TOKENS
+  labelled_pairs: bool = False
+  strip_question_mark: bool = False
 
   def __post_init__(self):
     if self.query_feature not in QUERY_FEATURES:
@@ -153,6 +173,7 @@ class TrainFeed:
     self.source: FeedSource | None = None
     self._passage_store: PassageStore | None = None
     self._retrieval_store: RetrievalStore | None = None
+    self._sp = None  # the vocabulary, loaded on the first strip_question_mark batch
 
   # -- shared with the refresh hook ------------------------------------------------------
 
@@ -206,11 +227,29 @@ class TrainFeed:
     """int32 [B, Lq]: the tokens fed as the query (the feature ``query_feature``)."""
     if self.query_feature not in batch:
       raise KeyError(f"task {self.task_name!r} has no feature {self.query_feature!r}")
-    return fid_batch._fit(batch[self.query_feature], pipeline.pp.QUERY_MAX_TOKENS)  # pylint: disable=protected-access
+    tokens = batch[self.query_feature]
+    if self.strip_question_mark:
+      tokens = self.question_mark_stripped(batch[f"{self.query_feature}_pretokenized"])
+    return fid_batch._fit(tokens, pipeline.pp.QUERY_MAX_TOKENS)  # pylint: disable=protected-access
+
+  def question_mark_stripped(self, texts_B: np.ndarray) -> np.ndarray:
+    """int32 [B, Lq]: the query texts ("question: {q}") without a trailing "?", encoded as the
+    task encodes them (the vocabulary's pieces, no EOS, pad 0)."""
+    if self._sp is None:
+      from clqa_jax.data.passage_store import _sp_processor  # pylint: disable=g-import-not-at-top
+      self._sp = _sp_processor(paths.vocabulary_path())
+    texts = [t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in texts_B]
+    ids = self._sp.encode([_without_question_mark(t) for t in texts], out_type=int)
+    out = np.zeros((len(ids), pipeline.pp.QUERY_MAX_TOKENS), np.int32)
+    for i, row in enumerate(ids):
+      row = row[:pipeline.pp.QUERY_MAX_TOKENS]
+      out[i, :len(row)] = row
+    return out
 
   def feature_dimensions(self) -> dict[str, int]:
     """The widths of every batch (``aot`` compiles the step from them, without data)."""
-    return dict(num_passages=self.k, query_length=pipeline.pp.QUERY_MAX_TOKENS,
+    return dict(num_passages=2 if self.labelled_pairs else self.k,
+                query_length=pipeline.pp.QUERY_MAX_TOKENS,
                 passage_length=self.passage_length, target_length=self.answer_length)
 
   def __call__(self, layout: Any) -> "FeedSource":
@@ -220,11 +259,15 @@ class TrainFeed:
       store = open_passage_store(self.corpus, None, self.teacher_vocab)
       teacher = fid_batch.TeacherInputs(store, self.teacher_vocab)
     retrieval = self.retrieval_store if self.uses_retrieval_store else fid_batch.TEACHER_PIDS
+    labeller = None
+    if self.labelled_pairs:
+      labeller = RetrievalLabeller(self.passage_store, paths.vocabulary_path())
     assembler = fid_batch.FiDBatchAssembler(self.passage_store, retrieval, k=self.k,
                                             teacher=teacher, sample=self.sample_passages,
                                             source_first=self.source_first,
                                             passage_length=self.passage_length,
-                                            answer_length=self.answer_length)
+                                            answer_length=self.answer_length,
+                                            labeller=labeller)
     self.source = FeedSource(self, assembler, layout.per_process_batch_size, layout.shard_id,
                              layout.num_shards)
     return self.source

@@ -307,6 +307,21 @@ def _relevance_objective_loss(objective: Any, mode: str, model: UnifiedModel, pa
   return objective.loss_from_outputs(outputs, batch, num_questions)
 
 
+def retriever_vectors(model: UnifiedModel, params: Any, batch: Batch, *, rng: jax.Array | None,
+                      enable_dropout: bool) -> tuple[jax.Array, jax.Array]:
+  """The retrieval head alone (lower encoder and head): (queries [B, D], passages [B, K, D])
+  of the batch's query_tokens [B, Lq] and passage_tokens [B, K, Lp]."""
+  b, k, lp = batch["passage_tokens"].shape
+  q_rng = p_rng = None
+  if rng is not None:
+    q_rng, p_rng = jax.random.split(rng)
+  queries = model.embed_queries(params, batch["query_tokens"], rng=q_rng,
+                                enable_dropout=enable_dropout)
+  passages = model.embed_passages(params, batch["passage_tokens"].reshape(b * k, lp),
+                                  rng=p_rng, enable_dropout=enable_dropout)
+  return queries, passages.reshape(b, k, -1)
+
+
 UMR_TEACHER_SCORES = "teacher_scores"  # float32 [B, C]: s_LM of the batch's passages
 
 
@@ -462,19 +477,74 @@ class UmrKdObjective:
     if UMR_TEACHER_SCORES not in batch:
       raise KeyError(f"the umr_kd objective needs '{UMR_TEACHER_SCORES}' in the batch: a "
                      "TrainFeed over re-ranked lists (clqa rerank) with sample_passages set")
-    b, c, lp = batch["passage_tokens"].shape
-    q_rng = p_rng = None
-    if rng is not None:
-      q_rng, p_rng = jax.random.split(rng)
-    queries = model.embed_queries(params, batch["query_tokens"], rng=q_rng,
-                                  enable_dropout=enable_dropout)
-    passages = model.embed_passages(params, batch["passage_tokens"].reshape(b * c, lp),
-                                    rng=p_rng, enable_dropout=enable_dropout)
-    scores = terms.global_scores(queries, passages.reshape(b, c, -1))
+    queries, passages = retriever_vectors(model, params, batch, rng=rng,
+                                          enable_dropout=enable_dropout)
+    scores = terms.global_scores(queries, passages)
     kl = terms.inbatch_teacher_kl(batch[UMR_TEACHER_SCORES], scores, passage_mask(batch),
                                   multiplier=self.teacher_multiplier)
     loss = jnp.sum(kl) / num_questions
     return loss, {"loss": loss, "loss/inbatch_teacher_kl": loss}
+
+
+@gin.configurable
+@dataclasses.dataclass(frozen=True)
+class DprNllObjective:
+  """DPR's retriever-only loss (peer-methods 2.3): ``terms.dpr_nll`` of each question's positive
+  (passage 0) among every passage of the (micro)batch, dot-product scores.
+
+  Fed K = 2 passages per question, its positive and one hard negative (``TrainFeed.
+  labelled_pairs``: DPR's default), so the other questions' positives and hard negatives are
+  its in-batch negatives. Only the lower encoder and the retrieval head run. A question without
+  a positive (passage 0 padding) adds 0 and still counts in the divisor.
+  """
+  name: str = "dpr_nll"
+  needs_teacher: bool = False
+
+  def loss(self, params: Any, batch: Batch, *, model: UnifiedModel, rng: jax.Array | None,
+           num_questions: int, teacher: Teacher | None = None, teacher_params: Any = None,
+           enable_dropout: bool = True, step: jax.Array | None = None
+           ) -> tuple[jax.Array, Metrics]:
+    del teacher, teacher_params, step
+    queries, passages = retriever_vectors(model, params, batch, rng=rng,
+                                          enable_dropout=enable_dropout)
+    loss = jnp.sum(terms.dpr_nll(queries, passages, passage_mask(batch))) / num_questions
+    return loss, {"loss": loss, "loss/dpr_nll": loss}
+
+
+@gin.configurable
+@dataclasses.dataclass(frozen=True)
+class MixcseObjective:
+  """MixCSE as ZusammenQA states it (peer-methods 2.3 [S]): ``terms.mixcse_contrastive``,
+  cosine / ``temperature`` over every passage of the (micro)batch plus one mixed negative
+  normalise(mix_weight * positive + (1 - mix_weight) * hard negative j*), held constant.
+
+  Batches as ``DprNllObjective``'s (positive, one hard negative per question); j* is drawn
+  uniformly among the question's real hard negatives (``terms.draw_hard_negative``) with a key
+  split from the step's ``rng``, so training needs one.
+  """
+  mix_weight: float = 0.2
+  temperature: float = 0.05
+  name: str = "mixcse"
+  needs_teacher: bool = False
+
+  def loss(self, params: Any, batch: Batch, *, model: UnifiedModel, rng: jax.Array | None,
+           num_questions: int, teacher: Teacher | None = None, teacher_params: Any = None,
+           enable_dropout: bool = True, step: jax.Array | None = None
+           ) -> tuple[jax.Array, Metrics]:
+    del teacher, teacher_params, step
+    if rng is None:
+      raise ValueError("the mixcse objective draws its mixed negative's hard negative: it "
+                       "needs an rng")
+    draw_rng, dropout_rng = jax.random.split(rng)
+    queries, passages = retriever_vectors(model, params, batch, rng=dropout_rng,
+                                          enable_dropout=enable_dropout)
+    mask = passage_mask(batch)
+    j_star = terms.draw_hard_negative(draw_rng, mask)
+    per_question = terms.mixcse_contrastive(queries, passages, j_star, mask,
+                                            mix_weight=self.mix_weight,
+                                            temperature=self.temperature)
+    loss = jnp.sum(per_question) / num_questions
+    return loss, {"loss": loss, "loss/mixcse": loss}
 
 
 OBJECTIVES: dict[str, type[Objective]] = {"mlqa": MlqaObjective, "clr_pt": ClrPtObjective,
@@ -484,6 +554,8 @@ OBJECTIVES: dict[str, type[Objective]] = {"mlqa": MlqaObjective, "clr_pt": ClrPt
                                           "capstone_forward": CapstoneForwardObjective,
                                           "capstone_jsd": CapstoneJsdObjective,
                                           "umr_kd": UmrKdObjective,
+                                          "dpr_nll": DprNllObjective,
+                                          "mixcse": MixcseObjective,
                                           "lexa_pt": lexa_objective.LexaPtObjective}
 
 

@@ -145,8 +145,11 @@ def draw_hard_negative(rng: jax.Array, passage_mask_BK: jax.Array) -> jax.Array:
 
 
 def _unit(x: jax.Array) -> jax.Array:
+  """x / |x| along the last axis; a zero vector (a padding passage's) stays 0 with a finite
+  gradient (the norm's own gradient is 0/0 there)."""
   x = x.astype(jnp.float32)
-  return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), _TINY)
+  squared = jnp.sum(x * x, axis=-1, keepdims=True)
+  return x * jax.lax.rsqrt(jnp.maximum(squared, _TINY * _TINY))
 
 
 def mixcse_contrastive(query_vectors_BD: jax.Array, passage_vectors_BKD: jax.Array,

@@ -11,7 +11,10 @@ Round r (1-based) under ``work_dir/round_<r>/``:
   3. distil: ``loop.train`` (its gin bindings: objective ``umr_kd``, optimizer, steps) in
      ``train/``, fed C of each question's N re-ranked passages per step
      (``TrainFeed.sample_passages``), starting from the previous round's checkpoint (round 1:
-     ``init_checkpoint``, or a fresh init) with a fresh optimizer (spec 4.8).
+     ``init_checkpoint``, or a fresh init) with a fresh optimizer (spec 4.8). With a dev
+     evaluation (``loop.train.eval_hook``) and ``CheckpointConfig.best_metric`` set, each
+     round keeps its best checkpoint by that metric (spec 4.8: dev R@2kt) and the next round
+     starts from it, not from the round's last step.
 Resumable: a finished round (``round_<r>/DONE.json``) is skipped; inside a round, a written
 store is not recomputed, the re-ranking resumes from its cache and training from its own
 checkpoints. Single-process: the retrieval and the re-ranking run on process 0's questions.
@@ -100,10 +103,24 @@ class UmrRounds:
     return fileio.join(self.work_dir, f"round_{r}")
 
   def start_checkpoint(self, r: int) -> str | None:
-    """The params round r starts from: the previous round's run, or ``init_checkpoint``."""
+    """The params round r starts from: round 1, ``init_checkpoint``; a later round, the
+    previous round's kept-best step (model selection by the metric its training recorded,
+    ``CheckpointConfig.best_metric``: dev R@2kt, spec 4.8), or its last step when it
+    recorded none."""
     if r == 1:
       return self.init_checkpoint
-    return checkpointing.run_checkpoints_dir(fileio.join(self.round_dir(r - 1), "train"))
+    return self.selected_checkpoint(r - 1)[0]
+
+  def selected_checkpoint(self, r: int) -> tuple[str, str | None]:
+    """(round r's selected step directory, or its checkpoints directory: the latest step;
+    the metric it was selected by, or None)."""
+    from clqa_jax.checkpoints import export  # pylint: disable=g-import-not-at-top
+
+    checkpoints = checkpointing.run_checkpoints_dir(fileio.join(self.round_dir(r), "train"))
+    if not checkpointing.CheckpointConfig().best_metric:
+      return checkpoints, None
+    step, metric = export.select_step(checkpoints, "best")
+    return fileio.join(checkpoints, str(step)), metric
 
   # -- 1. retrieve ---------------------------------------------------------------------------
 
@@ -219,8 +236,10 @@ class UmrRounds:
         logger.warning("round %d: training %s at step %d; rerun to resume", r, result.status,
                        result.step)
         return records
+      selected, selected_by = self.selected_checkpoint(r)
       record = {"round": r, "step": result.step, "checkpoints": result.checkpoint_dir,
-                "start": self.start_checkpoint(r), "teacher_calls": teacher.calls - calls_before,
+                "start": self.start_checkpoint(r), "selected": selected,
+                "selected_by": selected_by, "teacher_calls": teacher.calls - calls_before,
                 "metrics": result.last_metrics}
       fileio.write_json(done, record)
       records.append(record)
