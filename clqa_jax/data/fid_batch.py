@@ -9,6 +9,8 @@ Runs in numpy on each host, after SeqIO, on the host's own shard of the global b
   decoder_loss_weights   float32 [B, T]    1.0 on real target tokens
   teacher_scores         float32 [B, C]    with ``sample``: the store's scores of the C drawn
                                            passages (UMR: query-likelihood pseudo-labels)
+  positive_labels        float32 [B, K]    with ``labels``: 1 where the store's score is > 0
+                                           (a self-training store: gold 1, hard negative 0)
   query_en_tokens        int32 [B, Lq]     stage 1 only: the English cloze query
   teacher_query_tokens   int32 [B, Lq]     stage 1 with a TeacherInputs: the English cloze query
   teacher_passage_tokens int32 [B, K, Lp]  in the teacher's (English T5) vocabulary, same limits
@@ -99,6 +101,8 @@ class FiDBatchAssembler:
       by its first K-1 retrieved passages other than the source: the positive of a supervised
       retrieval loss (``terms.dpr_nll``), e.g. for a demo teacher standing in for a
       retriever pre-trained with labelled passages.
+    labels: emit ``positive_labels`` from the store's scores (a self-training round's store
+      scores its gold passages 1 and its hard negatives 0).
   """
   passage_store: PassageStore
   retrieval: RetrievalStore | RetrievalVersion | str
@@ -108,6 +112,7 @@ class FiDBatchAssembler:
   teacher: TeacherInputs | None = None
   sample: int = 0
   source_first: bool = False
+  labels: bool = False
 
   def __post_init__(self):
     if self.sample and (self.sample > self.k or isinstance(self.retrieval, str)):
@@ -121,6 +126,9 @@ class FiDBatchAssembler:
     if self.source_first and self.sample:
       raise ValueError("source_first and sample are exclusive: sampled passages carry the "
                        "store's scores, which the source passage has none of")
+    if self.labels and (self.sample or self.source_first or isinstance(self.retrieval, str)):
+      raise ValueError("labels read a retrieval store's scores of the stored passages: not with "
+                       "sample, source_first or the teacher's pids")
 
   def passage_rows(self, batch: Mapping[str, np.ndarray]) -> np.ndarray:
     """int32 [B, K] rows of each question's passages (-1 where fewer than K exist)."""
@@ -135,6 +143,16 @@ class FiDBatchAssembler:
     if rows.shape[1] < self.k:
       rows = np.pad(rows, ((0, 0), (0, self.k - rows.shape[1])), constant_values=-1)
     return rows
+
+  def positive_labels(self, batch: Mapping[str, np.ndarray]) -> np.ndarray:
+    """float32 [B, K]: 1 where the stored score of the question's passage is > 0."""
+    version = self.retrieval
+    if isinstance(version, RetrievalStore):
+      version = version.latest()
+    scores = version.lookup_scores(batch["qid"], self.k)
+    if scores.shape[1] < self.k:
+      scores = np.pad(scores, ((0, 0), (0, self.k - scores.shape[1])), constant_values=-np.inf)
+    return (scores > 0).astype(np.float32)
 
   def with_source_first(self, batch: Mapping[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
     """int32 [B, K]: each question's source passage, then its ``rows`` other than the source
@@ -187,6 +205,8 @@ class FiDBatchAssembler:
     }
     if teacher_scores is not None:
       out["teacher_scores"] = teacher_scores
+    if self.labels:
+      out["positive_labels"] = self.positive_labels(batch)
     if "question_en" in batch:
       out["query_en_tokens"] = _fit(batch["question_en"], self.query_length)
     if self.teacher is not None:

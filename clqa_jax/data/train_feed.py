@@ -117,6 +117,8 @@ class TrainFeed:
       carries their stored scores as ``teacher_scores`` (UMR over ``clqa rerank`` output).
     source_first: each question's source passage first, then K-1 retrieved ones
       (``FiDBatchAssembler.source_first``: the positive of a supervised retrieval loss).
+    positive_labels: emit ``positive_labels`` [B, K] from the store's scores (> 0: a gold
+      passage), for a self-training round's store (``FiDBatchAssembler.labels``).
   """
   task: str = gin.REQUIRED
   corpus: str = gin.REQUIRED
@@ -132,6 +134,7 @@ class TrainFeed:
   keep_versions: int = 3
   sample_passages: int = 0
   source_first: bool = False
+  positive_labels: bool = False
 
   def __post_init__(self):
     if self.query_feature not in QUERY_FEATURES:
@@ -210,7 +213,8 @@ class TrainFeed:
     retrieval = self.retrieval_store if self.uses_retrieval_store else fid_batch.TEACHER_PIDS
     assembler = fid_batch.FiDBatchAssembler(self.passage_store, retrieval, k=self.k,
                                             teacher=teacher, sample=self.sample_passages,
-                                            source_first=self.source_first)
+                                            source_first=self.source_first,
+                                            labels=self.positive_labels)
     self.source = FeedSource(self, assembler, layout.per_process_batch_size, layout.shard_id,
                              layout.num_shards)
     return self.source
