@@ -450,7 +450,8 @@ class MultiPositiveObjective:
   The batch holds each question's gold passages (``positive_labels`` 1) and its hard negatives
   (``positive_labels`` 0), from a self-training round's store (``TrainFeed.positive_labels``);
   the other questions' passages are the in-batch negatives (``inbatch_candidates``). Only the
-  lower encoder and the retrieval head run. A question without a gold passage adds 0.
+  lower encoder and the retrieval head run. A question without a gold passage adds 0. With
+  NUM_MICROBATCHES > 1 the in-batch negatives are the microbatch's (no GradCache here).
   """
   name: str = "multi_positive"
   needs_teacher: bool = False
