@@ -22,9 +22,9 @@ Round r (1-based) under ``work_dir/round_<r>/``:
   ``hard_negatives`` answer-free ones after the gold passages (``labelled/``, scored 1 / 0), and
   trains round r from round r-1's checkpoint (objective ``multi_positive``, fresh optimizer).
 
-Resumable (both modes): a finished round (``round_<r>/DONE.json``) is skipped; inside a round, a written
-store is not recomputed, the re-ranking resumes from its cache and training from its own
-checkpoints. Single-process: the retrieval and the re-ranking run on process 0's questions.
+Resumable (both modes): a finished round (``round_<r>/DONE.json``) is skipped; inside a round,
+a written store (and ``gold.json``) is not recomputed, the re-ranking resumes from its cache and
+training from its own checkpoints. Single-process: the retrieval and the re-ranking run on process 0's questions.
 """
 from __future__ import annotations
 
