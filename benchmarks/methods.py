@@ -166,7 +166,7 @@ class Runner:
     return result.checkpoint_dir
 
   def evaluate(self, name: str, checkpoints: str, reader: bool) -> dict[str, Any]:
-    """Export + ``demo.evaluate`` of a run's last checkpoint (XOR-Full too with ``reader``)."""
+    """Export + ``demo.evaluate`` of a run's last checkpoint (reading too with ``reader``)."""
     from clqa_jax.checkpoints import export as export_lib  # pylint: disable=g-import-not-at-top
 
     work_dir = fileio.join(self.cfg.out, "stages", name)
@@ -174,9 +174,8 @@ class Runner:
     export_dir = fileio.join(work_dir, "export")
     export_lib.export_checkpoint(checkpoints, export_dir, overwrite=True,
                                  vocab_path=fileio.join(self.cfg.data, "vocab", "spm.model"))
-    tasks = ("xor-retrieve", "xor-full") if reader else ("xor-retrieve",)
     return {"checkpoints": checkpoints, **demo.evaluate(self.cfg, export_dir, work_dir,
-                                                        tasks=tasks)}
+                                                        read=reader)}
 
   def fusion(self) -> dict[str, Any]:
     """Rank averaging of the BM25 and CLASS XOR-Retrieve dev predictions, then the same
