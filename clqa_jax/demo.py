@@ -260,25 +260,27 @@ EVALUATIONS = (("xor-retrieve", "psgs_w100.tsv", "xor_dev_retrieve_eng_span.json
 
 
 def evaluate(cfg: DemoConfig, export_dir: str, work_dir: str,
-             languages=XOR_LANGUAGES) -> dict[str, Any]:
+             languages=XOR_LANGUAGES, read: bool = True) -> dict[str, Any]:
   """An exported model on the mini dev sets, through the code of `clqa index` and `clqa eval`:
   XOR-Retrieve (English corpus: R@kt, passage recall and XOR-EnglishSpan F1/EM of the English
   answers) and XOR-Full (multilingual corpus: F1/EM/BLEU), FiD over the top ``num_passages``
-  passages. Indexes go to ``work_dir``/index/<corpus>, reports to ``work_dir``/eval/<task>."""
+  passages. Indexes go to ``work_dir``/index/<corpus>, reports to ``work_dir``/eval/<task>.
+  ``read=False`` evaluates a retriever alone: XOR-Retrieve's retrieval metrics, no reading."""
   from clqa_jax.serving import corpus_index  # pylint: disable=g-import-not-at-top
   from clqa_jax.serving import runner as runner_lib  # pylint: disable=g-import-not-at-top
   from clqa_jax.serving.inference import ModelRunner  # pylint: disable=g-import-not-at-top
 
   model_runner = ModelRunner.from_export(export_dir, progress=False)
   tables, paths = [], []
-  for task, corpus, data_file in EVALUATIONS:
+  for task, corpus, data_file in EVALUATIONS if read else EVALUATIONS[:1]:
     index_dir = fileio.join(work_dir, "index", os.path.splitext(corpus)[0])
     corpus_index.build_index(export_dir, fileio.join(cfg.data, "passages", corpus), index_dir,
                              runner=model_runner, progress=False)
     config = runner_lib.EvalConfig(task=task, top_k=cfg.retrieval_depth,
                                    reader_k=cfg.num_passages,
                                    max_answer_length=cfg.max_answer_tokens,
-                                   langs=tuple(languages))
+                                   langs=tuple(languages),
+                                   mode="both" if read else "retrieve")
     out_dir = fileio.join(work_dir, "eval", task)
     result = runner_lib.evaluate(export_dir, index_dir, fileio.join(cfg.data, "xor", data_file),
                                  out_dir, config, runner=model_runner, overwrite=True,

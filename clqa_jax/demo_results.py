@@ -46,14 +46,17 @@ def _cell(value: float | None) -> str:
   return "-" if value is None else f"{value:.1f}"
 
 
-def format_macro_table(rows: Sequence[dict[str, Any]]) -> str:
-  """Macro averages: one line per row, retrieval then reader metrics."""
-  header = ["stage", *RETRIEVAL_METRICS, *READER_METRICS]
+def format_macro_table(rows: Sequence[dict[str, Any]], label: str = "stage",
+                       extra_columns: Sequence[str] = ()) -> str:
+  """Macro averages: one line per row, retrieval then reader metrics, then the rows' own
+  ``extra_columns`` fields (text, "-" where a row has none). ``label`` heads the first column."""
+  header = [label, *RETRIEVAL_METRICS, *READER_METRICS, *extra_columns]
   lines = [header]
   for row in rows:
     reader = row["reader"][MACRO] if row["reader"] else {}
     lines.append([row["stage"], *(_cell(row["retrieval"][MACRO][m]) for m in RETRIEVAL_METRICS),
-                  *(_cell(reader.get(m)) for m in READER_METRICS)])
+                  *(_cell(reader.get(m)) for m in READER_METRICS),
+                  *(str(row.get(c, "-")) for c in extra_columns)])
   return _align(lines)
 
 
@@ -94,7 +97,8 @@ def write_results(path: str, rows: Sequence[dict[str, Any]]) -> None:
   fileio.atomic_write(path, json.dumps({"rows": list(rows)}, indent=1, ensure_ascii=False))
 
 
-def write_chart(path: str, rows: Sequence[dict[str, Any]]) -> None:
+def write_chart(path: str, rows: Sequence[dict[str, Any]],
+                title: str = "clqa demo: mini XOR-TyDi dev, per stage") -> None:
   """Grouped bars of the macro scores: one group per metric, one bar per row."""
   import io
 
@@ -116,7 +120,7 @@ def write_chart(path: str, rows: Sequence[dict[str, Any]]) -> None:
                       for m in metrics])
     ax.set_ylabel("macro score (x100)")
     ax.set_ylim(0, 100)
-    ax.set_title("clqa demo: mini XOR-TyDi dev, per stage")
+    ax.set_title(title)
     ax.legend(fontsize="small")
     fig.tight_layout()
     buffer = io.BytesIO()

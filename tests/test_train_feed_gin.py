@@ -16,12 +16,13 @@ from clqa_jax.trainer import register_configurables  # noqa: F401
 
 EXPERIMENTS = sorted(os.path.basename(p) for p in glob.glob(os.path.join(
     os.path.dirname(os.path.dirname(__file__)), "gin", "experiments", "*.gin")))
-# UMR experiments run the rounds driver (tests/test_umr_rounds.py), not one loop.train; LEXA
-# trains on topic groups, not the TrainFeed (tests/test_lexa_run.py); span corruption reads
-# passages alone (tests/test_train_span_corruption.py).
+# UMR and self-training experiments run the rounds driver (tests/test_umr_rounds.py,
+# tests/test_self_training_rounds.py), not one loop.train; LEXA trains on topic groups, not the
+# TrainFeed (tests/test_lexa_run.py); span corruption reads passages alone
+# (tests/test_train_span_corruption.py).
 RUNS = [e for e in EXPERIMENTS if e not in ("mini_common.gin", "xor_common.gin",
                                             "xor_refresh.gin", "dev_eval.gin", "mini_lexa.gin",
-                                            "mini_span_corruption.gin")
+                                            "mini_span_corruption.gin", "mini_self_training.gin")
         and not e.endswith("_umr.gin")]
 # experiment -> (task, corpus, refresh window or None)
 EXPECTED = {

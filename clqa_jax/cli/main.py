@@ -33,7 +33,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "import": ("clqa_jax.cli.import_cmd", "import external checkpoints (Hugging Face mT5, official CLASS, T5X mT5)"),
     "export": ("clqa_jax.cli.export_cmd", "export a training checkpoint for evaluation"),
     "bm25": ("clqa_jax.cli.bm25_cmd", "Lucene BM25 baseline: a retrieval prediction file"),
-    "rounds": ("clqa_jax.cli.rounds_cmd", "UMR rounds: retrieve -> rerank -> distil, gin-configured, resumable"),
+    "rounds": ("clqa_jax.cli.rounds_cmd", "UMR or self-training rounds, gin-configured, resumable"),
     "rerank": ("clqa_jax.cli.rerank_cmd", "UMR: re-rank retrieved lists by a query-likelihood mT5 (cached scores)"),
     "xpaq": ("clqa_jax.cli.xpaq_cmd", "LEXA: keep the PAQ questions nearest to the XOR questions"),
     "fuse": ("clqa_jax.cli.fuse_cmd", "fuse retrieval prediction files (rank averaging, RRF)"),

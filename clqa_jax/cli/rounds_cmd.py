@@ -1,12 +1,15 @@
-"""``clqa rounds``: a gin-configured, resumable round-based driver (UMR: retrieve -> re-rank ->
-distil, trainer/umr_rounds.py).
+"""``clqa rounds``: a gin-configured, resumable round-based driver (trainer/umr_rounds.py): UMR
+(retrieve -> re-rank -> distil) or the capstone's self-training (gold passages, then hard
+negatives mined with the previous round's model).
 
     clqa rounds --gin_file=experiments/mini_umr.gin --gin.UMR_WORK_DIR="'/tmp/umr'" \\
         --gin.TEACHER_CHECKPOINT="'/models/tiny-mt5'"
+    clqa rounds --gin_file=experiments/mini_self_training.gin \\
+        --gin.SELF_TRAINING_DIR="'/tmp/self_training'"
 
 A finished round is skipped on rerun; an interrupted one resumes (its stores, score cache and
 checkpoints). Each round's training writes its operative config to
-UMR_WORK_DIR/round_<r>/train/config.gin.
+<work dir>/round_<r>/train/config.gin.
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
   gin_utils.parse_gin(args.gin_file, args.gin_bindings or [])
   records = umr_rounds.umr_rounds()
   for record in records:
-    print(f"clqa rounds: round {record['round']} done at step {record['step']} "
-          f"({record['teacher_calls']} teacher calls); checkpoints in {record['checkpoints']}")
+    calls = f" ({record['teacher_calls']} teacher calls)" if "teacher_calls" in record else ""
+    print(f"clqa rounds: {record.get('mode', 'umr')} round {record['round']} done at step "
+          f"{record['step']}{calls}; checkpoints in {record['checkpoints']}")
   return 0

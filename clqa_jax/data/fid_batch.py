@@ -10,6 +10,8 @@ Runs in numpy on each host, after SeqIO, on the host's own shard of the global b
   decoder_loss_weights   float32 [B, T]    1.0 on real target tokens
   teacher_scores         float32 [B, C]    with ``sample``: the store's scores of the C drawn
                                            passages (UMR: query-likelihood pseudo-labels)
+  positive_labels        float32 [B, K]    with ``labels``: 1 where the store's score is > 0
+                                           (a self-training store: gold 1, hard negative 0)
   query_en_tokens        int32 [B, Lq]     stage 1 only: the English cloze query
   query_translated_tokens int32 [B, Lq]    Algorithm-1 tasks only: q', a translation of the query
   teacher_query_tokens   int32 [B, Lq]     stage 1 with a TeacherInputs: the English cloze query
@@ -105,6 +107,8 @@ class FiDBatchAssembler:
       retriever pre-trained with labelled passages.
     labeller: emit K = 2 passages per question, its positive and one answer-free hard negative
       picked from its top-k stored passages (``RetrievalLabeller``: DPR NLL / MixCSE).
+    labels: emit ``positive_labels`` from the store's scores (a self-training round's store
+      scores its gold passages 1 and its hard negatives 0).
   """
   passage_store: PassageStore
   retrieval: RetrievalStore | RetrievalVersion | str
@@ -116,6 +120,7 @@ class FiDBatchAssembler:
   source_first: bool = False
   passage_length: int | None = None
   labeller: RetrievalLabeller | None = None
+  labels: bool = False
 
   def __post_init__(self):
     if self.sample and (self.sample > self.k or isinstance(self.retrieval, str)):
@@ -134,6 +139,9 @@ class FiDBatchAssembler:
       raise ValueError("labelled pairs pick from a retrieval store's top-k (the source passage "
                        "first where there is one): exclusive with sample, source_first and "
                        f"retrieval={TEACHER_PIDS!r}")
+    if self.labels and (self.sample or self.source_first or isinstance(self.retrieval, str)):
+      raise ValueError("labels read a retrieval store's scores of the stored passages: not with "
+                       "sample, source_first or the teacher's pids")
 
   def passage_rows(self, batch: Mapping[str, np.ndarray]) -> np.ndarray:
     """int32 [B, K] rows of each question's passages (-1 where fewer than K exist)."""
@@ -148,6 +156,16 @@ class FiDBatchAssembler:
     if rows.shape[1] < self.k:
       rows = np.pad(rows, ((0, 0), (0, self.k - rows.shape[1])), constant_values=-1)
     return rows
+
+  def positive_labels(self, batch: Mapping[str, np.ndarray]) -> np.ndarray:
+    """float32 [B, K]: 1 where the stored score of the question's passage is > 0."""
+    version = self.retrieval
+    if isinstance(version, RetrievalStore):
+      version = version.latest()
+    scores = version.lookup_scores(batch["qid"], self.k)
+    if scores.shape[1] < self.k:
+      scores = np.pad(scores, ((0, 0), (0, self.k - scores.shape[1])), constant_values=-np.inf)
+    return (scores > 0).astype(np.float32)
 
   def with_source_first(self, batch: Mapping[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
     """int32 [B, K]: each question's source passage, then its ``rows`` other than the source
@@ -202,6 +220,8 @@ class FiDBatchAssembler:
     }
     if teacher_scores is not None:
       out["teacher_scores"] = teacher_scores
+    if self.labels:
+      out["positive_labels"] = self.positive_labels(batch)
     if "question_en" in batch:
       out["query_en_tokens"] = _fit(batch["question_en"], self.query_length)
     if "question_translated" in batch:

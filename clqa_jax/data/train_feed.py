@@ -139,6 +139,8 @@ class TrainFeed:
     strip_question_mark: the query tokens are the query text without its trailing "?"
       (re-encoded from ``<query_feature>_pretokenized``; UMR's student, peer-methods 4.2).
       Every use of ``query_tokens`` sees it: the batches, the refreshes, UMR's dense rounds.
+    positive_labels: emit ``positive_labels`` [B, K] from the store's scores (> 0: a gold
+      passage), for a self-training round's store (``FiDBatchAssembler.labels``).
   """
   task: str = gin.REQUIRED
   corpus: str = gin.REQUIRED
@@ -158,6 +160,7 @@ class TrainFeed:
   answer_length: int = pipeline.pp.ANSWER_MAX_TOKENS
   labelled_pairs: bool = False
   strip_question_mark: bool = False
+  positive_labels: bool = False
 
   def __post_init__(self):
     if self.query_feature not in QUERY_FEATURES:
@@ -267,7 +270,8 @@ class TrainFeed:
                                             source_first=self.source_first,
                                             passage_length=self.passage_length,
                                             answer_length=self.answer_length,
-                                            labeller=labeller)
+                                            labeller=labeller,
+                                            labels=self.positive_labels)
     self.source = FeedSource(self, assembler, layout.per_process_batch_size, layout.shard_id,
                              layout.num_shards)
     return self.source

@@ -547,6 +547,68 @@ class MixcseObjective:
     return loss, {"loss": loss, "loss/mixcse": loss}
 
 
+POSITIVE_LABELS = "positive_labels"  # float32 [B, K]: 1 on a question's gold passages
+
+
+def inbatch_candidates(passage_rows_BK: jax.Array, positive_labels_BK: jax.Array
+                       ) -> tuple[jax.Array, jax.Array]:
+  """The capstone's P+ and P+ u P- of every question over the B*K passages of the batch.
+
+  Returns (positive_BN, candidate_BN), both bool [B, B*K]. Question i's P+ are its own passages
+  labelled positive; its candidates are its own real passages (positives and hard negatives)
+  plus the other questions' real passages (in-batch negatives), each corpus row counted once:
+  a row that is one of i's own passages, or a repeat of an earlier column, is left out of i's
+  other columns (questions in several languages share their gold article).
+  """
+  b, k = passage_rows_BK.shape
+  rows_N = passage_rows_BK.reshape(b * k)
+  real_N = rows_N >= 0
+  own_BN = jnp.repeat(jnp.eye(b, dtype=bool), k, axis=1)
+  same_NN = (rows_N[:, None] == rows_N[None, :]) & real_N[:, None] & real_N[None, :]
+  first_N = ~jnp.any(jnp.tril(same_NN, k=-1), axis=1)
+  own_row_BN = jnp.any(own_BN[:, :, None] & same_NN[None], axis=1)
+  candidate = real_N[None, :] & (own_BN | (~own_row_BN & first_N[None, :]))
+  positive = own_BN & (positive_labels_BK.reshape(1, b * k) > 0) & real_N[None, :]
+  return positive, candidate
+
+
+@gin.configurable
+@dataclasses.dataclass(frozen=True)
+class MultiPositiveObjective:
+  """The capstone's retriever loss L_sim (peer-methods 1.3 a): ``terms.multi_positive_contrastive``
+  over every passage of the (micro)batch, dot-product scores, no temperature.
+
+  The batch holds each question's gold passages (``positive_labels`` 1) and its hard negatives
+  (``positive_labels`` 0), from a self-training round's store (``TrainFeed.positive_labels``);
+  the other questions' passages are the in-batch negatives (``inbatch_candidates``). Only the
+  lower encoder and the retrieval head run. A question without a gold passage adds 0. With
+  NUM_MICROBATCHES > 1 the in-batch negatives are the microbatch's (no GradCache here).
+  """
+  name: str = "multi_positive"
+  needs_teacher: bool = False
+
+  def loss(self, params: Any, batch: Batch, *, model: UnifiedModel, rng: jax.Array | None,
+           num_questions: int, teacher: Teacher | None = None, teacher_params: Any = None,
+           enable_dropout: bool = True, step: jax.Array | None = None
+           ) -> tuple[jax.Array, Metrics]:
+    del teacher, teacher_params, step
+    if POSITIVE_LABELS not in batch:
+      raise KeyError(f"the multi_positive objective needs '{POSITIVE_LABELS}' in the batch: a "
+                     "TrainFeed over a self-training store with positive_labels = True")
+    b, k, lp = batch["passage_tokens"].shape
+    q_rng = p_rng = None
+    if rng is not None:
+      q_rng, p_rng = jax.random.split(rng)
+    queries = model.embed_queries(params, batch["query_tokens"], rng=q_rng,
+                                  enable_dropout=enable_dropout)
+    passages = model.embed_passages(params, batch["passage_tokens"].reshape(b * k, lp),
+                                    rng=p_rng, enable_dropout=enable_dropout)
+    scores = terms.global_scores(queries, passages.reshape(b, k, -1))
+    positive, candidate = inbatch_candidates(batch["passage_rows"], batch[POSITIVE_LABELS])
+    loss = jnp.sum(terms.multi_positive_contrastive(scores, positive, candidate)) / num_questions
+    return loss, {"loss": loss, "loss/multi_positive": loss}
+
+
 OBJECTIVES: dict[str, type[Objective]] = {"mlqa": MlqaObjective, "clr_pt": ClrPtObjective,
                                           "mlqa_supervised_retrieval":
                                               SupervisedRetrievalObjective,
@@ -556,6 +618,7 @@ OBJECTIVES: dict[str, type[Objective]] = {"mlqa": MlqaObjective, "clr_pt": ClrPt
                                           "umr_kd": UmrKdObjective,
                                           "dpr_nll": DprNllObjective,
                                           "mixcse": MixcseObjective,
+                                          "multi_positive": MultiPositiveObjective,
                                           "lexa_pt": lexa_objective.LexaPtObjective}
 
 
