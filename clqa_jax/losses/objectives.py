@@ -595,15 +595,9 @@ class MultiPositiveObjective:
     if POSITIVE_LABELS not in batch:
       raise KeyError(f"the multi_positive objective needs '{POSITIVE_LABELS}' in the batch: a "
                      "TrainFeed over a self-training store with positive_labels = True")
-    b, k, lp = batch["passage_tokens"].shape
-    q_rng = p_rng = None
-    if rng is not None:
-      q_rng, p_rng = jax.random.split(rng)
-    queries = model.embed_queries(params, batch["query_tokens"], rng=q_rng,
-                                  enable_dropout=enable_dropout)
-    passages = model.embed_passages(params, batch["passage_tokens"].reshape(b * k, lp),
-                                    rng=p_rng, enable_dropout=enable_dropout)
-    scores = terms.global_scores(queries, passages.reshape(b, k, -1))
+    queries, passages = retriever_vectors(model, params, batch, rng=rng,
+                                          enable_dropout=enable_dropout)
+    scores = terms.global_scores(queries, passages)
     positive, candidate = inbatch_candidates(batch["passage_rows"], batch[POSITIVE_LABELS])
     loss = jnp.sum(terms.multi_positive_contrastive(scores, positive, candidate)) / num_questions
     return loss, {"loss": loss, "loss/multi_positive": loss}
