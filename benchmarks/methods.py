@@ -47,6 +47,8 @@ class Method:
   reader: bool = False
   bindings: tuple[str, ...] = ()
   needs_umr_teacher: bool = False
+  # `clqa synth` settings of a stage the method's data needs beyond `synth all` (run once)
+  synth_stage: tuple[str, tuple[tuple[str, Any], ...]] | None = None
 
 
 # gin experiment file -> method; adding a method is one line.
@@ -60,7 +62,10 @@ GIN_METHODS: dict[str, Method] = {
     "experiments/mini_self_training.gin": Method("self_training", ROUNDS),
     "experiments/mini_mixcse.gin": Method("mixcse"),
     "experiments/mini_dpr.gin": Method("dpr"),
-    "experiments/mini_capstone_jsd.gin": Method("capstone_jsd", reader=True),
+    "experiments/mini_capstone_jsd.gin": Method(
+        "capstone_jsd", reader=True,
+        synth_stage=("translate", (("translate_input", "stage2/xor_full.*.jsonl-*"),
+                                   ("translate_fields", ("question", "answers"))))),
     "experiments/mini_span_corruption.gin": Method("span_corruption", reader=True),
 }
 UNTRAINED, BM25, FUSION = "untrained", demo.BASELINE, "fusion"
@@ -138,6 +143,17 @@ class Runner:
             f"RETRIEVAL_DIR = '{fileio.join(run_dir, 'retrieval')}'",
             f"REFRESH_EVERY = {self.cfg.refresh_every}"]
 
+  def synth(self, stage: str, settings: tuple[tuple[str, Any], ...]) -> None:
+    """Runs `clqa synth <stage>` (synth/mini.gin plus ``settings``) over the data unless done."""
+    from clqa_jax import gin_utils  # pylint: disable=g-import-not-at-top
+    from clqa_jax.synth import config as config_lib  # pylint: disable=g-import-not-at-top
+    from clqa_jax.synth import stages  # pylint: disable=g-import-not-at-top
+
+    with gin_utils.scoped_config():
+      gin_utils.parse_gin(["synth/mini.gin"], [], finalize=False)
+      cfg = config_lib.SynthConfig(output_dir=self.cfg.data, **dict(settings))
+      stages.RUNNERS[stage](cfg)  # a complete stage with the same settings is reused
+
   def train(self, name: str, gin_file: str, method: Method, init: str) -> str:
     """Trains a method from ``init``; returns its last checkpoints directory."""
     from clqa_jax import gin_utils  # pylint: disable=g-import-not-at-top
@@ -145,6 +161,8 @@ class Runner:
     from clqa_jax.trainer import register_configurables  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
     from clqa_jax.trainer import umr_rounds  # pylint: disable=g-import-not-at-top
 
+    if method.synth_stage is not None:
+      self.synth(*method.synth_stage)
     steps = max(self.steps // ROUNDS_COUNT, 1) if method.runs == ROUNDS else self.steps
     bindings = [*self.bindings(name, steps), f"INIT_CHECKPOINT = '{init}'", *method.bindings]
     if method.runs == ROUNDS:
