@@ -1,0 +1,96 @@
+"""The capstone's entity augmentation: linked-article titles found in a question (longest
+non-overlapping matches) replaced by the same topics' titles in one other language drawn per
+question; the `entity_augment` stage on the mini corpus, and the task reading its output."""
+import collections
+import difflib
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+
+from clqa_jax.synth import config as config_lib
+from clqa_jax.synth import entity_augmentation as ea
+from clqa_jax.synth import stages
+
+# topic -> {lang: title}: "South Korea" overlaps the shorter "Korea" (another topic).
+TITLES = {
+    "South Korea": {"en": "South Korea", "fi": "Etelä-Korea", "ja": "大韓民国", "ko": "대한민국"},
+    "Korea": {"en": "Korea", "fi": "Korea", "ja": "朝鮮", "ko": "한국"},
+    "Seoul": {"en": "Seoul", "fi": "Soul", "ja": "ソウル", "ko": "서울"},
+    "Helsinki": {"en": "Helsinki", "fi": "Helsinki"},
+}
+WIKIMAP = ea.WikiMap((topic, lang, title) for topic, by_lang in TITLES.items()
+                     for lang, title in by_lang.items())
+LANGS = ("en", "fi", "ja", "ko")
+
+
+def _spans(text, lang="en"):
+  return [(text[s.start:s.end], s.topic) for s in ea.find_entity_spans(text, lang, WIKIMAP)]
+
+
+def test_wikimap_tables():
+  assert WIKIMAP.topic_of["ja"]["大韓民国"] == "South Korea"
+  assert WIKIMAP.titles_of["Seoul"] == TITLES["Seoul"]
+  with pytest.raises(ValueError, match="belongs to topics 'A' and 'B'"):
+    ea.WikiMap([("A", "en", "X"), ("B", "en", "X")])
+
+
+def test_longest_match_wins_over_a_shorter_overlapping_title():
+  assert _spans("Is Seoul the capital of South Korea?") == [("Seoul", "Seoul"),
+                                                            ("South Korea", "South Korea")]
+  assert _spans("Korea and South Korea") == [("Korea", "Korea"), ("South Korea", "South Korea")]
+  assert _spans("Koreans in Seoulville") == []  # whole words in English
+  assert _spans("서울의 인구는?", "ko") == [("서울", "Seoul")]  # a Korean particle attached
+  assert _spans("大韓民国の首都は？", "ja") == [("大韓民国", "South Korea")]
+
+
+def test_every_span_becomes_the_same_topics_title_in_one_other_language():
+  question = "Is Seoul the capital of South Korea or of Korea?"
+  targets = collections.Counter()
+  for seed in range(200):
+    aug = ea.augment_question(question, "en", WIKIMAP, LANGS, np.random.default_rng(seed))
+    assert aug.outcome == ea.AUGMENTED and aug.target_lang != "en"
+    t = TITLES
+    lang = aug.target_lang
+    assert aug.question == (f"Is {t['Seoul'][lang]} the capital of {t['South Korea'][lang]} "
+                            f"or of {t['Korea'][lang]}?")
+    targets[lang] += 1
+  assert set(targets) == {"fi", "ja", "ko"} and min(targets.values()) > 40  # uniform-ish
+
+
+def test_target_languages_need_a_title_of_one_entity_and_spans_without_one_stay():
+  spans = ea.find_entity_spans("Helsinki or Soul", "fi", WIKIMAP)
+  assert [s.topic for s in spans] == ["Helsinki", "Seoul"]
+  assert ea.target_languages(spans, "fi", WIKIMAP, LANGS) == ["en", "ja", "ko"]
+  assert ea.target_languages(spans, "fi", WIKIMAP, ("en", "fi", "ja")) == ["en", "ja"]
+  # Helsinki has no Japanese title: its span stays.
+  assert ea.replace_spans("Helsinki or Soul", spans, "ja", WIKIMAP) == "Helsinki or ソウル"
+  only_fi = ea.augment_question("Helsinki", "en", WIKIMAP, LANGS, np.random.default_rng(0))
+  assert only_fi.question == "Helsinki" and only_fi.target_lang == "fi"
+  kept = ea.augment_question("Helsinki", "en", WIKIMAP, ("en", "ja"), np.random.default_rng(0))
+  assert (kept.question, kept.target_lang, kept.outcome) == ("Helsinki", None, ea.NO_TARGET_LANG)
+
+
+def test_a_question_without_titles_is_kept_and_counted():
+  record = {"id": "7", "lang": "en", "question": "Who wrote the anthem?", "answers": ["x"]}
+  out, outcome = ea.augment_record(record, WIKIMAP, LANGS, seed=0)
+  assert outcome == ea.NO_ENTITY
+  assert out == {**record, "translations": {}}
+
+
+def test_seeded_per_record_whatever_the_order():
+  records = [{"id": str(i), "lang": "en", "question": f"Seoul {i} of South Korea"}
+             for i in range(50)]
+
+  def targets(recs, seed):
+    return {r["id"]: list(ea.augment_record(r, WIKIMAP, LANGS, seed)[0]["translations"])
+            for r in recs}
+  first = targets(records, 3)
+  assert targets(records[::-1], 3) == first
+  assert targets(records, 4) != first
+  out, outcome = ea.augment_record(records[0], WIKIMAP, LANGS, 3)
+  assert outcome == ea.AUGMENTED and out["question"] == records[0]["question"]
+  (lang, fields), = out["translations"].items()
+  assert fields == {"question": f"{TITLES['Seoul'][lang]} 0 of {TITLES['South Korea'][lang]}"}
