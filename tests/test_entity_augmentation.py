@@ -19,7 +19,7 @@ TITLES = {
     "South Korea": {"en": "South Korea", "fi": "Etelä-Korea", "ja": "大韓民国", "ko": "대한민국"},
     "Korea": {"en": "Korea", "fi": "Korea", "ja": "朝鮮", "ko": "한국"},
     "Seoul": {"en": "Seoul", "fi": "Soul", "ja": "ソウル", "ko": "서울"},
-    "Helsinki": {"en": "Helsinki", "fi": "Helsinki"},
+    "Helsinki": {"en": "Helsinki", "fi": "Helsinki", "ko": "헬싱키"},
 }
 WIKIMAP = ea.WikiMap((topic, lang, title) for topic, by_lang in TITLES.items()
                      for lang, title in by_lang.items())
@@ -64,12 +64,15 @@ def test_target_languages_need_a_title_of_one_entity_and_spans_without_one_stay(
   spans = ea.find_entity_spans("Helsinki or Soul", "fi", WIKIMAP)
   assert [s.topic for s in spans] == ["Helsinki", "Seoul"]
   assert ea.target_languages(spans, "fi", WIKIMAP, LANGS) == ["en", "ja", "ko"]
-  assert ea.target_languages(spans, "fi", WIKIMAP, ("en", "fi", "ja")) == ["en", "ja"]
+  assert ea.target_languages(spans, "fi", WIKIMAP, ("fi", "ja")) == ["ja"]
+  assert ea.target_languages(spans[:1], "fi", WIKIMAP, LANGS) == ["ko"]
   # Helsinki has no Japanese title: its span stays.
   assert ea.replace_spans("Helsinki or Soul", spans, "ja", WIKIMAP) == "Helsinki or ソウル"
-  only_fi = ea.augment_question("Helsinki", "en", WIKIMAP, LANGS, np.random.default_rng(0))
-  assert only_fi.question == "Helsinki" and only_fi.target_lang == "fi"
-  kept = ea.augment_question("Helsinki", "en", WIKIMAP, ("en", "ja"), np.random.default_rng(0))
+  # The Finnish title is spelled as the English one: no target (Korean is the only one).
+  only_ko = ea.augment_question("Helsinki", "en", WIKIMAP, LANGS, np.random.default_rng(0))
+  assert only_ko.question == "헬싱키" and only_ko.target_lang == "ko"
+  kept = ea.augment_question("Helsinki", "en", WIKIMAP, ("en", "fi", "ja"),
+                             np.random.default_rng(0))
   assert (kept.question, kept.target_lang, kept.outcome) == ("Helsinki", None, ea.NO_TARGET_LANG)
 
 
@@ -94,3 +97,69 @@ def test_seeded_per_record_whatever_the_order():
   assert outcome == ea.AUGMENTED and out["question"] == records[0]["question"]
   (lang, fields), = out["translations"].items()
   assert fields == {"question": f"{TITLES['Seoul'][lang]} 0 of {TITLES['South Korea'][lang]}"}
+
+
+MINI_LANGS = ("en", "ar", "bn", "fi", "ja", "ko", "ru", "te")
+XOR_TRAIN = os.path.join(config_lib.MINIWIKI_DIR, "xor", "xor_train_full.jsonl")
+
+
+def _jsonl(pattern):
+  out = []
+  for path in sorted(glob.glob(pattern)):
+    with open(path, encoding="utf-8") as f:
+      out += [json.loads(line) for line in f if line.strip()]
+  return out
+
+
+def _title_intervals(text, titles):
+  """(start, end) of every case-insensitive occurrence of any title in text."""
+  low, out = text.lower(), []
+  for t in titles:
+    i = low.find(t.lower())
+    while i >= 0:
+      out.append((i, i + len(t)))
+      i = low.find(t.lower(), i + 1)
+  return out
+
+
+@pytest.fixture(scope="module")
+def mini_entity_stage(tmp_path_factory):
+  out = tmp_path_factory.mktemp("entity")
+  cfg = config_lib.SynthConfig(output_dir=str(out), langs=MINI_LANGS, translate_input=XOR_TRAIN)
+  stages.run_linked_paragraphs(cfg)
+  return cfg, stages.run_entity_augment(cfg)
+
+
+def test_entity_augment_stage_on_the_mini_corpus(mini_entity_stage):
+  cfg, result = mini_entity_stage
+  counts = result["counts"]
+  records = _jsonl(os.path.join(cfg.output_dir, "entity_augmented", "xor_train_full.*.jsonl-*"))
+  inputs = _jsonl(XOR_TRAIN)
+  assert len(records) == len(inputs) == sum(counts["records"].values())
+  assert sum(counts["augmented"].values()) > len(inputs) // 2
+  by_outcome = collections.Counter(bool(r["translations"]) for r in records)
+  assert by_outcome[True] == sum(counts["augmented"].values())
+  assert by_outcome[False] == sum(sum(counts.get(k, {}).values())
+                                  for k in ("no_entity", "no_target_lang"))
+  # The WikiMap straight from the linked_paragraphs records: topic -> lang -> title.
+  titles = collections.defaultdict(dict)
+  for d in _jsonl(os.path.join(cfg.output_dir, "linked_paragraphs", "paragraphs.jsonl-*")):
+    titles[d["topic_id"]][d["lang"]] = d["title"]
+  originals = {r["id"]: r for r in inputs}
+  for r in records:
+    assert {k: v for k, v in r.items() if k != "translations"} == originals[r["id"]]
+    if not r["translations"]:
+      continue
+    (target, fields), = r["translations"].items()
+    assert target != r["lang"] and target in MINI_LANGS
+    source_titles = [t[r["lang"]] for t in titles.values() if r["lang"] in t]
+    target_titles = {t[target] for t in titles.values() if target in t}
+    spans = _title_intervals(r["question"], source_titles)
+    old, new = r["question"], fields["question"]
+    assert new != old
+    # Every change lies inside a source-language title and writes a target-language title.
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes():
+      if tag != "equal":
+        assert any(s <= i1 and i2 <= e for s, e in spans), (old, new, old[i1:i2])
+        assert any(new[j1:j2] in t for t in target_titles), (old, new, new[j1:j2])
+  assert stages.run_entity_augment(cfg)["skipped"]

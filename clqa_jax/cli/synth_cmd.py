@@ -5,6 +5,8 @@
   clqa synth linked_paragraphs ...   LEXA topic groups (first paragraphs of linked articles)
   clqa synth translate ...          SynthConfig.translate_input's records with translations of
                                     their translate_fields (dictionary | http | seq2seq backend)
+  clqa synth entity_augment ...     the same records with their linked-article titles in another
+                                    language (needs linked_paragraphs)
   clqa synth qagen|qa_filter ...     ZusammenQA: English QA pairs -> answer-type filter ->
                                      AUG-QA records (not part of `all`; needs passages)
   clqa synth generate --out DIR --synthetic_entities 1000          grow a corpus for benchmarks
@@ -29,7 +31,7 @@ from clqa_jax.cli import outputs
 from clqa_jax.cli.errors import UsageError
 
 _STAGE_CHOICES = ("all", "passages", "anchors", "parallel", "teacher", "qa", "questions",
-                  "linked_paragraphs", "translate", "qagen", "qa_filter", "generate")
+                  "linked_paragraphs", "translate", "entity_augment", "qagen", "qa_filter", "generate")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -96,6 +96,10 @@ class SynthConfig:
   # interlanguage-linked titles (<corpus_dir>/langlinks.tsv) as the dictionaries
   translate_dictionaries: str | None = None
   translate_batch_size: int = 64
+  # entity_augment: translate_input's records with their linked-article titles swapped into
+  # one other translation_langs language per question (synth/entity_augmentation.py)
+  entity_augment_output: str = "entity_augmented"  # the stage directory under output_dir
+  entity_augment_seed: int = 0
   # ZusammenQA QA generation (qagen, qa_filter; synth/qagen.py). The http backend uses `http`.
   qagen_backend: str = "template"  # | "http"
   qagen_max_tokens: int = 512  # per article split (whitespace words)

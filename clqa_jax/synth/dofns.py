@@ -15,6 +15,7 @@ from clqa_jax.synth import answer_type_filter
 from clqa_jax.synth import cloze
 from clqa_jax.synth import config as config_lib
 from clqa_jax.synth import encoders
+from clqa_jax.synth import entity_augmentation
 from clqa_jax.synth import filters
 from clqa_jax.synth import parallel
 from clqa_jax.synth import passages as passages_lib
@@ -335,6 +336,47 @@ class TranslateDoFn(beam.DoFn):
     yield from out
     for failure in failures:
       yield beam.pvalue.TaggedOutput(DROPPED_TAG, failure)
+
+
+def read_wikimap(paragraphs_pattern: str) -> entity_augmentation.WikiMap:
+  """The WikiMap of the ``linked_paragraphs`` shards matching ``paragraphs_pattern``."""
+  # topic_groups holds the seqio task pieces too: imported only by the stage that reads it.
+  from clqa_jax.data import topic_groups  # pylint: disable=g-import-not-at-top
+
+  files = readers.expand_shards(paragraphs_pattern)
+  if not files:
+    raise FileNotFoundError(f"no linked_paragraphs shards match {paragraphs_pattern}")
+  return entity_augmentation.WikiMap.from_paragraphs(
+      doc for f in files for group in topic_groups.read_topic_groups(f) for doc in group)
+
+
+class EntityAugmentDoFn(beam.DoFn):
+  """Records -> the records with entity-augmented ``translations`` (``entity_augmentation.
+  augment_record``); main output the records, ``OUTCOME_TAG`` each record's (lang, outcome)."""
+  OUTCOME_TAG = "outcome"
+
+  def __init__(self, cfg: config_lib.SynthConfig, paragraphs_pattern: str):
+    self.cfg = cfg
+    self.paragraphs_pattern = paragraphs_pattern
+
+  def setup(self):
+    self.wikimap = read_wikimap(self.paragraphs_pattern)
+
+  def process(self, record):
+    where = record["_source"]
+    for field in ("lang", "question"):
+      if field not in record:
+        raise ValueError(f"{where}: the record has no field {field!r}")
+    if record["lang"] not in self.cfg.langs:
+      raise ValueError(f"{where}: lang {record['lang']!r} is not in SynthConfig.langs")
+    if translation.TRANSLATIONS in record:
+      raise ValueError(f"{where}: the record already has {translation.TRANSLATIONS!r} (entity "
+                       "augmentation reads the records the translate stage reads, not its output)")
+    out, outcome = entity_augmentation.augment_record(
+        {k: v for k, v in record.items() if k != "_source"}, self.wikimap,
+        self.cfg.translation_langs, self.cfg.entity_augment_seed)
+    yield out
+    yield beam.pvalue.TaggedOutput(self.OUTCOME_TAG, (out["lang"], outcome))
 
 
 class QaGenDoFn(beam.DoFn):

@@ -11,9 +11,10 @@ languages; Arabic proclitics; plain substrings without spaces; case-insensitive)
 one stated departure from the source.
 
 Per question, the target language L' is drawn uniformly (a seeded numpy Generator) from the
-languages other than L that have a title for at least one of its entities; every span whose
-entity has an L' title becomes that title (a span whose entity has none stays). A question
-with no span, or whose entities have no title in another language, is kept unchanged.
+languages other than L that have a title for at least one of its entities (one spelled
+otherwise than its L title); every span whose entity has an L' title becomes that title (a span
+whose entity has none stays). A question with no span, or whose entities have no other title
+in another language, is kept unchanged.
 Augmented records have the ``clqa synth translate`` schema (``data/translated_records.py``):
 the original stays in ``question``, the augmented question is ``translations[L']["question"]``.
 """
@@ -101,8 +102,10 @@ def find_entity_spans(text: str, lang: str, wikimap: WikiMap) -> list[EntitySpan
 
 def target_languages(spans: Sequence[EntitySpan], lang: str, wikimap: WikiMap,
                      langs: Sequence[str]) -> list[str]:
-  """The languages of ``langs`` other than ``lang`` with a title for at least one span's entity."""
-  have = {l for s in spans for l in wikimap.titles_of[s.topic]}
+  """The languages of ``langs`` other than ``lang`` with a title for at least one span's
+  entity that differs from its ``lang`` title (a swap to the same spelling changes nothing)."""
+  have = {l for s in spans for l, title in wikimap.titles_of[s.topic].items()
+          if title != wikimap.titles_of[s.topic][lang]}
   return sorted(l for l in set(langs) & have if l != lang)
 
 

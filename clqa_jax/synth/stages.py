@@ -9,6 +9,9 @@ Layout under `output_dir` (see the cross-module contract):
   xor/                                                the corpus's XOR-TyDi question files
   linked_paragraphs/paragraphs.jsonl-SSSSS-of-NNNNN   LEXA topic groups: the first paragraph
                                                       of every interlanguage-linked article
+  translated/<prefix>.<lang>.jsonl-...                translate: records with translations
+  entity_augmented/<prefix>.<lang>.jsonl-...          entity_augment: the same records with
+                                                      their titles in another language
   qagen/pairs.jsonl-SSSSS-of-NNNNN                    ZusammenQA generated English QA pairs
   aug_qa/aug_qa.<lang>.jsonl-SSSSS-of-NNNNN           their AUG-QA records (stage-1 schema)
   aug_qa/positive_windows.tsv                         with qagen_positive "window": the windows
@@ -27,6 +30,7 @@ from clqa_jax.synth import beam_io
 from clqa_jax.synth import beam_util
 from clqa_jax.synth import config as config_lib
 from clqa_jax.synth import dofns
+from clqa_jax.synth import entity_augmentation
 from clqa_jax.synth import manifest
 from clqa_jax.synth import passages as passages_lib
 from clqa_jax.synth import qagen
@@ -302,6 +306,46 @@ def run_translate(cfg: config_lib.SynthConfig) -> dict[str, Any]:
                                "the files hold no records (SynthConfig.translate_input)"))
 
 
+def run_entity_augment(cfg: config_lib.SynthConfig) -> dict[str, Any]:
+  """The translate stage's input records -> the same records with ``translations``:
+  {L': {"question": the question with its linked-article titles in L'}} (or {} when kept),
+  written to ``<entity_augment_output>/<prefix>.<lang>.jsonl-SSSSS-of-NNNNN`` by record lang
+  (synth/entity_augmentation.py). The WikiMap is the linked_paragraphs stage's topic groups.
+
+  Counts per record language: ``records``, ``augmented``, ``no_entity`` (no title found) and
+  ``no_target_lang`` (titles with no other translation_langs title). Not part of ``all``.
+  """
+  paragraphs_dir = _require(cfg, "linked_paragraphs", "entity_augment")
+  pattern = translate_input_pattern(cfg)
+  files = fileio.glob(pattern)
+  if not files:
+    raise FileNotFoundError(f"synth entity_augment: no files match {pattern} "
+                            "(SynthConfig.translate_input)")
+  prefix = translated_prefix(pattern)
+
+  def build(p, staging):
+    records = (p | "Files" >> beam.Create(files)
+               | "Read" >> beam.FlatMap(dofns.read_translate_input)
+               | "Reshuffle" >> beam.Reshuffle())
+    out = records | "Augment" >> beam.ParDo(dofns.EntityAugmentDoFn(
+        cfg, fileio.join(paragraphs_dir, "paragraphs.jsonl-*"))).with_outputs(
+            dofns.EntityAugmentDoFn.OUTCOME_TAG, main="records")
+    beam_util.write_by_lang(out.records, staging, f"{prefix}.{{lang}}.jsonl", cfg.langs,
+                            cfg.num_shards, "Augmented")
+    beam_util.count(out.records, lambda r: r["lang"], staging, "records")
+    outcomes = out[dofns.EntityAugmentDoFn.OUTCOME_TAG]
+    for name in (entity_augmentation.AUGMENTED, entity_augmentation.NO_ENTITY,
+                 entity_augmentation.NO_TARGET_LANG):
+      beam_util.count(outcomes | f"Keep.{name}" >> beam.Filter(lambda o, n=name: o[1] == n),
+                      lambda o: o[0], staging, name)
+  return beam_util.run_stage(
+      cfg, cfg.entity_augment_output, [paragraphs_dir, *files],
+      cfg.stage_config("translate_input", "translation_langs", "entity_augment_seed", "langs"),
+      build,
+      manifest.ExpectedRecords(("records",), pattern,
+                               "the files hold no records (SynthConfig.translate_input)"))
+
+
 _QAGEN_FIELDS = ("passage_words", "qagen_backend", "qagen_max_tokens", "qagen_splits",
                  "qagen_positive")
 
@@ -364,6 +408,7 @@ def run_qa_filter(cfg: config_lib.SynthConfig) -> dict[str, Any]:
 RUNNERS = {"passages": run_passages, "anchors": run_anchors, "parallel": run_parallel,
            "teacher": run_teacher, "qa": run_qa, "questions": run_questions,
            "linked_paragraphs": run_linked_paragraphs, "translate": run_translate,
+           "entity_augment": run_entity_augment,
            "qagen": run_qagen, "qa_filter": run_qa_filter}
 
 
