@@ -13,6 +13,9 @@ adds question_en [<=50] (the English cloze query), teacher_pids and teacher_scor
   clqa.algorithm1.xor_full.<lang>      the same questions through the capstone's Algorithm 1
                                        (translated/xor_full.<lang>.jsonl-*, clqa synth translate),
                                        plus question_translated (q')
+  clqa.entity_augment.xor_full.<lang>  the same draw over entity-augmented questions
+                                       (entity_augmented/xor_full.<lang>.jsonl-*,
+                                       clqa synth entity_augment)
   clqa.xor_retrieve.<lang>             XOR-Retrieve eng-span, splits train / validation (TFDS)
   clqa.xor_full.<lang>                 XOR-Full, splits train / validation (TFDS)
   clqa.nq.en                           NQ-open (DPR CSV), splits train / validation / test (TFDS)
@@ -24,7 +27,7 @@ adds question_en [<=50] (the English cloze query), teacher_pids and teacher_scor
 
 Mixtures (rate(l) ∝ n_l^alpha, alpha = gin ``language_mixing_alpha.alpha``, default 0):
   clqa.clr_pt, clqa.clr_pt_code_switched, clqa.mlqa_pt.xor_retrieve, clqa.mlqa_pt.xor_full, clqa.xor_retrieve,
-  clqa.algorithm1.xor_full,
+  clqa.algorithm1.xor_full, clqa.entity_augment.xor_full,
   clqa.xor_full, clqa.mkqa.
 
 Data paths resolve from ``data_root.path`` (default env CLQA_DATA_DIR) and the vocabulary from
@@ -141,20 +144,24 @@ for _lang in MKQA_LANGUAGES:
 
 # The capstone's Algorithm 1 (reader version) over `clqa synth translate` records of the stage-2
 # XOR-Full questions (question and answers translated): drawn after the cache, anew every epoch;
-# question_translated is q' (a translation of the question) for the JSD objective.
+# question_translated is q' (a translation of the question) for the JSD objective. The entity
+# augmentation (`clqa synth entity_augment`: titles swapped into one other language) is the
+# same draw over its records, whose answers stay the originals.
 ALGORITHM1_FEATURES = {**QA_FEATURES,
                        "question_translated": seqio.Feature(VOCABULARY, add_eos=False)}
-for _lang in SYNTH_LANGUAGES:
-  _add_task(
-      "algorithm1.xor_full", f"clqa.algorithm1.xor_full.{_lang}",
-      sources.JsonlShardsDataSource({"train": f"translated/xor_full.{_lang}.jsonl-*-of-*"},
-                                    kind="translated"),
-      [pp.filter_answerable, seqio.CacheDatasetPlaceholder(),
-       functools.partial(pp.algorithm1_translate, swap_answers=True), pp.format_question,
-       pp.format_translated_question,
-       functools.partial(pp.tokenize_questions, features=("question", "question_translated")),
-       pp.select_answer, pp.tokenize_answer],
-      ALGORITHM1_FEATURES)
+for _family, _stage_dir in (("algorithm1.xor_full", "translated"),
+                            ("entity_augment.xor_full", "entity_augmented")):
+  for _lang in SYNTH_LANGUAGES:
+    _add_task(
+        _family, f"clqa.{_family}.{_lang}",
+        sources.JsonlShardsDataSource({"train": f"{_stage_dir}/xor_full.{_lang}.jsonl-*-of-*"},
+                                      kind="translated"),
+        [pp.filter_answerable, seqio.CacheDatasetPlaceholder(),
+         functools.partial(pp.algorithm1_translate, swap_answers=True), pp.format_question,
+         pp.format_translated_question,
+         functools.partial(pp.tokenize_questions, features=("question", "question_translated")),
+         pp.select_answer, pp.tokenize_answer],
+        ALGORITHM1_FEATURES)
 
 
 # LEXA pre-training: one example per topic group (not per language: a group spans languages).
@@ -187,5 +194,6 @@ _add_mixture("clqa.mlqa_pt.xor_retrieve", TASK_FAMILIES["mlqa_pt.xor_retrieve"],
 _add_mixture("clqa.mlqa_pt.xor_full", TASK_FAMILIES["mlqa_pt.xor_full"], "train")
 _add_mixture("clqa.xor_retrieve", TASK_FAMILIES["xor_retrieve"], "train")
 _add_mixture("clqa.algorithm1.xor_full", TASK_FAMILIES["algorithm1.xor_full"], "train")
+_add_mixture("clqa.entity_augment.xor_full", TASK_FAMILIES["entity_augment.xor_full"], "train")
 _add_mixture("clqa.xor_full", TASK_FAMILIES["xor_full"], "train")
 _add_mixture("clqa.mkqa", TASK_FAMILIES["mkqa"], "test")

@@ -6,6 +6,7 @@ import difflib
 import glob
 import json
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -163,3 +164,40 @@ def test_entity_augment_stage_on_the_mini_corpus(mini_entity_stage):
         assert any(s <= i1 and i2 <= e for s, e in spans), (old, new, old[i1:i2])
         assert any(new[j1:j2] in t for t in target_titles), (old, new, new[j1:j2])
   assert stages.run_entity_augment(cfg)["skipped"]
+
+
+def test_entity_augment_task_draws_the_augmented_question_half_the_time(tmp_path, monkeypatch):
+  sys.path.insert(0, os.path.join(os.path.dirname(__file__), "fixtures", "data"))
+  import tiny_vocab  # pylint: disable=g-import-not-at-top
+  import seqio  # pylint: disable=g-import-not-at-top
+  from clqa_jax import tasks  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+  from clqa_jax.data import paths  # pylint: disable=g-import-not-at-top
+
+  root = tmp_path / "root"
+  shard = root / "entity_augmented" / "xor_full.fi.jsonl-00000-of-00001"
+  shard.parent.mkdir(parents=True)
+  swapped = [{"id": f"s{i}", "lang": "fi", "question": f"Missä Soul {i}?", "answers": ["x"],
+              "answer_lang": "fi",
+              "translations": {"ja": {"question": f"Missä ソウル {i}?"}}} for i in range(60)]
+  kept = [{"id": f"k{i}", "lang": "fi", "question": f"Mikä {i}?", "answers": ["y"],
+           "answer_lang": "fi", "translations": {}} for i in range(10)]
+  shard.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in swapped + kept),
+                   encoding="utf-8")
+  monkeypatch.setenv(paths.DATA_DIR_ENV, str(root))
+  monkeypatch.setenv(paths.VOCAB_ENV, tiny_vocab.tiny_vocab_path())
+  task = seqio.get_mixture_or_task("clqa.entity_augment.xor_full.fi")
+  assert "clqa.entity_augment.xor_full" in seqio.MixtureRegistry.names()
+  examples = list(task.get_dataset(sequence_length={"question": 64, "answer": 16}, split="train",
+                                   shuffle=False, seed=5).as_numpy_iterator())
+  assert len(examples) == 70
+  by_qid = {x["qid"].decode(): x for x in examples}
+  langs = collections.Counter(by_qid[f"s{i}"]["lang"].decode() for i in range(60))
+  assert set(langs) == {"fi", "ja"} and 15 < langs["ja"] < 45
+  for i in range(60):
+    x = by_qid[f"s{i}"]
+    want = f"Missä ソウル {i}?" if x["lang"] == b"ja" else f"Missä Soul {i}?"
+    assert want in x["question_pretokenized"].decode()
+    assert [a.decode() for a in x["answers"]] == ["x"]  # the answers are not swapped
+  for i in range(10):  # no title: kept, q' is the question itself
+    x = by_qid[f"k{i}"]
+    assert x["lang"] == b"fi" and f"Mikä {i}?" in x["question_translated_pretokenized"].decode()

@@ -265,10 +265,13 @@ def algorithm1_choice(lang: str, passage_lang: str, translation_langs: list[str]
   with ``probability``, it becomes its stored translation into a language drawn uniformly from
   the corpus languages (the record's own and its translations') other than L_p; a failed ("")
   translation keeps the original. q' is drawn uniformly from the other versions with a
-  non-empty question; without one, q' is the question itself.
+  non-empty question; without one, q' is the question itself. A record without translations
+  (an entity-augmentation record whose question names no linked title) keeps its question.
   """
   from clqa_jax.synth import query_translation  # pylint: disable=g-import-not-at-top
 
+  if not translation_langs:
+    return -1, -1
   corpus = [lang] + [l for l in translation_langs if l != lang]
   target = query_translation.plan_targets([lang], [passage_lang], corpus, rng, probability)[0]
   chosen = -1
