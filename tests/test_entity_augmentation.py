@@ -6,6 +6,8 @@ import difflib
 import glob
 import json
 import os
+import shutil
+import subprocess
 import sys
 
 import numpy as np
@@ -201,3 +203,20 @@ def test_entity_augment_task_draws_the_augmented_question_half_the_time(tmp_path
   for i in range(10):  # no title: kept, q' is the question itself
     x = by_qid[f"k{i}"]
     assert x["lang"] == b"fi" and f"Mikä {i}?" in x["question_translated_pretokenized"].decode()
+
+
+def test_clqa_synth_entity_augment_command(mini_entity_stage, tmp_path):
+  """The CLI locks gin before the stage reads the WikiMap (a fresh process, as users run it)."""
+  cfg, _ = mini_entity_stage
+  shutil.copytree(os.path.join(cfg.output_dir, "linked_paragraphs"),
+                  tmp_path / "linked_paragraphs")
+  dev = os.path.join(config_lib.MINIWIKI_DIR, "xor", "xor_dev_full.jsonl")
+  done = subprocess.run(
+      [sys.executable, "-m", "clqa_jax.cli.main", "synth", "entity_augment", "--out",
+       str(tmp_path), f"--gin.SynthConfig.translate_input='{dev}'"],
+      capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+      cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), check=False)
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert "entity_augment: done" in done.stdout
+  assert len(_jsonl(str(tmp_path / "entity_augmented" / "xor_dev_full.*.jsonl-*"))) == len(
+      _jsonl(dev))

@@ -7,6 +7,7 @@ import time
 from typing import Any, Iterator
 
 import apache_beam as beam
+import gin
 
 from clqa_jax import fileio
 from clqa_jax.data import readers
@@ -340,8 +341,10 @@ class TranslateDoFn(beam.DoFn):
 
 def read_wikimap(paragraphs_pattern: str) -> entity_augmentation.WikiMap:
   """The WikiMap of the ``linked_paragraphs`` shards matching ``paragraphs_pattern``."""
-  # topic_groups holds the seqio task pieces too: imported only by the stage that reads it.
-  from clqa_jax.data import topic_groups  # pylint: disable=g-import-not-at-top
+  # topic_groups holds seqio/tf task pieces too (seconds to import): imported only by the stage
+  # that reads it, after the CLI has locked gin, so its configurables register unlocked.
+  with gin.unlock_config():
+    from clqa_jax.data import topic_groups  # pylint: disable=g-import-not-at-top
 
   files = readers.expand_shards(paragraphs_pattern)
   if not files:
