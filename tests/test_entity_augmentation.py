@@ -161,7 +161,8 @@ def test_entity_augment_stage_on_the_mini_corpus(mini_entity_stage):
     old, new = r["question"], fields["question"]
     assert new != old
     # Every change lies inside a source-language title and writes a target-language title.
-    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes():
+    diff = difflib.SequenceMatcher(None, old, new, autojunk=False)
+    for tag, i1, i2, j1, j2 in diff.get_opcodes():
       if tag != "equal":
         assert any(s <= i1 and i2 <= e for s, e in spans), (old, new, old[i1:i2])
         assert any(new[j1:j2] in t for t in target_titles), (old, new, new[j1:j2])

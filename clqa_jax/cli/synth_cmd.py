@@ -31,7 +31,8 @@ from clqa_jax.cli import outputs
 from clqa_jax.cli.errors import UsageError
 
 _STAGE_CHOICES = ("all", "passages", "anchors", "parallel", "teacher", "qa", "questions",
-                  "linked_paragraphs", "translate", "entity_augment", "qagen", "qa_filter", "generate")
+                  "linked_paragraphs", "translate", "entity_augment", "qagen", "qa_filter",
+                  "generate")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
