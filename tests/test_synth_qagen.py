@@ -154,3 +154,15 @@ def test_qagen_and_qa_filter_stages_on_the_mini_corpus(tmp_path, positive):
   assert len(by_lang["fi"]) == sum(n for t, n in types.items() if t != "dropped")
   key = next(iter(by_lang["fi"]))
   assert by_lang["fi"][key].teacher_pids[1:] != by_lang["ja"][key].teacher_pids[1:]
+
+
+@pytest.mark.parametrize("field,value", [("qagen_backend", "gpt"), ("qagen_positive", "sentence"),
+                                         ("answer_filter_mode", "strict")])
+def test_synth_config_rejects_unknown_qagen_settings(tmp_path, field, value):
+  with pytest.raises(ValueError, match=f"SynthConfig.{field} must be one of"):
+    config_lib.SynthConfig(output_dir=str(tmp_path), **{field: value})
+
+
+def test_synth_config_http_qagen_needs_a_model(tmp_path):
+  with pytest.raises(ValueError, match="qagen_backend='http' needs HttpConfig.model"):
+    config_lib.SynthConfig(output_dir=str(tmp_path), qagen_backend="http")

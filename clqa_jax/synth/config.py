@@ -138,11 +138,6 @@ class SynthConfig:
     bad = [l for l in (self.translate_langs or ()) if l not in self.langs]
     if bad:
       raise ValueError(f"translate_langs {bad} must be listed in langs")
-
-  @property
-  def translation_langs(self) -> tuple[str, ...]:
-    """The languages the translate stage translates into."""
-    return tuple(self.translate_langs or self.langs)
     for name, allowed in (("qagen_backend", ("template", "http")),
                           ("qagen_positive", ("passage", "window")),
                           ("answer_filter_mode", ("paper", "code"))):
@@ -151,6 +146,11 @@ class SynthConfig:
         raise ValueError(f"SynthConfig.{name} must be one of {allowed}, got {value!r}")
     if self.qagen_backend == "http" and not self.http.model:
       raise ValueError("qagen_backend='http' needs HttpConfig.model")
+
+  @property
+  def translation_langs(self) -> tuple[str, ...]:
+    """The languages the translate stage translates into."""
+    return tuple(self.translate_langs or self.langs)
 
   def stage_config(self, *names: str) -> dict[str, Any]:
     """The fields a stage depends on, as plain JSON-able values (for its fingerprint)."""
