@@ -67,6 +67,9 @@ GIN_METHODS: dict[str, Method] = {
         synth_stage=("translate", (("translate_input", "stage2/xor_full.*.jsonl-*"),
                                    ("translate_fields", ("question", "answers"))))),
     "experiments/mini_span_corruption.gin": Method("span_corruption", reader=True),
+    "experiments/mini_entity_augment.gin": Method(
+        "entity_augment", reader=True,
+        synth_stage=("entity_augment", (("translate_input", "stage2/xor_full.*.jsonl-*"),))),
 }
 UNTRAINED, BM25, FUSION = "untrained", demo.BASELINE, "fusion"
 FUSED = ("bm25", "class")  # the runs fusion combines

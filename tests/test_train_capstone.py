@@ -1,5 +1,5 @@
 """The capstone's mini experiments (FiD-KD, forward KL, attention offset, JSD over Algorithm-1
-data) train from the real tasks for a few steps, with the settings of
+data, fine-tuning on entity-augmented data) train from the real tasks for a few steps, with the settings of
 test_train_feed_stages.py."""
 import math
 
@@ -72,3 +72,25 @@ def test_capstone_jsd_trains_on_algorithm1_translations(root, tmp_path):
   assert {"loss/answer_jsd", "loss/relevance_jsd"} <= set(result.last_metrics)
   assert all(math.isfinite(v) for v in result.last_metrics.values())
   assert "CapstoneJsdObjective" in (tmp_path / "run" / "config.gin").read_text()
+
+
+def test_finetune_trains_on_entity_augmented_questions(root, tmp_path):
+  """``clqa synth entity_augment`` of the stage-2 XOR-Full questions feeds
+  clqa.entity_augment.xor_full (mini_entity_augment.gin)."""
+  gin.clear_config()
+  cfg = synth_config.SynthConfig(output_dir=root, translate_input="stage2/xor_full.ko.jsonl-*")
+  stages.run_linked_paragraphs(cfg)
+  result = stages.run_entity_augment(cfg)
+  assert result["counts"]["augmented"]["ko"] > 0
+  try:
+    gin_utils.parse_gin(["experiments/mini_entity_augment.gin"], [
+        f"data_root.path = '{root}'", *SMALL, f"MODEL_DIR = '{tmp_path / 'run'}'",
+        f"RETRIEVAL_DIR = '{tmp_path / 'run' / 'retrieval'}'",
+        "train_feed.TrainFeed.task = 'entity_augment.xor_full'",
+        "train_feed.TrainFeed.languages = ['ko']"])
+    result = loop.train()
+  finally:
+    gin.clear_config()
+  assert result.status == "completed" and result.step == 2
+  assert {"loss/reader_ce", "loss/retriever_kl"} <= set(result.last_metrics)
+  assert "entity_augment.xor_full" in (tmp_path / "run" / "config.gin").read_text()
