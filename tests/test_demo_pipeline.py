@@ -6,6 +6,7 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 import contextlib
 
@@ -23,7 +24,7 @@ def data_root():
   mini_data.restore_compilation_cache(old)
 
 
-def test_demo_runs_end_to_end_and_resumes(data_root, tmp_path):
+def test_demo_runs_end_to_end_and_resumes(data_root, tmp_path, capsys):
   out = tmp_path / "demo"
   # The synthetic data of this test session, recorded as the demo's completed synth and vocab
   # steps (what an interrupted earlier demo run leaves behind).
@@ -38,6 +39,9 @@ def test_demo_runs_end_to_end_and_resumes(data_root, tmp_path):
                         gin_bindings=("MT5Config.scan_layers = True",
                                       "loop.train.log_every_steps = 1"))
   result = demo.run_demo(cfg)
+  # Every row's count of distinct first-ranked passages (the collapse check) is printed.
+  assert re.search(r"ranked first .*: untrained \d+, bm25 \d+, teacher \d+, stage1 \d+, "
+                   r"stage2 \d+, finetune \d+$", capsys.readouterr().out, re.M)
   for step in demo.STEPS:
     assert (out / "steps" / f"{step}.json").exists(), step
   for run in demo.MODEL_STAGES:

@@ -27,6 +27,15 @@ def test_recall_per_language_and_macro_skips_questions_without_gold():
   assert t.counts == {"ja": 2, "ko": 1}
   assert t.macro == {"R@1": 25.0, "R@2": 100.0}
   assert t.info["predictions_without_gold_passages"] == 1
+  assert t.info["distinct_top1_passages"] == 3  # p1, p3, p9: q4 has no gold, so not counted
+
+
+def test_a_collapsed_ranking_has_one_distinct_first_passage_whatever_its_recall():
+  predictions = [RetrievalPrediction(f"q{i}", "ja", ["x"], ["hub", f"p{i}"]) for i in range(4)]
+  gold = {f"q{i}": frozenset({"hub" if i < 2 else f"p{i}"}) for i in range(4)}
+  t = passage_recall.evaluate_passage_recall(predictions, gold, ks=(1, 2))
+  assert t.macro == {"R@1": 50.0, "R@2": 100.0}
+  assert t.info["distinct_top1_passages"] == 1
 
 
 def test_recall_needs_passage_ids():

@@ -9,6 +9,12 @@ passage of those articles in a passage TSV.
 Per-language recall = hits / counted x 100; the macro average is the unweighted mean over the
 languages with at least one counted question. Questions without gold passages are not counted
 (``info`` reports how many).
+
+``info["distinct_top1_passages"]`` counts the different passages ranked first over the counted
+questions. A retriever whose vectors have collapsed ranks the same few passages first for every
+question; where a few articles are gold for many questions (a country's article answers its
+capital and its cities' questions), such a retriever still scores a fair R@5, and this count is
+what shows it.
 """
 from __future__ import annotations
 
@@ -48,6 +54,7 @@ def evaluate_passage_recall(predictions: Sequence[RetrievalPrediction],
   counts: dict[str, int] = {}
   hits: dict[str, dict[int, int]] = {}
   without_gold = 0
+  first_ranked: set[str] = set()
   for pred in predictions:
     gold = gold_pids.get(pred.qid)
     if not gold:
@@ -56,6 +63,7 @@ def evaluate_passage_recall(predictions: Sequence[RetrievalPrediction],
     if pred.passage_ids is None or pred.lang is None:
       raise ValueError(f"prediction {pred.qid!r}: passage recall needs its passage ids and lang")
     counts[pred.lang] = counts.get(pred.lang, 0) + 1
+    first_ranked.update(pred.passage_ids[:1])
     lang_hits = hits.setdefault(pred.lang, {k: 0 for k in ks})
     for k, hit in passage_hits(pred.passage_ids, gold, ks).items():
       lang_hits[k] += int(hit)
@@ -63,7 +71,8 @@ def evaluate_passage_recall(predictions: Sequence[RetrievalPrediction],
   scores = {lang: {f"R@{k}": hits[lang][k] / counts[lang] * 100 for k in ks} for lang in counts}
   macro = {m: statistics.mean(s[m] for s in scores.values()) if scores else 0.0 for m in metrics}
   return table.LanguageTable(task, metrics, scores, counts, macro,
-                             {"predictions_without_gold_passages": without_gold})
+                             {"predictions_without_gold_passages": without_gold,
+                              "distinct_top1_passages": len(first_ranked)})
 
 
 def gold_passage_ids(titles: Mapping[str, Sequence[str]],
