@@ -1,9 +1,11 @@
 """``clqa demo``: the whole pipeline on the embedded mini corpus with the tiny model.
 
   synth      clqa synth all (synth/mini.gin) -> OUT/data/{passages,stage1,stage2,xor}
-  vocab      a 1000-piece SentencePiece model -> OUT/data/vocab/spm.model
+  vocab      a 1000-piece SentencePiece model -> OUT/data/vocab/spm.model; then the teacher's
+             English queries -> OUT/data/teacher_en (miniwiki/teacher_questions)
   untrained  the initial parameters every run starts from (one step at learning rate 0)
-  teacher    the stage-1 teacher: English cloze queries, stage-2 loss (experiments/mini_teacher_en)
+  teacher    the stage-1 teacher: English cloze queries and questions, reader CE + DPR NLL
+             (experiments/mini_teacher_en)
   stage1     CLR-PT distilling the frozen teacher (experiments/mini_clr_pt), starting from it
   stage2     MLQA-PT, XOR-Retrieve variant, with passage refresh (experiments/mini_mlqa_pt)
   finetune   XOR-Full train split (answers in the question's language, multilingual corpus)
@@ -37,6 +39,7 @@ from typing import Any, Callable
 from clqa_jax import fileio
 from clqa_jax.data import formats
 from clqa_jax.data import readers
+from clqa_jax.miniwiki import teacher_questions
 
 logger = logging.getLogger(__name__)
 
@@ -95,8 +98,9 @@ def prepare_data(root: str, vocab_size: int = VOCAB_SIZE) -> dict:
   run_synth(root)
   synth_s = time.time() - started
   vocab = train_vocabulary(root, vocab_size)
+  teacher_queries = teacher_questions.write_teacher_queries(root)
   return {"synth_seconds": synth_s, "vocab_seconds": time.time() - started - synth_s,
-          "vocab": vocab}
+          "vocab": vocab, "teacher_queries": teacher_queries}
 
 
 XOR_LANGUAGES = formats.XOR_LANGUAGES
@@ -371,6 +375,8 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
   _step(cfg, "synth", lambda: {"stages": {k: v for k, v in run_synth(cfg.data).items()}})
   _step(cfg, "vocab", lambda: {"vocab": train_vocabulary(cfg.data)})
+  # The teacher's queries (the untrained and teacher runs read them); written once.
+  teacher_questions.write_teacher_queries(cfg.data)
   vocab = fileio.join(cfg.data, "vocab", "spm.model")
 
   def export(run: dict[str, Any], out: str) -> dict[str, Any]:

@@ -5,6 +5,8 @@ answer [<=50, EOS], answers (all golds, strings), source_pid, *_pretokenized str
 adds question_en [<=50] (the English cloze query), teacher_pids and teacher_scores.
 
   clqa.clr_pt.<lang>                   stage-1 parallel cloze (stage1/clr_pt.<lang>.jsonl-*)
+  clqa.teacher_en                      the demo teacher's queries: stage-1 records plus English
+                                       questions (teacher_en/clr_pt.jsonl-*)
   clqa.clr_pt_code_switched.<lang>     the same records, the parallel query replaced by the
                                        code-switched English query (gin
                                        code_switch_dictionaries: MUSE en-<lang>.txt files)
@@ -94,6 +96,15 @@ for _lang in SYNTH_LANGUAGES:
       [pp.filter_answerable, pp.format_parallel_questions, pp.tokenize_questions,
        seqio.CacheDatasetPlaceholder(), pp.select_answer, pp.tokenize_answer],
       STAGE1_FEATURES)
+
+# The demo's stand-in teacher: the stage-1 records plus English questions for their clozes
+# (clqa_jax/miniwiki/teacher_questions.py; English queries only, so no language mixture).
+_add_task(
+    "teacher_en", "clqa.teacher_en",
+    sources.JsonlShardsDataSource({"train": "teacher_en/clr_pt.jsonl-*-of-*"}, kind="stage1"),
+    [pp.filter_answerable, pp.format_parallel_questions, pp.tokenize_questions,
+     seqio.CacheDatasetPlaceholder(), pp.select_answer, pp.tokenize_answer],
+    STAGE1_FEATURES)
 
 # Stage 1 with code-switched queries instead of the parallel ones (the official augmentation
 # when parallel queries are off): drawn after the cache, so anew every epoch.

@@ -26,7 +26,7 @@ RUNS = [e for e in EXPERIMENTS if e not in ("mini_common.gin", "xor_common.gin",
         and not e.endswith("_umr.gin")]
 # experiment -> (task, corpus, refresh window or None)
 EXPECTED = {
-    "mini_teacher_en.gin": ("clqa.clr_pt", "passages/psgs_w100.tsv", None),
+    "mini_teacher_en.gin": ("clqa.teacher_en", "passages/psgs_w100.tsv", None),
     "mini_clr_pt.gin": ("clqa.clr_pt", "passages/psgs_w100.tsv", None),
     "mini_mlqa_pt.gin": ("clqa.mlqa_pt.xor_retrieve", "passages/psgs_w100.tsv", "next"),
     "mini_finetune.gin": ("clqa.xor_retrieve", "passages/psgs_w100.tsv", "all"),
