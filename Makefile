@@ -31,7 +31,7 @@ $(LIBTPU_STAMP): | $(STAMP)
 libtpu: $(LIBTPU_STAMP)
 
 test: $(STAMP) $(LIBTPU_STAMP)
-	TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile tests
+	TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=20 tests
 
 demo: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/clqa demo --out demo_out
