@@ -50,25 +50,31 @@ def test_capstone_experiment_trains(root, tmp_path, name):
   assert option in (tmp_path / "run" / "config.gin").read_text()
 
 
-def test_capstone_jsd_trains_on_algorithm1_translations(root, tmp_path):
-  """``clqa synth translate`` (dictionary backend) of the stage-2 XOR-Full questions feeds
-  clqa.algorithm1.xor_full; q and its translation q' train together."""
-  gin.clear_config()
-  # Finnish questions only: the step-0 refresh re-retrieves every training question.
-  cfg = synth_config.SynthConfig(output_dir=root, translate_input="stage2/xor_full.fi.jsonl-*",
-                                 translate_fields=("question", "answers"))
-  result = stages.run_translate(cfg)
-  assert sum(result["counts"]["records"].values()) > 0
+def _train_one_language(root, tmp_path, experiment: str, task: str, lang: str):
+  """2 steps of ``experiment`` on one language of ``task`` (the step-0 refresh re-retrieves
+  every training question, so one language keeps it short); returns the completed result."""
   try:
-    gin_utils.parse_gin(["experiments/mini_capstone_jsd.gin"], [
+    gin_utils.parse_gin([f"experiments/{experiment}"], [
         f"data_root.path = '{root}'", *SMALL, f"MODEL_DIR = '{tmp_path / 'run'}'",
         f"RETRIEVAL_DIR = '{tmp_path / 'run' / 'retrieval'}'",
-        "train_feed.TrainFeed.task = 'algorithm1.xor_full'",
-        "train_feed.TrainFeed.languages = ['fi']"])
+        f"train_feed.TrainFeed.task = '{task}'", f"train_feed.TrainFeed.languages = ['{lang}']"])
     result = loop.train()
   finally:
     gin.clear_config()
   assert result.status == "completed" and result.step == 2
+  return result
+
+
+def test_capstone_jsd_trains_on_algorithm1_translations(root, tmp_path):
+  """``clqa synth translate`` (dictionary backend) of the stage-2 XOR-Full questions feeds
+  clqa.algorithm1.xor_full; q and its translation q' train together."""
+  gin.clear_config()
+  cfg = synth_config.SynthConfig(output_dir=root, translate_input="stage2/xor_full.fi.jsonl-*",
+                                 translate_fields=("question", "answers"))
+  result = stages.run_translate(cfg)
+  assert sum(result["counts"]["records"].values()) > 0
+  result = _train_one_language(root, tmp_path, "mini_capstone_jsd.gin", "algorithm1.xor_full",
+                               "fi")
   assert {"loss/answer_jsd", "loss/relevance_jsd"} <= set(result.last_metrics)
   assert all(math.isfinite(v) for v in result.last_metrics.values())
   assert "CapstoneJsdObjective" in (tmp_path / "run" / "config.gin").read_text()
@@ -82,15 +88,7 @@ def test_finetune_trains_on_entity_augmented_questions(root, tmp_path):
   stages.run_linked_paragraphs(cfg)
   result = stages.run_entity_augment(cfg)
   assert result["counts"]["augmented"]["ko"] > 0
-  try:
-    gin_utils.parse_gin(["experiments/mini_entity_augment.gin"], [
-        f"data_root.path = '{root}'", *SMALL, f"MODEL_DIR = '{tmp_path / 'run'}'",
-        f"RETRIEVAL_DIR = '{tmp_path / 'run' / 'retrieval'}'",
-        "train_feed.TrainFeed.task = 'entity_augment.xor_full'",
-        "train_feed.TrainFeed.languages = ['ko']"])
-    result = loop.train()
-  finally:
-    gin.clear_config()
-  assert result.status == "completed" and result.step == 2
+  result = _train_one_language(root, tmp_path, "mini_entity_augment.gin",
+                               "entity_augment.xor_full", "ko")
   assert {"loss/reader_ce", "loss/retriever_kl"} <= set(result.last_metrics)
   assert "entity_augment.xor_full" in (tmp_path / "run" / "config.gin").read_text()

@@ -265,6 +265,16 @@ _TRANSLATION_ENGINE = {"dictionary": ("translate_dictionaries",), "http": ("http
                        "seq2seq": ("checkpoint",)}
 
 
+def _translate_inputs(cfg: config_lib.SynthConfig, stage: str) -> tuple[str, list[str], str]:
+  """(pattern, files, output prefix) of ``SynthConfig.translate_input``; no file is an error."""
+  pattern = translate_input_pattern(cfg)
+  files = fileio.glob(pattern)
+  if not files:
+    raise FileNotFoundError(f"synth {stage}: no files match {pattern} "
+                            "(SynthConfig.translate_input)")
+  return pattern, list(files), translated_prefix(pattern)
+
+
 def run_translate(cfg: config_lib.SynthConfig) -> dict[str, Any]:
   """Records (questions; AUG-QA / AUG-QAP) -> the same records with ``translations``:
   {lang: {field: translated value}} into every ``translation_langs`` language but the record's
@@ -273,12 +283,7 @@ def run_translate(cfg: config_lib.SynthConfig) -> dict[str, Any]:
   A failed translation is "" and counted under ``dropped`` ("<field>.<target lang>").
   Not part of ``clqa synth all``: its input is another stage's (or dataset's) records.
   """
-  pattern = translate_input_pattern(cfg)
-  files = fileio.glob(pattern)
-  if not files:
-    raise FileNotFoundError(f"synth translate: no files match {pattern} "
-                            "(SynthConfig.translate_input)")
-  prefix = translated_prefix(pattern)
+  pattern, files, prefix = _translate_inputs(cfg, "translate")
   inputs = list(files)
   if cfg.translate_backend == "dictionary":
     inputs.append(cfg.translate_dictionaries or fileio.join(cfg.corpus_dir, "langlinks.tsv"))
@@ -316,12 +321,7 @@ def run_entity_augment(cfg: config_lib.SynthConfig) -> dict[str, Any]:
   ``no_target_lang`` (titles with no other translation_langs title). Not part of ``all``.
   """
   paragraphs_dir = _require(cfg, "linked_paragraphs", "entity_augment")
-  pattern = translate_input_pattern(cfg)
-  files = fileio.glob(pattern)
-  if not files:
-    raise FileNotFoundError(f"synth entity_augment: no files match {pattern} "
-                            "(SynthConfig.translate_input)")
-  prefix = translated_prefix(pattern)
+  pattern, files, prefix = _translate_inputs(cfg, "entity_augment")
 
   def build(p, staging):
     records = (p | "Files" >> beam.Create(files)
