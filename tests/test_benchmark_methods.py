@@ -28,6 +28,8 @@ def test_two_methods_side_by_side(root, tmp_path, capsys):
   assert [r["stage"] for r in rows] == ["untrained", "bm25", "lexa"]
   assert [r["beats start"] for r in rows] == ["-", "-", rows[2]["beats start"]]
   assert rows[2]["beats start"] in ("yes", "no")
+  assert all(isinstance(r["distinct first"], int) and 1 <= r["distinct first"] <= 189
+             for r in rows)
   assert all(r["reader"] is None for r in rows)  # no chosen method trains a reader
   table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("method")]
   assert table and table[0].split()[-2:] == ["beats", "start"]
