@@ -16,8 +16,9 @@ BM25 and CLASS runs, ``index.fusion``) are retrieval only. The table (``demo_res
 each learned method "beats start": its macro R@5 above the untrained row's (and, with a reader,
 its macro F1 above it too), next to how many different passages it ranks first over the dev
 questions ("distinct first": a collapsed retriever ranks the same few first for every question
-and still scores a fair R@5 on this corpus). Writes OUT/methods.json (the rows) and OUT/methods.png; a finished
-method (OUT/methods/<name>.json) is skipped on rerun, an interrupted training resumes.
+and still scores a fair R@5 on this corpus). Writes OUT/methods.json (the rows) and
+OUT/methods.png; a finished method (OUT/methods/<name>.json) is skipped on rerun, an
+interrupted training resumes.
 """
 from __future__ import annotations
 
@@ -312,7 +313,8 @@ def run(out: str, steps: int, methods: list[str] | None = None, *, umr_teacher: 
          f"from the untrained start. Retrieval: XOR-Retrieve dev over the English corpus (R@kt: "
          f"answer in the first k*1000 tokens; R@k: gold article in the top k passages). Reader: "
          f"XOR-Full dev (FiD, top {cfg.num_passages} passages), for methods that train one.")
-  _print(demo_results.format_macro_table(rows, label="method", extra_columns=(FIRST_RANKED, BEATS_START)))
+  _print(demo_results.format_macro_table(rows, label="method",
+                                         extra_columns=(FIRST_RANKED, BEATS_START)))
   if per_language:
     for group, metrics in (("retrieval", demo_results.RETRIEVAL_METRICS),
                            ("reader", demo_results.READER_METRICS)):

@@ -375,7 +375,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
   _step(cfg, "synth", lambda: {"stages": {k: v for k, v in run_synth(cfg.data).items()}})
   _step(cfg, "vocab", lambda: {"vocab": train_vocabulary(cfg.data)})
-  # The teacher's queries (the untrained and teacher runs read them); written once.
+  # The teacher's queries (the untrained and teacher runs read them), from stage 1.
   teacher_questions.write_teacher_queries(cfg.data)
   vocab = fileio.join(cfg.data, "vocab", "spm.model")
 

@@ -88,23 +88,22 @@ def _add_mixture(name: str, tasks: list[str], split: str) -> None:
 
 
 # Stage 1 (CLR-PT).
+_STAGE1_PREPROCESSORS = (pp.filter_answerable, pp.format_parallel_questions,
+                         pp.tokenize_questions, seqio.CacheDatasetPlaceholder(),
+                         pp.select_answer, pp.tokenize_answer)
 for _lang in SYNTH_LANGUAGES:
   _add_task(
       "clr_pt", f"clqa.clr_pt.{_lang}",
       sources.JsonlShardsDataSource({"train": f"stage1/clr_pt.{_lang}.jsonl-*-of-*"},
                                     kind="stage1"),
-      [pp.filter_answerable, pp.format_parallel_questions, pp.tokenize_questions,
-       seqio.CacheDatasetPlaceholder(), pp.select_answer, pp.tokenize_answer],
-      STAGE1_FEATURES)
+      _STAGE1_PREPROCESSORS, STAGE1_FEATURES)
 
 # The demo's stand-in teacher: the stage-1 records plus English questions for their clozes
 # (clqa_jax/miniwiki/teacher_questions.py; English queries only, so no language mixture).
 _add_task(
     "teacher_en", "clqa.teacher_en",
     sources.JsonlShardsDataSource({"train": "teacher_en/clr_pt.jsonl-*-of-*"}, kind="stage1"),
-    [pp.filter_answerable, pp.format_parallel_questions, pp.tokenize_questions,
-     seqio.CacheDatasetPlaceholder(), pp.select_answer, pp.tokenize_answer],
-    STAGE1_FEATURES)
+    _STAGE1_PREPROCESSORS, STAGE1_FEATURES)
 
 # Stage 1 with code-switched queries instead of the parallel ones (the official augmentation
 # when parallel queries are off): drawn after the cache, so anew every epoch.

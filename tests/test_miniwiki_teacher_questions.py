@@ -40,8 +40,13 @@ def test_teacher_queries_are_the_clozes_plus_train_split_english_questions():
     assert (q.question, q.answers, q.source_pid, q.teacher_pids) == (
         original.question, original.answers, original.source_pid, original.teacher_pids)
     assert q.question_en in train and q.question_en not in dev
-  # Written once: a second call keeps the file.
-  assert teacher_questions.write_teacher_queries(root) == {}
+  # A second call writes the same records again.
+  with open(path, "rb") as f:
+    before = f.read()
+  assert teacher_questions.write_teacher_queries(root) == {"clozes": len(stage1),
+                                                           "questions": len(questions)}
+  with open(path, "rb") as f:
+    assert f.read() == before
 
 
 def test_a_cloze_without_a_question_gets_no_copy():

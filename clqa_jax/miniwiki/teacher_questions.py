@@ -43,11 +43,10 @@ def with_english_questions(records: Iterable[Stage1Record], backend: rewrite.Min
 
 def write_teacher_queries(root: str, backend: rewrite.MiniwikiBackend | None = None
                           ) -> dict[str, int]:
-  """Writes ``<root>/teacher_en/...`` from ``<root>/stage1`` (once; an existing file is kept).
-  Returns {"clozes": records read, "questions": English questions added} (empty when kept)."""
+  """Writes ``<root>/teacher_en/...`` from ``<root>/stage1`` (atomically, every call: it is a
+  function of stage 1, rewritten in under a second, so it never outlives a changed stage 1).
+  Returns {"clozes": records read, "questions": English questions added}."""
   path = fileio.join(root, OUTPUT)
-  if fileio.exists(path):
-    return {}
   backend = backend or rewrite.MiniwikiBackend()
   shards = readers.expand_shards(fileio.join(root, "stage1", "clr_pt.*.jsonl-*-of-*"))
   if not shards:

@@ -308,6 +308,20 @@ def read_translate_input(path: str) -> Iterator[dict[str, Any]]:
       yield {**record, "_source": f"{path}:{number}"}
 
 
+def checked_translate_input(record: dict[str, Any], fields, cfg: config_lib.SynthConfig
+                            ) -> dict[str, Any]:
+  """A ``read_translate_input`` record without its ``_source``, once it has ``lang`` and
+  ``fields`` and its lang is one of SynthConfig.langs (else an error naming file and line)."""
+  where = record["_source"]
+  for field in ("lang", *fields):
+    if field not in record:
+      raise ValueError(f"{where}: the record has no field {field!r} "
+                       "(SynthConfig.translate_fields)")
+  if record["lang"] not in cfg.langs:
+    raise ValueError(f"{where}: lang {record['lang']!r} is not in SynthConfig.langs")
+  return {k: v for k, v in record.items() if k != "_source"}
+
+
 class TranslateDoFn(beam.DoFn):
   """Batches of records -> the records with their ``translations`` (``translation.
   translate_records``); main output the records, ``DROPPED_TAG`` one "<field>.<lang>" per
@@ -322,15 +336,7 @@ class TranslateDoFn(beam.DoFn):
 
   def process(self, batch):
     langs = self.cfg.translation_langs
-    for r in batch:
-      where = r["_source"]
-      for field in ("lang", *self.cfg.translate_fields):
-        if field not in r:
-          raise ValueError(f"{where}: the record has no field {field!r} "
-                           "(SynthConfig.translate_fields)")
-      if r["lang"] not in self.cfg.langs:
-        raise ValueError(f"{where}: lang {r['lang']!r} is not in SynthConfig.langs")
-    records = [{k: v for k, v in r.items() if k != "_source"} for r in batch]
+    records = [checked_translate_input(r, self.cfg.translate_fields, self.cfg) for r in batch]
     out, failures = translation.translate_records(records, self.cfg.translate_fields, langs,
                                                   self.translator)
     self.progress.add(len(batch))
@@ -366,17 +372,12 @@ class EntityAugmentDoFn(beam.DoFn):
     self.wikimap = read_wikimap(self.paragraphs_pattern)
 
   def process(self, record):
-    where = record["_source"]
-    for field in ("lang", "question"):
-      if field not in record:
-        raise ValueError(f"{where}: the record has no field {field!r}")
-    if record["lang"] not in self.cfg.langs:
-      raise ValueError(f"{where}: lang {record['lang']!r} is not in SynthConfig.langs")
     if translation.TRANSLATIONS in record:
-      raise ValueError(f"{where}: the record already has {translation.TRANSLATIONS!r} (entity "
-                       "augmentation reads the records the translate stage reads, not its output)")
+      raise ValueError(f"{record['_source']}: the record already has "
+                       f"{translation.TRANSLATIONS!r} (entity augmentation reads the records the "
+                       "translate stage reads, not its output)")
     out, outcome = entity_augmentation.augment_record(
-        {k: v for k, v in record.items() if k != "_source"}, self.wikimap,
+        checked_translate_input(record, ("question",), self.cfg), self.wikimap,
         self.cfg.translation_langs, self.cfg.entity_augment_seed)
     yield out
     yield beam.pvalue.TaggedOutput(self.OUTCOME_TAG, (out["lang"], outcome))
