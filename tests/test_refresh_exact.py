@@ -1,6 +1,8 @@
 """Passage refresh: after a refresh the batches carry the new passages, and the retrieval is the
 exact search over the re-encoded corpus (a numpy reference over encode_passages /
 encode_queries outputs), with each question's source passage excluded."""
+import logging
+
 import gin
 import jax
 import jax.numpy as jnp
@@ -98,3 +100,37 @@ def test_all_window_covers_every_question_of_a_mixture(root, tmp_path):
   version = feed.retrieval_store.latest()
   assert len(version) == len(qids) > 600
   next(source)  # every training batch finds its questions in the store
+
+
+def test_first_ranked_spread():
+  spread = refresh.first_ranked_spread(np.array([3, 3, -1, 5, 3]), corpus_rows=96)
+  assert spread == {"refresh/distinct_first": 2.0, "refresh/distinct_first_fraction": 0.5}
+  # At most min(questions, corpus rows) passages can be ranked first.
+  spread = refresh.first_ranked_spread(np.arange(10) % 4, corpus_rows=4)
+  assert spread["refresh/distinct_first_fraction"] == 1.0
+
+
+def test_collapsed_retriever_is_reported(root, tmp_path, caplog):
+  """A refresh reports how many passages it ranks first; with every query vector the same (the
+  query projection zeroed: what a retriever distilled from a uniform reader relevance ends up
+  like) that is at most 2 over 700 questions, and a collapse warning is logged; the random
+  initialisation ranks many passages first and is not reported."""
+  feed = train_feed.TrainFeed(task="clqa.xor_retrieve", corpus="passages/psgs_w100.tsv",
+                              retrieval=str(tmp_path / "retrieval"), k=K)
+  feed(DataLayout(4, 4, 0, 1))
+  hook = refresh.PassageRefresh(feed=feed, model=UnifiedModel(MODEL), every=EVERY, window="all",
+                                encode_batch_size=32, progress=False)
+  params = _params(0)
+  with caplog.at_level(logging.WARNING, logger=refresh.__name__):
+    hook(0, params)
+  first = feed.retrieval_store.latest().first_rows()
+  assert hook.last_metrics == refresh.first_ranked_spread(first, 96)
+  assert hook.last_metrics["refresh/distinct_first"] >= 10
+  assert "collapsed" not in caplog.text
+  box = params["retriever"]["query_proj"]
+  collapsed = {**params, "retriever": {**params["retriever"],
+                                       "query_proj": box.replace_boxed(jnp.zeros_like(box.value))}}
+  with caplog.at_level(logging.WARNING, logger=refresh.__name__):
+    hook(EVERY, collapsed)
+  assert hook.last_metrics["refresh/distinct_first"] <= 2
+  assert "the retriever has collapsed" in caplog.text

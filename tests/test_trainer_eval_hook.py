@@ -14,6 +14,7 @@ from clqa_jax.checkpoints import exported
 from clqa_jax.checkpoints import training as checkpointing
 from clqa_jax.cli import main as cli_main
 from clqa_jax.data import readers
+from clqa_jax.data import retrieval_store
 from clqa_jax.data import spm_train
 from clqa_jax.eval import xor_retrieve
 from clqa_jax.index import exact
@@ -133,3 +134,18 @@ def test_eval_recall_equals_official_metric_of_exact_numpy_search(run):
     assert scalars[name][STEPS] == pytest.approx(table.macro[metric], rel=1e-5)
     for lang, scores in table.scores.items():
       assert scalars[f"{name}/{lang}"][STEPS] == pytest.approx(scores[metric], rel=1e-5), lang
+
+
+def test_refresh_spread_reaches_tensorboard(run):
+  """The step-0 refresh's first-ranked spread (``refresh.first_ranked_spread``) is written at
+  step 0 and equals the count over the retrieval version it published."""
+  _, model_dir, _, _ = run
+  store = retrieval_store.RetrievalStore(os.path.join(model_dir, "retrieval", "process_00000"))
+  version = store.version(0)
+  first = version.lookup(version.qids())[:, 0]
+  distinct = len(np.unique(first[first >= 0]))
+  scalars = _read_scalars(os.path.join(model_dir, "summaries"))
+  assert scalars["refresh/distinct_first"] == {0: float(distinct)}
+  assert scalars["refresh/distinct_first_fraction"][0] == pytest.approx(
+      distinct / min(int((first >= 0).sum()), 96))
+  assert 1 <= distinct <= 96

@@ -42,6 +42,9 @@ class EvalHook(Protocol):
 
 
 class RefreshHook(Protocol):
+  """Returns the retrieval-store version it published. A hook may also expose
+  ``last_metrics`` ({name: float}, about the refresh it just ran): the loop writes them to
+  TensorBoard at that step."""
 
   def __call__(self, step: int, params: Any) -> int: ...
 

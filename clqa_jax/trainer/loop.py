@@ -294,6 +294,9 @@ def _train(*, model_dir, model, objective, batches, batch_size, total_steps, lea
                                                                  total_steps):
           if not (step == 0 and store_version is not None):
             store_version = int(refresh_hook(step, state.params))
+            refresh_metrics = getattr(refresh_hook, "last_metrics", None)
+            if refresh_metrics:
+              writer.write_scalars(step, dict(refresh_metrics))
         batch = partitioner.host_local_batch_to_global(next(source))
         state, metrics = compiled(state, batch, teacher_params)
         step += 1

@@ -13,7 +13,11 @@ At step 0 and every N steps (not at the last; ``hooks.should_refresh``) the loop
   4. drops each question's source passage, keeps K, and publishes a new ``RetrievalStore``
      version named by the step (atomic renames), which the feed's batches read from then on.
 The version is the step; the loop stores it in every checkpoint and, on resume, ``restore``
-pins the feed to it again. The data side is ``data/train_feed.py`` (the same gin singleton is
+pins the feed to it again. Each refresh also reports how many different passages it ranks
+first (``first_ranked_spread``; TensorBoard ``refresh/*``) and warns when that is a small
+fraction of its questions: a retriever trained towards a near-uniform reader relevance
+(``losses.terms.reader_to_retriever_distillation``) collapses, every question's vector
+pointing the same way, and then ranks the same few passages first for every question. The data side is ``data/train_feed.py`` (the same gin singleton is
 the loop's ``batches`` and this hook's ``feed``).
 
 Each process encodes and holds the contiguous rows ``host_corpus_range`` gives it (1/P of the
@@ -43,6 +47,23 @@ from clqa_jax.models.model_api import UnifiedModel, check_model
 logger = logging.getLogger(__name__)
 
 WINDOWS = ("next", "all")
+# A refresh that ranks fewer distinct passages first than this fraction of the most it could
+# (min(questions, corpus rows)), over at least COLLAPSE_MIN_QUESTIONS questions, logs a
+# collapse warning.
+COLLAPSE_FRACTION = 0.05
+COLLAPSE_MIN_QUESTIONS = 40
+
+
+def first_ranked_spread(first_rows_Q: np.ndarray, corpus_rows: int) -> dict[str, float]:
+  """What a refresh's first-ranked passages say about the retriever: ``refresh/
+  distinct_first``, how many different passages are ranked first, and ``refresh/
+  distinct_first_fraction``, that over the most there can be, min(questions ranked, corpus
+  rows) (questions without any result, row -1, are not counted)."""
+  ranked = np.asarray(first_rows_Q)
+  ranked = ranked[ranked >= 0]
+  distinct = len(np.unique(ranked))
+  return {"refresh/distinct_first": float(distinct),
+          "refresh/distinct_first_fraction": distinct / max(min(len(ranked), corpus_rows), 1)}
 
 
 @gin.configurable
@@ -233,6 +254,8 @@ class PassageRefresh:
     keep_embeddings: keep each refresh's embeddings (default: deleted once the store is
       written).
     progress: progress bars while encoding.
+    last_metrics: set by each call (not an argument): ``first_ranked_spread`` of the version
+      it published, which the loop writes to TensorBoard.
   """
   feed: Any = gin.REQUIRED
   model: UnifiedModel = gin.REQUIRED
@@ -244,6 +267,7 @@ class PassageRefresh:
   search_chunk_rows: int = 16384
   keep_embeddings: bool = False
   progress: bool = True
+  last_metrics: dict[str, float] = dataclasses.field(default_factory=dict, init=False)
 
   def __post_init__(self):
     check_model(self.model, "PassageRefresh.model")
@@ -296,9 +320,19 @@ class PassageRefresh:
       # Written by an interrupted run that did not checkpoint past it: recompute.
       logger.warning("replacing %s left by an interrupted run", stale)
       fileio.rmtree(stale)
-    retrieval.write(step, list(questions.qids), rows, source_rows=source_rows, scores=scores,
-                    k=k, meta={"window": self.window, "questions": nq, "corpus_rows": n,
-                               "passage_store": store.directory})
+    version = retrieval.write(
+        step, list(questions.qids), rows, source_rows=source_rows, scores=scores, k=k,
+        meta={"window": self.window, "questions": nq, "corpus_rows": n,
+              "passage_store": store.directory})
+    self.last_metrics = first_ranked_spread(version.first_rows(), n)
+    distinct = int(self.last_metrics["refresh/distinct_first"])
+    if (nq >= COLLAPSE_MIN_QUESTIONS
+        and self.last_metrics["refresh/distinct_first_fraction"] < COLLAPSE_FRACTION):
+      logger.warning(
+          "refresh at step %d: only %d different passages are ranked first for %d questions: "
+          "the retriever has collapsed (its vectors point the same way); the reader relevance "
+          "it distils is likely near uniform (train the reader alone longer: "
+          "distillation_start_steps)", step, distinct, nq)
     source.use_version(step)
     if not self.keep_embeddings:
       fileio.rmtree(work)
