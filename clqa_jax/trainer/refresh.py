@@ -15,10 +15,11 @@ At step 0 and every N steps (not at the last; ``hooks.should_refresh``) the loop
 The version is the step; the loop stores it in every checkpoint and, on resume, ``restore``
 pins the feed to it again. Each refresh also reports how many different passages it ranks
 first (``first_ranked_spread``; TensorBoard ``refresh/*``) and warns when that is a small
-fraction of its questions: a retriever trained towards a near-uniform reader relevance
-(``losses.terms.reader_to_retriever_distillation``) collapses, every question's vector
-pointing the same way, and then ranks the same few passages first for every question. The data side is ``data/train_feed.py`` (the same gin singleton is
-the loop's ``batches`` and this hook's ``feed``).
+fraction of the most it could: a retriever distilled from a reader relevance that does not
+point at the answer passages (``losses.terms.reader_to_retriever_distillation``) collapses,
+every question's vector pointing the same way, and ranks the same few passages first for every
+question. The data side is ``data/train_feed.py`` (the same gin singleton is the loop's
+``batches`` and this hook's ``feed``).
 
 Each process encodes and holds the contiguous rows ``host_corpus_range`` gives it (1/P of the
 corpus: 18M passages x 1024 x 2 bytes over 4 hosts is 9.2 GB per host), retrieves for its own
@@ -331,7 +332,7 @@ class PassageRefresh:
       logger.warning(
           "refresh at step %d: only %d different passages are ranked first for %d questions: "
           "the retriever has collapsed (its vectors point the same way); the reader relevance "
-          "it distils is likely near uniform (train the reader alone longer: "
+          "it distils does not point at the answer passages (train the reader alone longer: "
           "distillation_start_steps)", step, distinct, nq)
     source.use_version(step)
     if not self.keep_embeddings:
