@@ -273,8 +273,10 @@ def run(out: str, steps: int, methods: list[str] | None = None, *, umr_teacher: 
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
   if not fileio.exists(fileio.join(cfg.data, "vocab", "spm.model")):
     _print(f"[data] synth + vocab -> {cfg.data}")
-    demo.prepare_data(cfg.data)
-  teacher_questions.write_teacher_queries(cfg.data)  # the untrained run's task reads them
+    demo.prepare_data(cfg.data)  # writes the teacher's queries too
+  else:
+    # The untrained run's task reads them; a data root made by an older clqa may lack them.
+    teacher_questions.write_teacher_queries(cfg.data)
   runner = Runner(cfg, steps, umr_teacher)
 
   def untrained() -> dict[str, Any]:

@@ -61,7 +61,7 @@ class RetrievalVersion:
 
   def first_rows(self) -> np.ndarray:
     """int32 [Q] every stored question's best row (-1 for none), in the stored order."""
-    return np.asarray(self._rows[:, 0]) if self._rows.shape[1] else np.full(len(self), -1)
+    return np.asarray(self._rows[:, 0])
 
   def lookup_scores(self, qids: Iterable[str | bytes], k: int | None = None) -> np.ndarray:
     if self._scores is None:

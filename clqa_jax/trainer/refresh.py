@@ -256,7 +256,7 @@ class PassageRefresh:
       written).
     progress: progress bars while encoding.
     last_metrics: set by each call (not an argument): ``first_ranked_spread`` of the version
-      it published, which the loop writes to TensorBoard.
+      it published (this process's questions), which the loop writes to TensorBoard.
   """
   feed: Any = gin.REQUIRED
   model: UnifiedModel = gin.REQUIRED
