@@ -1,7 +1,8 @@
 """The demo's result table: one row per model (untrained, the lexical baseline, each stage).
 
 A row is ``{"stage", "retrieval": {lang | "macro": {R@2kt, R@5kt, R@1, R@5}}, "reader": {lang |
-"macro": {F1, EM, BLEU}} | None}`` (scores x100): retrieval on the English corpus
+"macro": {F1, EM, BLEU}} | None, "distinct_first": int | None}`` (scores x100; distinct_first:
+how many different passages are ranked first over the dev questions): retrieval on the English corpus
 (XOR-Retrieve dev: R@kt of the answer strings, passage recall R@k of the gold article), reading
 on the multilingual corpus (XOR-Full dev). ``<out>/results.json`` is ``{"rows": [...]}`` with the
 untrained model first and the final model last; ``results.png`` charts the same rows.
@@ -37,9 +38,12 @@ def _merge(tables: Sequence[LanguageTable], metrics: Sequence[str]) -> dict[str,
 def stage_row(stage: str, retrieval: Sequence[LanguageTable],
               reader: LanguageTable | None) -> dict[str, Any]:
   """One row: R@kt and passage recall from ``retrieval``, F1/EM/BLEU from ``reader`` (None: a
-  retrieval-only baseline)."""
+  retrieval-only baseline), and passage recall's count of distinct first-ranked passages."""
+  distinct = next((t.info["distinct_top1_passages"] for t in retrieval
+                   if "distinct_top1_passages" in t.info), None)
   return {"stage": stage, "retrieval": _merge(retrieval, RETRIEVAL_METRICS),
-          "reader": _merge([reader], READER_METRICS) if reader is not None else None}
+          "reader": _merge([reader], READER_METRICS) if reader is not None else None,
+          "distinct_first": distinct}
 
 
 def _cell(value: float | None) -> str:
@@ -77,16 +81,23 @@ def _align(lines: list[list[str]]) -> str:
                              for i, (c, w) in enumerate(zip(line, widths))) for line in lines)
 
 
-def learning_failures(rows: Sequence[dict[str, Any]], min_r5_gain: float) -> list[str]:
+def learning_failures(rows: Sequence[dict[str, Any]], min_r5_gain: float,
+                      min_distinct_first: int = 0) -> list[str]:
   """Why the last row (the final model) does not show learning over the first (untrained):
-  macro passage R@5 must gain at least ``min_r5_gain`` points and F1 be positive in every
-  language. Empty when it does."""
+  macro passage R@5 must gain at least ``min_r5_gain`` points, F1 be positive in every
+  language, and the retriever rank at least ``min_distinct_first`` different passages first
+  (fewer: it has collapsed, ranking the same passages first for every question, and its R@5 is
+  the share of questions those passages happen to answer). Empty when it does."""
   first, last = rows[0], rows[-1]
   failures = []
   gain = last["retrieval"][MACRO]["R@5"] - first["retrieval"][MACRO]["R@5"]
   if gain < min_r5_gain:
     failures.append(f"macro R@5 of {last['stage']} gains {gain:.1f} points over "
                     f"{first['stage']} (needs {min_r5_gain:g})")
+  distinct = last.get("distinct_first")
+  if distinct is not None and distinct < min_distinct_first:
+    failures.append(f"{last['stage']} ranks {distinct} different passages first over the dev "
+                    f"questions (needs {min_distinct_first}): its retriever has collapsed")
   zero = [lang for lang, s in (last["reader"] or {}).items() if lang != MACRO and s["F1"] <= 0]
   if last["reader"] is None or zero:
     failures.append(f"F1 of {last['stage']} is 0 in {zero or 'every language'}")

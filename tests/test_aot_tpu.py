@@ -51,7 +51,8 @@ def test_tiny_run_compiles_for_v4_8(tpu_checks):
   report = tpu_checks["report"]
   assert report["topology"] == "v4-8" and report["num_chips"] == 4
   assert report["mesh"].startswith("mesh(data=4, model=1) on 4 tpu devices")
-  assert report["batch_shapes"]["passage_tokens"] == [8, 2, 128]  # mini_common.gin's length
+  assert report["batch_shapes"]["passage_tokens"] == [8, 2, 64]  # mini_common.gin's length
+  assert report["batch_shapes"]["query_tokens"] == [8, 32]
   assert report["fits"] and 0 < report["total_bytes"] < report["hbm_bytes"]
   assert report["step_flops_per_chip"] > 0
   # The step's FLOPs cover at least the model's matmuls (4 chips share the step).

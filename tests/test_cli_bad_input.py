@@ -244,7 +244,7 @@ CASES = [
     ("demo --out {under_file}", "--out"),
     ("demo --out {dir}/demo --steps 0", "--steps"),
     ("demo --out {demo_done} --steps 5",
-     "demo_done/steps/teacher.json: teacher_steps 150 -> 5: this step finished with other "
+     "demo_done/steps/teacher.json: teacher_steps 600 -> 5: this step finished with other "
      "settings; use a new --out, or remove"),
     # top level
     ("no-such-command", "no-such-command"),

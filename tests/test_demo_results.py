@@ -39,6 +39,14 @@ def test_a_row_gathers_retrieval_and_reader_metrics_per_language_and_macro():
                            None)
 
 
+def test_a_row_carries_the_distinct_first_ranked_passages_of_passage_recall():
+  assert _row("untrained", (5.0, 5.0), None)["distinct_first"] is None
+  passages = _table("xor-retrieve-passages", ("R@1", "R@5"), {"ja": (5.0, 6.0)})
+  passages.info["distinct_top1_passages"] = 7
+  kt = _table("xor-retrieve", ("R@2kt", "R@5kt"), {"ja": (50.0, 60.0)})
+  assert demo_results.stage_row("x", [kt, passages], None)["distinct_first"] == 7
+
+
 def test_learning_check_needs_the_r5_gain_and_f1_in_every_language():
   untrained = _row("untrained", (5.0, 5.0), (0.0, 0.0))
   assert demo_results.learning_failures([untrained, _row("final", (30.0, 26.0), (1.0, 2.0))],
@@ -47,6 +55,12 @@ def test_learning_check_needs_the_r5_gain_and_f1_in_every_language():
       [untrained, _row("final", (20.0, 10.0), (0.0, 2.0))], 20.0)
   assert len(failures) == 2
   assert "gains 10.0 points" in failures[0] and "['ja']" in failures[1]
+  # A collapsed retriever (one passage first for every question) fails however high its R@5.
+  collapsed = {**_row("final", (30.0, 26.0), (1.0, 2.0)), "distinct_first": 1}
+  failures = demo_results.learning_failures([untrained, collapsed], 20.0, min_distinct_first=5)
+  assert len(failures) == 1 and "ranks 1 different passages first" in failures[0]
+  assert demo_results.learning_failures([untrained, {**collapsed, "distinct_first": 5}], 20.0,
+                                        min_distinct_first=5) == []
 
 
 def test_tables_json_and_chart(tmp_path):

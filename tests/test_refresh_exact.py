@@ -19,7 +19,7 @@ from fixtures.integration import mini_data
 
 K = 3
 EVERY = 2
-MODEL = UnifiedRetrieverReader(UnifiedConfig(MT5Config.preset("tiny", vocab_size=1024,
+MODEL = UnifiedRetrieverReader(UnifiedConfig(MT5Config.preset("tiny", vocab_size=2560,
                                                               dropout_rate=0.0)))
 
 

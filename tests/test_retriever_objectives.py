@@ -93,7 +93,7 @@ def test_source_passage_is_the_positive(labelled_feed):
 class TableEncoder:
   """A stand-in retrieval head: the mean of a random embedding table over non-pad tokens."""
 
-  def __init__(self, vocab=1024, dim=6):
+  def __init__(self, vocab=2560, dim=6):
     self.table = np.random.default_rng(5).normal(size=(vocab, dim)).astype(np.float32)
 
   def numpy(self, tokens):
@@ -149,7 +149,10 @@ def test_objective_matches_numpy_on_the_feed_batch(labelled_feed, name):
   np.testing.assert_allclose(metrics[f"loss/{name}"], loss)
 
 
-SMALL = ["BATCH_SIZE = 8", "NUM_PASSAGES = 8", "SAVE_EVERY = 0", "MT5Config.scan_layers = True",
+# NUM_PASSAGES is the depth searched for each question's labelled pair (an answer passage and
+# an answer-free one): deep enough that the untrained model's ranking holds an answer passage
+# for some question of every batch.
+SMALL = ["BATCH_SIZE = 8", "NUM_PASSAGES = 32", "SAVE_EVERY = 0", "MT5Config.scan_layers = True",
          "loop.train.log_every_steps = 1", "EVAL_EVERY = 0", "BEST_METRIC = None",
          "TRAIN_STEPS = 2", "REFRESH_EVERY = 5", "INIT_CHECKPOINT = None"]
 

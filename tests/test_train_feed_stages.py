@@ -87,6 +87,24 @@ def test_stage1_feed_batches_follow_the_records_and_resume(root):
     gin.clear_config()
 
 
+def test_query_length_cuts_the_query_tokens(root):
+  gin.clear_config()
+  gin.bind_parameter("data_root.path", root)
+  try:
+    full, short = (train_feed.TrainFeed(task="clqa.clr_pt", corpus="passages/psgs_w100.tsv", k=2,
+                                        passage_length=32, **extra)
+                   for extra in ({}, {"query_length": 6}))
+    want = next(full(DataLayout(4, 4, 0, 1)))
+    got = next(short(DataLayout(4, 4, 0, 1)))
+    assert want["query_tokens"].shape == (4, 50) and got["query_tokens"].shape == (4, 6)
+    assert (want["query_tokens"][:, 6:] != 0).any()  # the cut removes real tokens
+    for name in ("query_tokens", "query_en_tokens"):
+      np.testing.assert_array_equal(got[name], want[name][:, :6])
+    np.testing.assert_array_equal(got["passage_tokens"], want["passage_tokens"])
+  finally:
+    gin.clear_config()
+
+
 def test_every_stage_trains_from_real_tasks(root, tmp_path):
   teacher = _run("experiments/mini_teacher_en.gin", root,
                  [f"MODEL_DIR = '{tmp_path / 'teacher'}'", "TRAIN_STEPS = 2"])
@@ -120,6 +138,7 @@ def test_every_stage_trains_from_real_tasks(root, tmp_path):
 
 
 @pytest.mark.parametrize("field,value", [("passage_length", 201), ("passage_length", 1),
+                                         ("query_length", 51), ("query_length", 1),
                                          ("answer_length", 51)])
 def test_feed_lengths_are_checked_against_the_stored_limits(field, value):
   with pytest.raises(ValueError, match=field):
@@ -129,5 +148,6 @@ def test_feed_lengths_are_checked_against_the_stored_limits(field, value):
 def test_feed_dimensions_follow_the_configured_lengths():
   feed = train_feed.TrainFeed.__new__(train_feed.TrainFeed)
   feed.k, feed.passage_length, feed.answer_length, feed.labelled_pairs = 4, 96, 16, False
-  assert feed.feature_dimensions() == dict(num_passages=4, query_length=50, passage_length=96,
+  feed.query_length = 24
+  assert feed.feature_dimensions() == dict(num_passages=4, query_length=24, passage_length=96,
                                            target_length=16)

@@ -54,12 +54,12 @@ def test_feed_features_rebuild_the_passages(root):
   try:
     gin.bind_parameter("data_root.path", root)
     feed = span_corruption_feed.SpanCorruptionFeed(corpus="passages/all_w100.tsv",
-                                                   languages=("fi", "ja"), sentinel_end=1024)
+                                                   languages=("fi", "ja"), sentinel_end=2560)
     source = feed(types.SimpleNamespace(per_process_batch_size=8, shard_id=0, num_shards=1))
     store = train_feed.open_passage_store("passages/all_w100.tsv")
     vocab = vocab_lib.task_vocabulary()
-    size = 1024  # sentinels above the small vocabulary's 1000 pieces
-    assert vocab.vocab_size == 1000
+    size = 2560  # sentinels above the small vocabulary's 2500 pieces
+    assert vocab.vocab_size == 2500
     batch = next(source)
     assert batch["passage_tokens"].shape == (8, 1, 200)
     assert batch["decoder_target_tokens"].shape == (8, 50)

@@ -30,11 +30,11 @@ STEPS, EVAL_EVERY, TOP_K, QUESTIONS = 4, 2, 3, 64
 # that R@2kt (the kept-best metric) is "an answer in the top 3 of the 96 passages".
 BINDINGS = ["BATCH_SIZE = 8", "NUM_PASSAGES = 2", "SAVE_EVERY = 0", "MT5Config.scan_layers = True",
             "loop.train.log_every_steps = 1", f"TRAIN_STEPS = {STEPS}", f"REFRESH_EVERY = {STEPS}",
-            f"EVAL_EVERY = {EVAL_EVERY}", "LEARNING_RATE = 1e-2",
+            f"EVAL_EVERY = {EVAL_EVERY}", "LEARNING_RATE = 3e-2",
             f"DevEvaluation.top_k = {TOP_K}", f"DevEvaluation.max_questions = {QUESTIONS}",
             "DevEvaluation.max_answer_length = 4", "DevEvaluation.progress = False",
             # A trajectory whose dev R@2kt differs between the two evaluations (keep-best must
-            # choose); at this learning rate the per-pair one scores 0 at both.
+            # choose): 1.6 at step 2 and 21.9 at step 4; at 1e-2 it is 1.6 at both.
             "UnifiedConfig.query_encoding = 'shared'"]
 
 

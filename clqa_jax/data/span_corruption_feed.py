@@ -63,7 +63,7 @@ class SpanCorruptionFeed:
     sentinel_end: sentinels count down from ``sentinel_end - 1``. None: the task vocabulary's
       size, as mT5, whose SentencePiece model ends with its 100 ``<extra_id_*>`` pieces. A
       small vocabulary without such pieces binds the model's larger embedding size instead
-      (the mini experiment: 1024 over 1000 pieces), so that sentinels are ids no text has.
+      (the mini experiment: 2560 over 2500 pieces), so that sentinels are ids no text has.
   """
   corpus: str = gin.REQUIRED
   languages: Sequence[str] | None = None

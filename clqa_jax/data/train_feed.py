@@ -131,6 +131,8 @@ class TrainFeed:
     passage_length: Lp, passage tokens fed per passage (the stored ones are cut to it; at most
       the store's MAX_PASSAGE_TOKENS, the spec's 200). A corpus of short passages trains
       faster with less: the step's encoder cost grows with Lq + Lp.
+    query_length: Lq, query tokens fed (the spec's 50, the pipeline's limit; longer queries
+      are cut to it). Padding costs as much as tokens in every [query; passage] pair.
     answer_length: T, answer tokens (the spec's 50).
     labelled_pairs: batches of K = 2 passages per question, its positive and one answer-free
       hard negative taken from its top-``k`` stored passages (``retrieval_labels``; the source
@@ -157,6 +159,7 @@ class TrainFeed:
   sample_passages: int = 0
   source_first: bool = False
   passage_length: int = MAX_PASSAGE_TOKENS
+  query_length: int = pipeline.pp.QUERY_MAX_TOKENS
   answer_length: int = pipeline.pp.ANSWER_MAX_TOKENS
   labelled_pairs: bool = False
   strip_question_mark: bool = False
@@ -170,6 +173,9 @@ class TrainFeed:
     if not 1 < self.passage_length <= MAX_PASSAGE_TOKENS:
       raise ValueError(f"TrainFeed.passage_length must be in 2..{MAX_PASSAGE_TOKENS} (the "
                        f"stored passage tokens), got {self.passage_length}")
+    if not 1 < self.query_length <= pipeline.pp.QUERY_MAX_TOKENS:
+      raise ValueError(f"TrainFeed.query_length must be in 2..{pipeline.pp.QUERY_MAX_TOKENS}, "
+                       f"got {self.query_length}")
     if not 1 < self.answer_length <= pipeline.pp.ANSWER_MAX_TOKENS:
       raise ValueError(f"TrainFeed.answer_length must be in 2..{pipeline.pp.ANSWER_MAX_TOKENS}, "
                        f"got {self.answer_length}")
@@ -233,7 +239,7 @@ class TrainFeed:
     tokens = batch[self.query_feature]
     if self.strip_question_mark:
       tokens = self.question_mark_stripped(batch[f"{self.query_feature}_pretokenized"])
-    return fid_batch._fit(tokens, pipeline.pp.QUERY_MAX_TOKENS)  # pylint: disable=protected-access
+    return fid_batch._fit(tokens, self.query_length)  # pylint: disable=protected-access
 
   def question_mark_stripped(self, texts_B: np.ndarray) -> np.ndarray:
     """int32 [B, Lq]: the query texts ("question: {q}") without a trailing "?", encoded as the
@@ -243,16 +249,16 @@ class TrainFeed:
       self._sp = _sp_processor(paths.vocabulary_path())
     texts = [t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in texts_B]
     ids = self._sp.encode([_without_question_mark(t) for t in texts], out_type=int)
-    out = np.zeros((len(ids), pipeline.pp.QUERY_MAX_TOKENS), np.int32)
+    out = np.zeros((len(ids), self.query_length), np.int32)
     for i, row in enumerate(ids):
-      row = row[:pipeline.pp.QUERY_MAX_TOKENS]
+      row = row[:self.query_length]
       out[i, :len(row)] = row
     return out
 
   def feature_dimensions(self) -> dict[str, int]:
     """The widths of every batch (``aot`` compiles the step from them, without data)."""
     return dict(num_passages=2 if self.labelled_pairs else self.k,
-                query_length=pipeline.pp.QUERY_MAX_TOKENS,
+                query_length=self.query_length,
                 passage_length=self.passage_length, target_length=self.answer_length)
 
   def __call__(self, layout: Any) -> "FeedSource":
@@ -269,6 +275,7 @@ class TrainFeed:
                                             teacher=teacher, sample=self.sample_passages,
                                             source_first=self.source_first,
                                             passage_length=self.passage_length,
+                                            query_length=self.query_length,
                                             answer_length=self.answer_length,
                                             labeller=labeller,
                                             labels=self.positive_labels)
