@@ -31,7 +31,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import os
 import tempfile
 import time
@@ -348,16 +347,15 @@ def _stage_row(stage: str, tables) -> dict[str, Any]:
                                 by_task.get("xor-full"))
 
 
-def collapse_floor(cfg: DemoConfig) -> int:
-  """The fewest distinct first-ranked passages over the XOR-Retrieve dev questions of a
-  retriever that has not collapsed: the refresh's rule (``refresh.COLLAPSE_FRACTION`` of
-  min(questions, corpus passages))."""
+def collapse_floor(cfg: DemoConfig, passage_recall) -> int:
+  """The fewest distinct first-ranked passages over the questions of ``passage_recall`` (the
+  final model's XOR-Retrieve passage-recall table) of a retriever that has not collapsed, by the
+  passage refresh's rule (``refresh.collapse_floor``) over the English corpus."""
   from clqa_jax.trainer import refresh  # pylint: disable=g-import-not-at-top
 
-  _, corpus, data_file = EVALUATIONS[0]
-  questions = len(list(readers.read_xor_jsonl(fileio.join(cfg.data, "xor", data_file))))
-  passages = sum(1 for _ in readers.read_passages_tsv(fileio.join(cfg.data, "passages", corpus)))
-  return math.ceil(refresh.COLLAPSE_FRACTION * min(questions, passages))
+  corpus = fileio.join(cfg.data, "passages", EVALUATIONS[0][1])
+  passages = sum(1 for _ in readers.read_passages_tsv(corpus))
+  return refresh.collapse_floor(sum(passage_recall.counts.values()), passages)
 
 
 def _first_ranked_line(tables_by_row: dict[str, list[dict[str, Any]]]) -> str:
@@ -475,8 +473,10 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
          "English corpus; the figures show whether the method learns on it, not model quality)")
   _print(f"total runtime {total:.1f}s (this invocation; completed steps were skipped)")
   failures = ([] if cfg.min_r5_gain is None
-              else demo_results.learning_failures(rows, cfg.min_r5_gain,
-                                                  collapse_floor(cfg)))
+              else demo_results.learning_failures(
+                  rows, cfg.min_r5_gain,
+                  collapse_floor(cfg, next(t for t in tables
+                                           if t.task == "xor-retrieve-passages"))))
   for failure in failures:
     _print(f"NOT LEARNED: {failure}")
   return {"tables": tables, "rows": rows, "results": results_path, "seconds": total,

@@ -108,6 +108,9 @@ def test_first_ranked_spread():
   # At most min(questions, corpus rows) passages can be ranked first.
   spread = refresh.first_ranked_spread(np.arange(10) % 4, corpus_rows=4)
   assert spread["refresh/distinct_first_fraction"] == 1.0
+  # The collapse bar: 5% of min(questions, corpus rows), rounded up (the demo's 189 dev
+  # questions over 96 passages: 5).
+  assert refresh.collapse_floor(189, 96) == 5 and refresh.collapse_floor(707, 672) == 34
 
 
 def test_collapsed_retriever_is_reported(root, tmp_path, caplog):

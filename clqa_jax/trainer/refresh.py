@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 from typing import Any, Iterator
 
@@ -53,6 +54,12 @@ WINDOWS = ("next", "all")
 # collapse warning.
 COLLAPSE_FRACTION = 0.05
 COLLAPSE_MIN_QUESTIONS = 40
+
+
+def collapse_floor(questions: int, corpus_rows: int) -> int:
+  """The fewest distinct first-ranked passages of a retriever that has not collapsed, ranking
+  ``questions`` over ``corpus_rows`` passages: COLLAPSE_FRACTION of the most there can be."""
+  return math.ceil(COLLAPSE_FRACTION * min(questions, corpus_rows))
 
 
 def first_ranked_spread(first_rows_Q: np.ndarray, corpus_rows: int) -> dict[str, float]:
@@ -325,10 +332,11 @@ class PassageRefresh:
         step, list(questions.qids), rows, source_rows=source_rows, scores=scores, k=k,
         meta={"window": self.window, "questions": nq, "corpus_rows": n,
               "passage_store": store.directory})
-    self.last_metrics = first_ranked_spread(version.first_rows(), n)
+    first = version.first_rows()
+    self.last_metrics = first_ranked_spread(first, n)
     distinct = int(self.last_metrics["refresh/distinct_first"])
     if (nq >= COLLAPSE_MIN_QUESTIONS
-        and self.last_metrics["refresh/distinct_first_fraction"] < COLLAPSE_FRACTION):
+        and distinct < collapse_floor(int((first >= 0).sum()), n)):
       logger.warning(
           "refresh at step %d: only %d different passages are ranked first for %d questions: "
           "the retriever has collapsed (its vectors point the same way); the reader relevance "
