@@ -95,7 +95,10 @@ def learning_failures(rows: Sequence[dict[str, Any]], min_r5_gain: float,
     failures.append(f"macro R@5 of {last['stage']} gains {gain:.1f} points over "
                     f"{first['stage']} (needs {min_r5_gain:g})")
   distinct = last.get("distinct_first")
-  if distinct is not None and distinct < min_distinct_first:
+  if min_distinct_first > 0 and distinct is None:
+    failures.append(f"{last['stage']} has no count of distinct first-ranked passages (no "
+                    f"passage-recall table): the collapse check needs one")
+  elif distinct is not None and distinct < min_distinct_first:
     failures.append(f"{last['stage']} ranks {distinct} different passages first over the dev "
                     f"questions (needs {min_distinct_first}): its retriever has collapsed")
   zero = [lang for lang, s in (last["reader"] or {}).items() if lang != MACRO and s["F1"] <= 0]

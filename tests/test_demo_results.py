@@ -61,6 +61,10 @@ def test_learning_check_needs_the_r5_gain_and_f1_in_every_language():
   assert len(failures) == 1 and "ranks 1 different passages first" in failures[0]
   assert demo_results.learning_failures([untrained, {**collapsed, "distinct_first": 5}], 20.0,
                                         min_distinct_first=5) == []
+  # Without a count the collapse check fails instead of passing unchecked.
+  failures = demo_results.learning_failures(
+      [untrained, {**collapsed, "distinct_first": None}], 20.0, min_distinct_first=5)
+  assert len(failures) == 1 and "no count of distinct first-ranked passages" in failures[0]
 
 
 def test_tables_json_and_chart(tmp_path):
